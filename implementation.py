@@ -1,0 +1,749 @@
+"""A character-level vanilla RNN in pure NumPy.
+
+This is Karpathy's min-char-rnn.py, grown into a small library that a tutorial,
+a training script, plots, a notebook and exercises can all import. It reads top
+to bottom in the order a learner meets the ideas:
+
+    text and vocabulary -> data streams -> parameters -> forward and loss
+    -> backward (BPTT) -> clipping and optimisers -> sampling -> evaluation
+    -> gradient check -> checkpoints
+
+The model (column vectors, as in the blog post and min-char-rnn):
+
+    x_t  one-hot column of the input character            (V,1)
+    h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)                 (H,1)
+    y_t = Why h_t + by                                     (V,1)  logits
+    p_t = softmax(y_t)                                     (V,1)  next-char probabilities
+    L   = sum_t -log p_t[target_t]                         scalar, nats
+
+    Wxh (H,V)  Whh (H,H)  Why (V,H)  bh (H,1)  by (V,1)
+
+B parallel streams put B columns side by side: x_t, h_t, y_t, p_t become
+(V,B), (H,B), (V,B), (V,B); the loss is summed over the T steps and averaged
+over the B streams, so B=1 gives exactly the textbook number.
+
+Backward (backprop through time), the forward pass read in reverse:
+
+    dy_t     = p_t - onehot(target_t)                      (V,B)  softmax + cross-entropy
+    dWhy    += dy_t h_t^T,   dby += dy_t
+    dh_t     = Why^T dy_t + dhnext                         (H,B)  from the output and from step t+1
+    dhraw_t  = (1 - h_t^2) * dh_t                          (H,B)  through tanh
+    dWxh    += dhraw_t x_t^T, dWhh += dhraw_t h_{t-1}^T, dbh += dhraw_t
+    dhnext   = Whh^T dhraw_t                               (H,B)  into the previous step
+
+Importing this module has no side effects: it reads no file, seeds no global
+random generator and prints nothing. Randomness always comes in as an explicit
+``np.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+# -----------------------------------------------------------------------------
+# Text and vocabulary
+# -----------------------------------------------------------------------------
+
+def read_text(path) -> str:
+    """Read a UTF-8 text file. One character = one Unicode code point.
+
+    Raises ValueError with the file name and byte offset if the file is not
+    valid UTF-8 (a binary file, or text saved in another encoding).
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if b"\x00" in raw:
+        raise ValueError(f"{path}: looks like a binary file (NUL byte at offset {raw.index(0)}); "
+                         "the model trains on UTF-8 text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                         "re-save the file as UTF-8") from None
+
+
+def build_vocab(text: str) -> list[str]:
+    """Sorted unique characters of `text`: the same text always gives the same ids.
+
+    (min-char-rnn uses list(set(data)), whose order changes between runs.)
+    """
+    if not text:
+        raise ValueError("build_vocab: the text is empty")
+    return sorted(set(text))
+
+
+def encode(text: str, chars) -> np.ndarray:
+    """Text -> int64 array of character ids (positions in the sorted vocabulary `chars`).
+
+    Speed: instead of a Python dict lookup per character, we look all code points
+    up at once with a binary search in the sorted vocabulary (np.searchsorted).
+    """
+    vocab_cp = np.array([ord(c) for c in chars], dtype=np.int64)          # (V,) sorted code points
+    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)  # (N,)
+    ids = np.searchsorted(vocab_cp, cp)                                      # (N,) candidate ids
+    ids_clipped = np.minimum(ids, len(vocab_cp) - 1)
+    bad = vocab_cp[ids_clipped] != cp
+    if bad.any():
+        unknown = sorted({chr(c) for c in cp[bad]})
+        shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise ValueError(f"encode: {len(unknown)} character(s) not in the vocabulary: {shown} "
+                         f"(first at position {int(np.argmax(bad))})")
+    return ids
+
+
+def decode(ids, chars) -> str:
+    """Character ids -> text."""
+    return "".join(chars[int(i)] for i in np.ravel(ids))
+
+
+# -----------------------------------------------------------------------------
+# Data streams
+# -----------------------------------------------------------------------------
+
+def train_val_split(ids: np.ndarray, val_fraction: float = 0.1):
+    """First (1 - val_fraction) of the ids for training, the rest for validation.
+
+    The default, the last 10% held out, is nanoGPT's shakespeare_char split,
+    so validation numbers compare directly.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"train_val_split: val_fraction must be in [0, 1), got {val_fraction}")
+    n = int(len(ids) * (1.0 - val_fraction))
+    return ids[:n], ids[n:]
+
+
+class Streams:
+    """Cut a sequence of ids into B parallel streams and serve T-step windows.
+
+    The ids are cut into B contiguous pieces of length L = len(ids) // B
+    (the remainder is dropped). Window k of an epoch holds, for every stream,
+
+        inputs  = stream[k*T     : k*T + T    ]     (T,B)
+        targets = stream[k*T + 1 : k*T + T + 1]     (T,B)  the next character
+
+    so each target is the input one step later. A training loop carries the
+    hidden state from window k to window k+1 (stream b continues where it left
+    off) and resets it to zero at the start of each epoch.
+
+    An epoch ends when the next window would run past the end of a stream, with
+    min-char-rnn's rule `if p + T + 1 >= len(data): reset`; so with B=1 the walk
+    over the data is exactly the textbook's.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int):
+        if batch_size < 1 or seq_length < 1:
+            raise ValueError(f"Streams: batch_size and seq_length must be >= 1, "
+                             f"got batch_size={batch_size}, seq_length={seq_length}")
+        ids = np.asarray(ids)
+        self.B, self.T = int(batch_size), int(seq_length)
+        self.L = len(ids) // self.B                                     # chars per stream
+        # windows k = 0, 1, ... while k*T + T + 1 < L   (min-char-rnn's reset rule)
+        self.num_windows = max(0, (self.L - 2) // self.T) if self.L >= 2 else 0
+        if self.num_windows == 0:
+            need = self.B * (self.T + 2)
+            raise ValueError(f"Streams: {len(ids)} characters is too short for one window of "
+                             f"seq_length={self.T} in {self.B} stream(s): need at least {need} "
+                             f"(B*(T+2)); use a longer text or smaller --seq-length/--batch-size")
+        self.data = ids[: self.B * self.L].reshape(self.B, self.L)     # (B,L) stream b is row b
+
+    def __len__(self) -> int:
+        return self.num_windows
+
+    @property
+    def chars_per_epoch(self) -> int:
+        return self.num_windows * self.T * self.B
+
+    def window(self, k: int):
+        """(inputs, targets) of window k, both (T,B) int arrays."""
+        if not 0 <= k < self.num_windows:
+            raise IndexError(f"Streams.window: k={k} outside 0..{self.num_windows - 1}")
+        p = k * self.T
+        inputs = self.data[:, p : p + self.T].T                          # (T,B)
+        targets = self.data[:, p + 1 : p + self.T + 1].T                 # (T,B) shifted by one
+        return np.ascontiguousarray(inputs), np.ascontiguousarray(targets)
+
+
+# -----------------------------------------------------------------------------
+# Parameters
+# -----------------------------------------------------------------------------
+
+def init_params(vocab_size: int, hidden_size: int, rng: np.random.Generator,
+                dtype=np.float64, init_scale: float = 0.01) -> dict:
+    """The textbook initialisation: weights N(0,1)*init_scale, biases zero.
+
+    Drawn in min-char-rnn's order (Wxh, Whh, Why), so the same generator gives
+    the same weights.
+    """
+    if vocab_size < 1 or hidden_size < 1:
+        raise ValueError(f"init_params: vocab_size and hidden_size must be >= 1, "
+                         f"got {vocab_size} and {hidden_size}")
+    V, H = vocab_size, hidden_size
+    p = {
+        "Wxh": rng.standard_normal((H, V)) * init_scale,   # (H,V) input -> hidden
+        "Whh": rng.standard_normal((H, H)) * init_scale,   # (H,H) hidden -> hidden
+        "Why": rng.standard_normal((V, H)) * init_scale,   # (V,H) hidden -> output
+        "bh": np.zeros((H, 1)),                             # (H,1) hidden bias
+        "by": np.zeros((V, 1)),                             # (V,1) output bias
+    }
+    return {k: v.astype(dtype) for k, v in p.items()}
+
+
+def zeros_like_params(params: dict) -> dict:
+    """A dict of zero arrays keyed and shaped like `params` (gradients, optimiser memory)."""
+    return {k: np.zeros_like(v) for k, v in params.items()}
+
+
+def _as_batch(inputs, targets, hprev, params):
+    """Accept (T,) / (H,1) single-stream or (T,B) / (H,B) batched arguments."""
+    inputs = np.asarray(inputs)
+    if inputs.ndim == 1:
+        inputs = inputs[:, None]                                      # (T,) -> (T,1)
+    if targets is not None:
+        targets = np.asarray(targets)
+        if targets.ndim == 1:
+            targets = targets[:, None]
+        if targets.shape != inputs.shape:
+            raise ValueError(f"loss_and_grads: targets shape {targets.shape} != inputs shape "
+                             f"{inputs.shape}; targets are the inputs shifted by one step")
+    H, V = params["Wxh"].shape
+    T, B = inputs.shape
+    if hprev is None:
+        hprev = np.zeros((H, B), dtype=params["Whh"].dtype)
+    hprev = np.asarray(hprev)
+    if hprev.shape != (H, B):
+        raise ValueError(f"hprev has shape {hprev.shape}, expected (H,B)=({H},{B}) "
+                         f"for hidden_size {H} and {B} stream(s)")
+    return inputs, targets, hprev
+
+
+# -----------------------------------------------------------------------------
+# Forward pass and loss
+# -----------------------------------------------------------------------------
+
+def log_softmax(y: np.ndarray, axis: int = 0) -> np.ndarray:
+    """log softmax(y) along `axis`, stable for any finite logits.
+
+    softmax(y) = softmax(y - max y): subtracting the max makes the largest
+    exponent exp(0) = 1, so exp never overflows (logits of 1e4 are fine).
+    """
+    z = y - y.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def softmax(y: np.ndarray, axis: int = 0) -> np.ndarray:
+    """softmax(y) along `axis`, computed stably (see log_softmax)."""
+    z = np.exp(y - y.max(axis=axis, keepdims=True))
+    return z / z.sum(axis=axis, keepdims=True)
+
+
+def forward(params: dict, inputs, hprev=None):
+    """Run the RNN over T steps of B streams.
+
+    inputs: (T,B) ids (or (T,) for one stream); hprev: (H,B) (zeros if None).
+    Returns (hs, logp):
+        hs   (T+1, H, B)  hs[0] = hprev, hs[t+1] = h_t, the state after reading inputs[t]
+        logp (T, V, B)    logp[t] = log p_t, log-probabilities of the next character
+    """
+    Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
+    inputs, _, hprev = _as_batch(inputs, None, hprev, params)
+    T, B = inputs.shape
+    H, V = Wxh.shape
+    hs = _hidden_states(params, inputs, hprev)       # (T+1,H,B)
+    logp = _output_logp(params, hs)                  # (V,T*B)
+    return hs, logp.reshape(V, T, B).transpose(1, 0, 2)
+
+
+def _hidden_states(params, inputs, hprev):
+    """hs (T+1,H,B): hs[0] = hprev, hs[t+1] = tanh(Wxh x_t + Whh hs[t] + bh).
+
+    Speed tricks, all giving the textbook numbers:
+    * Wxh @ onehot(x) is column x of Wxh, so the input projection of all T*B
+      characters is one gather, Wxh[:, inputs], instead of T one-hot products.
+    * hs[t] is a contiguous (H,B) block and each step is three NumPy calls that
+      write in place: at the textbook's small sizes the cost of a NumPy call,
+      not the arithmetic, limits speed.
+    """
+    Wxh, Whh, bh = params["Wxh"], params["Whh"], params["bh"]
+    T, B = inputs.shape
+    H = Whh.shape[0]
+    xs = np.empty((T, H, B), dtype=Whh.dtype)
+    # Wxh[:, inputs] (np.take, the same gather but faster) is (H,T,B); stored step-major in xs
+    np.add(np.take(Wxh, inputs, axis=1).transpose(1, 0, 2), bh, out=xs)   # (T,H,B) xs[t] = Wxh x_t + bh
+    hs = np.empty((T + 1, H, B), dtype=Whh.dtype)
+    hs[0] = hprev
+    for t in range(T):
+        h = hs[t + 1]                                # (H,B) h_t, filled in place
+        np.dot(Whh, hs[t], out=h)                    # (H,B) Whh h_{t-1}
+        h += xs[t]                                   # (H,B) + Wxh x_t + bh
+        np.tanh(h, out=h)                            # (H,B) h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
+    return hs
+
+
+def _columns(a):
+    """(T,H,B) step-major stack -> (H,T*B): all columns side by side, column t*B+b = a[t][:, b].
+
+    One copy, so that a sum over steps such as sum_t dy_t h_t^T becomes a single
+    large matrix product instead of T small ones.
+    """
+    T, H, B = a.shape
+    return a.transpose(1, 0, 2).reshape(H, T * B)
+
+
+def _output_logp(params, hs):
+    """log p_t for all T steps at once: (V, T*B), column t*B + b is step t of stream b."""
+    y = params["Why"] @ _columns(hs[1:]) + params["by"]   # (V,T*B) y_t = Why h_t + by, one product for all steps
+    return log_softmax(y, axis=0)                    # (V,T*B) log p_t = log softmax(y_t)
+
+
+def loss_and_grads(params: dict, inputs, targets, hprev=None):
+    """Loss, gradients and the last hidden state for one window of T steps.
+
+    inputs, targets: (T,B) int ids (or (T,) for one stream); hprev: (H,B) or (H,1).
+    loss: cross-entropy summed over the T steps, averaged over the B streams (nats).
+    grads: dict keyed like params ("Wxh", ...), each the derivative of that loss.
+    h_last: (H,B) hidden state after the last step, to carry into the next window.
+    """
+    Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
+    inputs, targets, hprev = _as_batch(inputs, targets, hprev, params)
+    T, B = inputs.shape
+    H, V = Wxh.shape
+    # --- forward -------------------------------------------------------------
+    hs = _hidden_states(params, inputs, hprev)       # (T+1,H,B) hs[t+1] = h_t
+    h_cols = _columns(hs)                            # (H,(T+1)*B) h_{-1}..h_{T-1} side by side (hs[0] = hprev first)
+    y = Why @ h_cols[:, B:] + by                     # (V,T*B) y_t = Why h_t + by, one product for all steps
+    y -= y.max(axis=0)                               # softmax(y) = softmax(y - max y): exp can no longer overflow
+    e = np.exp(y)                                    # (V,T*B)
+    s = e.sum(axis=0)                                # (T*B,)  sum_j exp(y_t[j])
+    cols = np.arange(T * B)
+    tgt = targets.reshape(T * B)                     # column t*B + b is step t of stream b
+    # -log p_t[target] = log sum_j exp(y_t[j]) - y_t[target]; sum over steps, mean over streams
+    loss = (np.log(s).sum() - y[tgt, cols].sum()) / B
+
+    # --- backward: the forward pass read in reverse -------------------------
+    dy = e / s                                       # (V,T*B) p_t = softmax(y_t)
+    dy[tgt, cols] -= 1.0                             # (V,T*B) dy_t = p_t - onehot(target_t): backprop into y
+    dy /= B                                          # the loss is a mean over the B streams
+    dWhy = dy @ h_cols[:, B:].T                      # (V,H) sum_t dy_t h_t^T
+    dby = dy.sum(axis=1, keepdims=True)              # (V,1) sum_t dy_t
+    # backprop into h from the outputs: dhs[t] = Why^T dy_t for all t in one batched
+    # call (np.matmul loops over the leading T axis), written step-major like hs
+    dhs = np.empty((T, H, B), dtype=Whh.dtype)
+    np.matmul(Why.T, dy.reshape(V, T, B).transpose(1, 0, 2), out=dhs)   # (T,H,B) Why^T dy_t
+    dtanh = hs[1:] * hs[1:]
+    np.subtract(1.0, dtanh, out=dtanh)               # (T,H,B) tanh'(a_t) = 1 - h_t^2, all steps at once
+    WhhT = Whh.T                                     # (H,H) a transposed view, made once
+    # Backprop through time, in place: dhs[t] holds Why^T dy_t; adding dhnext
+    # turns it into dh_t, and multiplying by tanh' turns it into dhraw_t.
+    for t in reversed(range(T)):
+        dh = dhs[t]                                  # (H,B) Why^T dy_t
+        if t < T - 1:
+            dh += np.dot(WhhT, dhs[t + 1])           # (H,B) dh_t = Why^T dy_t + dhnext, dhnext = Whh^T dhraw_{t+1}
+        dh *= dtanh[t]                               # (H,B) dhraw_t = (1 - h_t^2) * dh_t: backprop through tanh
+    dhraw = _columns(dhs)                            # (H,T*B) all dhraw_t side by side
+    dWhh = dhraw @ h_cols[:, :-B].T                  # (H,H) sum_t dhraw_t h_{t-1}^T, one product
+    dbh = dhraw.sum(axis=1, keepdims=True)           # (H,1) sum_t dhraw_t
+    # dWxh = sum_t dhraw_t x_t^T with one-hot x_t, as one product with the (V,T*B)
+    # one-hot matrix of all inputs (faster than a scatter-add with np.add.at).
+    X = np.zeros((V, T * B), dtype=Wxh.dtype)
+    X[inputs.reshape(T * B), cols] = 1.0             # (V,T*B) one-hot columns x_t
+    dWxh = dhraw @ X.T                               # (H,V) sum_t dhraw_t x_t^T
+    grads = {"Wxh": dWxh, "Whh": dWhh, "Why": dWhy, "bh": dbh, "by": dby}
+    return float(loss), grads, hs[-1].copy()
+
+
+# -----------------------------------------------------------------------------
+# Gradient clipping and optimisers
+# -----------------------------------------------------------------------------
+
+def clip_grads(grads: dict, limit: float | None = 5.0, fractions: bool = False):
+    """Clip every gradient entry to [-limit, limit] in place (min-char-rnn's rule).
+
+    Elementwise clipping caps each entry on its own, which can turn the
+    gradient's direction; norm clipping (g *= limit / ||g|| when ||g|| > limit)
+    keeps the direction and only shortens it. Both stop one exploding step from
+    wrecking the weights; the textbook uses the elementwise form.
+    limit=None turns clipping off. With fractions=True, returns the fraction of
+    entries of each gradient that were clipped (for the gradient-health plot).
+    """
+    frac = {}
+    for k, g in grads.items():
+        if limit is None:
+            frac[k] = 0.0
+            continue
+        if fractions:
+            frac[k] = float(np.count_nonzero(np.abs(g) > limit)) / g.size
+        np.clip(g, -limit, limit, out=g)             # g = min(max(g, -limit), limit)
+    return frac if fractions else None
+
+
+def adagrad_update(params: dict, grads: dict, memory: dict, learning_rate: float,
+                   eps: float = 1e-8) -> None:
+    """Adagrad, in place, exactly as min-char-rnn:
+
+        memory += g * g
+        param  -= learning_rate * g / sqrt(memory + eps)
+    """
+    for k in params:
+        g = grads[k]
+        memory[k] += g * g                                          # running sum of squared gradients
+        params[k] -= learning_rate * g / np.sqrt(memory[k] + eps)   # per-entry step size
+
+
+def adam_update(params: dict, grads: dict, state: dict, learning_rate: float,
+                beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+    """Adam, in place (an option for the fast settings; Adagrad is the default).
+
+    state = {"step": int, "m": {...}, "v": {...}} with m, v keyed like params:
+        m = beta1 m + (1-beta1) g,  v = beta2 v + (1-beta2) g^2
+        param -= lr * mhat / (sqrt(vhat) + eps),  mhat = m/(1-beta1^t), vhat = v/(1-beta2^t)
+    """
+    state["step"] += 1
+    t = state["step"]
+    c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t                    # bias corrections
+    for k in params:
+        g = grads[k]
+        m, v = state["m"][k], state["v"][k]
+        m *= beta1
+        m += (1.0 - beta1) * g
+        v *= beta2
+        v += (1.0 - beta2) * (g * g)
+        params[k] -= (learning_rate / c1) * m / (np.sqrt(v / c2) + eps)
+
+
+def init_optimizer(name: str, params: dict) -> dict:
+    """Optimiser state: Adagrad {"memory": {...}}, Adam {"step": 0, "m": {...}, "v": {...}}."""
+    if name == "adagrad":
+        return {"memory": zeros_like_params(params)}
+    if name == "adam":
+        return {"step": 0, "m": zeros_like_params(params), "v": zeros_like_params(params)}
+    raise ValueError(f"init_optimizer: unknown optimizer {name!r} (use 'adagrad' or 'adam')")
+
+
+def train_step(params, opt_state, inputs, targets, hprev, learning_rate,
+               clip=5.0, optimizer="adagrad", fractions=False):
+    """One textbook training step: loss and gradients, clip, update params in place.
+
+    Returns (loss, h_last, grads, clip_fractions); grads are the clipped ones,
+    clip_fractions is None unless fractions=True.
+    """
+    loss, grads, h = loss_and_grads(params, inputs, targets, hprev)
+    frac = clip_grads(grads, clip, fractions)
+    if optimizer == "adagrad":
+        adagrad_update(params, grads, opt_state["memory"], learning_rate)
+    elif optimizer == "adam":
+        adam_update(params, grads, opt_state, learning_rate)
+    else:
+        raise ValueError(f"train_step: unknown optimizer {optimizer!r} (use 'adagrad' or 'adam')")
+    return loss, h, grads, frac
+
+
+# -----------------------------------------------------------------------------
+# Sampling
+# -----------------------------------------------------------------------------
+
+def _check_temperature(temperature):
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}") from None
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r} "
+                         "(small values such as 0.01 approach greedy argmax sampling)")
+    return t
+
+
+def sample_probs(y: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+    """The distribution a sample is drawn from: softmax(y / temperature) over the top_k logits.
+
+    y: (V,) or (V,1) logits. As temperature -> 0 this tends to the argmax (one-hot);
+    since (y - max y) / T is <= 0 it never overflows, even for T = 1e-300.
+    """
+    t = _check_temperature(temperature)
+    y = np.asarray(y, dtype=np.float64).ravel()                       # (V,)
+    if top_k is not None:
+        if not 1 <= int(top_k) <= y.size:
+            raise ValueError(f"top_k must be between 1 and {y.size}, got {top_k}")
+        kth = np.sort(y)[-int(top_k)]
+        y = np.where(y >= kth, y, -np.inf)                             # keep the k largest logits
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        z = (y - y.max()) / t                                          # <= 0, max entry is exactly 0
+        z = np.where(np.isnan(z), -np.inf, z)
+        p = np.exp(z)
+    return p / p.sum()
+
+
+def sample(params: dict, h, seed_ix: int, n: int, temperature: float = 1.0,
+           rng: np.random.Generator | None = None, top_k: int | None = None):
+    """Sample n character ids from the model, min-char-rnn's sample() with a temperature.
+
+    h: (H,1) starting hidden state; seed_ix: the first input character id.
+    Returns (ids, h): a list of n ids and the final (H,1) hidden state.
+    """
+    _check_temperature(temperature)
+    if rng is None:
+        rng = np.random.default_rng()
+    Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
+    h = np.array(h, dtype=Whh.dtype).reshape(-1, 1)                   # (H,1)
+    ix, ids = int(seed_ix), []
+    for _ in range(n):
+        h = np.tanh(Wxh[:, [ix]] + Whh @ h + bh)                      # (H,1) Wxh x + Whh h + bh, x one-hot
+        y = Why @ h + by                                              # (V,1) logits
+        p = sample_probs(y, temperature, top_k)                       # (V,)  softmax(y / T)
+        # draw from p: the first index whose cumulative probability exceeds u ~ U[0,1)
+        ix = int(min(np.searchsorted(np.cumsum(p), rng.random(), side="right"), p.size - 1))
+        ids.append(ix)
+    return ids, h
+
+
+def sample_text(params: dict, chars, prime: str, n: int, temperature: float = 1.0,
+                rng: np.random.Generator | None = None, top_k: int | None = None) -> str:
+    """Feed `prime` through the model, then sample n more characters; returns only the new ones."""
+    if not prime:
+        raise ValueError("sample_text: prime must be at least one character")
+    ids = encode(prime, chars)
+    H = params["Whh"].shape[0]
+    h = np.zeros((H, 1), dtype=params["Whh"].dtype)
+    if len(ids) > 1:                                                  # warm the state up on the prime
+        hs, _ = forward(params, ids[:-1], h)
+        h = hs[-1]
+    out, _ = sample(params, h, ids[-1], n, temperature, rng, top_k)
+    return decode(out, chars)
+
+
+# -----------------------------------------------------------------------------
+# Evaluation
+# -----------------------------------------------------------------------------
+
+def evaluate(params: dict, ids, num_chunks: int = 64, seq_length: int = 256) -> dict:
+    """Mean cross-entropy per character of predicting ids[1:] from ids[:-1].
+
+    Returns {"nats": ..., "bits": ..., "chars": N}; bits = nats / ln 2.
+    The hidden state is carried across the whole sequence, never reset.
+    Speed: the sequence is cut into num_chunks contiguous chunks that run side by
+    side as one batch, each from h = 0 at its start. With num_chunks=1 the
+    state runs across the entire sequence; more chunks cost a few characters of
+    context at each chunk start and run many times faster.
+    """
+    ids = np.asarray(ids)
+    x, tgt = ids[:-1], ids[1:]
+    N = len(x)
+    if N < 1:
+        raise ValueError("evaluate: need at least 2 characters")
+    B = max(1, min(int(num_chunks), N))
+    L = -(-N // B)                                                     # ceil(N / B) steps per chunk
+    pad = B * L - N                                                    # padding at the end of the last chunk
+    X = np.concatenate([x, np.zeros(pad, x.dtype)]).reshape(B, L).T   # (L,B) chunk b is column b
+    Y = np.concatenate([tgt, np.zeros(pad, x.dtype)]).reshape(B, L).T
+    mask = np.concatenate([np.ones(N), np.zeros(pad)]).reshape(B, L).T
+    H = params["Whh"].shape[0]
+    h = np.zeros((H, B), dtype=params["Whh"].dtype)
+    total = 0.0
+    for s in range(0, L, seq_length):
+        hs, logp = forward(params, X[s:s + seq_length], h)            # logp (t,V,B)
+        t = logp.shape[0]
+        picked = np.take_along_axis(logp, Y[s:s + t, None], axis=1)[:, 0]  # (t,B) log p_t[target]
+        total -= float((picked * mask[s:s + t]).sum())
+        h = hs[-1]                                                     # carry the state on
+    nats = total / N
+    return {"nats": nats, "bits": nats / math.log(2), "chars": N}
+
+
+# -----------------------------------------------------------------------------
+# Gradient check
+# -----------------------------------------------------------------------------
+
+def rel_error(a, b) -> float:
+    """Relative error between two arrays: ||a - b|| / (||a|| + ||b||).
+
+    Computed over the whole array, so entries whose gradient is ~0 do not blow
+    it up. Rough guide in float64: < 1e-7 correct, 1e-4..1e-2 suspicious,
+    > 1e-2 a bug.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    denom = np.linalg.norm(a) + np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / denom) if denom > 0 else 0.0
+
+
+def numerical_grad(f, x: np.ndarray, delta: float = 1e-5, indices=None) -> np.ndarray:
+    """Central differences (f(x+d) - f(x-d)) / 2d at each (or the given) entry of x, in place."""
+    grad = np.zeros_like(x)
+    it = np.ndindex(*x.shape) if indices is None else indices
+    for ix in it:
+        old = x[ix]
+        x[ix] = old + delta
+        fp = f()
+        x[ix] = old - delta
+        fm = f()
+        x[ix] = old                                                    # restore
+        grad[ix] = (fp - fm) / (2 * delta)
+    return grad
+
+
+def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
+               num_checks: int | None = None, delta: float = 1e-5,
+               rng: np.random.Generator | None = None, grads: dict | None = None) -> dict:
+    """Compare loss_and_grads' gradients with central differences, in float64.
+
+    Returns {name: rel_error} for each name in `names`. num_checks=None checks
+    every entry; otherwise that many random entries per parameter (then the
+    error is computed over those entries). Pass `grads` to check gradients
+    from another function (an exercise) against the numbers.
+    """
+    for k in names:
+        if params[k].dtype != np.float64:
+            raise TypeError(f"grad_check: params[{k!r}] is {params[k].dtype}; central differences "
+                            "need float64 (float32 rounding swamps them): cast with "
+                            "{k: v.astype(np.float64) for k, v in params.items()}")
+    if grads is None:
+        _, grads, _ = loss_and_grads(params, inputs, targets, hprev)
+    f = lambda: loss_and_grads(params, inputs, targets, hprev)[0]
+    errors = {}
+    for k in names:
+        x = params[k]
+        if num_checks is None:
+            num = numerical_grad(f, x, delta)
+            errors[k] = rel_error(grads[k], num)
+        else:
+            rng = rng or np.random.default_rng(0)
+            idx = [tuple(int(rng.integers(s)) for s in x.shape) for _ in range(num_checks)]
+            num = numerical_grad(f, x, delta, idx)
+            sel = tuple(np.array(i) for i in zip(*idx))
+            errors[k] = rel_error(grads[k][sel], num[sel])
+    return errors
+
+
+# -----------------------------------------------------------------------------
+# Checkpoints
+# -----------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = "numpy-char-rnn-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used (missing, corrupted, wrong kind, other vocabulary)."""
+
+
+def rng_state_json(rng: np.random.Generator) -> str:
+    """A Generator's state as JSON (its 128-bit integers survive JSON exactly)."""
+    return json.dumps(rng.bit_generator.state)
+
+
+def rng_from_json(s: str) -> np.random.Generator:
+    state = json.loads(s)
+    bitgen = getattr(np.random, state["bit_generator"])()
+    bitgen.state = state
+    return np.random.Generator(bitgen)
+
+
+def _flatten_opt(opt_state: dict) -> tuple[dict, dict]:
+    """Optimiser state -> ({"opt/<slot>/<name>": array}, {scalar fields})."""
+    arrays, scalars = {}, {}
+    for slot, v in opt_state.items():
+        if isinstance(v, dict):
+            for k, a in v.items():
+                arrays[f"opt/{slot}/{k}"] = a
+        else:
+            scalars[slot] = v
+    return arrays, scalars
+
+
+def save_checkpoint(path, params: dict, opt_state: dict, chars, hidden: np.ndarray,
+                    meta: dict, rng: np.random.Generator | None = None) -> Path:
+    """Save everything a true resume needs to a .npz file, atomically.
+
+    Arrays: params/<name>, opt/<slot>/<name>, hidden, vocab (code points).
+    meta (JSON, stored as a string): step, epoch, window, hyperparameters and
+    anything else the caller puts in, plus the RNG state. No pickles: the file
+    loads with np.load(path, allow_pickle=False).
+    Written to a temporary file in the same folder, then renamed over `path`, so
+    a crash while saving leaves the previous checkpoint intact.
+    """
+    path = Path(path)
+    opt_arrays, opt_scalars = _flatten_opt(opt_state)
+    meta = dict(meta)
+    meta.update(format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, opt_scalars=opt_scalars,
+                rng_state=rng_state_json(rng) if rng is not None else None)
+    arrays = {f"params/{k}": v for k, v in params.items()}
+    arrays.update(opt_arrays)
+    arrays["hidden"] = np.asarray(hidden)
+    arrays["vocab"] = np.array([ord(c) for c in chars], dtype=np.int64)
+    arrays["meta"] = np.array(json.dumps(meta))                       # a 0-d unicode array, not a pickle
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)                                          # atomic on POSIX and Windows
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path, expected_chars=None) -> dict:
+    """Load a checkpoint written by save_checkpoint.
+
+    Returns {"params", "opt_state", "chars", "hidden", "meta", "rng"}.
+    Raises CheckpointError with a one-line reason for a missing, truncated,
+    corrupted or foreign file, and, if expected_chars is given, for a checkpoint
+    trained on another vocabulary.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a folder, not a file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}                        # read (and CRC-check) every member now
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted file: {e})") from None
+    if "meta" not in arrays or "vocab" not in arrays:
+        raise CheckpointError(f"{path}: a NumPy file, but not a char-rnn checkpoint (no meta/vocab)")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError:
+        raise CheckpointError(f"{path}: checkpoint metadata is corrupted") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a char-rnn checkpoint (format {meta.get('format')!r})")
+    chars = [chr(int(c)) for c in arrays["vocab"]]
+    params = {k: arrays.get(f"params/{k}") for k in PARAM_NAMES}
+    missing = [k for k, v in params.items() if v is None]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint is missing parameters {missing}")
+    H, V = params["Wxh"].shape
+    want = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
+    for k, shape in want.items():
+        if params[k].shape != shape:
+            raise CheckpointError(f"{path}: params/{k} has shape {params[k].shape}, expected {shape}")
+    if V != len(chars):
+        raise CheckpointError(f"{path}: vocabulary has {len(chars)} characters but Wxh expects {V}")
+    if expected_chars is not None and list(expected_chars) != chars:
+        only_data = sorted(set(expected_chars) - set(chars))
+        only_ckpt = sorted(set(chars) - set(expected_chars))
+        raise CheckpointError(
+            f"{path}: checkpoint vocabulary ({len(chars)} chars) does not match the data's "
+            f"({len(expected_chars)} chars); only in the data: {''.join(only_data)!r}, "
+            f"only in the checkpoint: {''.join(only_ckpt)!r}")
+    opt_state = dict(meta.get("opt_scalars", {}))
+    for k, a in arrays.items():
+        if k.startswith("opt/"):
+            _, slot, name = k.split("/", 2)
+            opt_state.setdefault(slot, {})[name] = a
+    rng = rng_from_json(meta["rng_state"]) if meta.get("rng_state") else None
+    return {"params": params, "opt_state": opt_state, "chars": chars,
+            "hidden": arrays["hidden"], "meta": meta, "rng": rng}
