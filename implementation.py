@@ -361,6 +361,29 @@ def loss_and_grads(params: dict, inputs, targets, hprev=None):
     return float(loss), grads, hs[-1].copy()
 
 
+def hidden_grad_norms(params: dict, inputs, targets, hprev=None) -> np.ndarray:
+    """How much the loss at the LAST step depends on each earlier hidden state.
+
+    Returns norms (T,) with norms[k] = ||d loss_{T-1} / d h_{T-1-k}|| (mean over
+    streams): the gradient k steps back in time. Each step back multiplies by
+    Whh^T diag(1 - h^2), so in a vanilla RNN it usually shrinks geometrically
+    (vanishing gradients), which limits how far back the model can learn.
+    """
+    Why, Whh = params["Why"], params["Whh"]
+    inputs, targets, hprev = _as_batch(inputs, targets, hprev, params)
+    T, B = inputs.shape
+    hs, logp = forward(params, inputs, hprev)        # hs (T+1,H,B), logp (T,V,B)
+    dy = np.exp(logp[-1])                            # (V,B) p_{T-1}
+    dy[targets[-1], np.arange(B)] -= 1.0             # (V,B) dy = p - onehot(target), last step only
+    dh = Why.T @ dy                                  # (H,B) d loss_{T-1} / d h_{T-1}
+    norms = np.empty(T)
+    for k in range(T):
+        t = T - 1 - k                                # hs[t+1] is h_t
+        norms[k] = np.linalg.norm(dh, axis=0).mean()
+        dh = Whh.T @ ((1.0 - hs[t + 1] ** 2) * dh)   # (H,B) one step back: Whh^T (tanh' * dh)
+    return norms
+
+
 # -----------------------------------------------------------------------------
 # Gradient clipping and optimisers
 # -----------------------------------------------------------------------------
@@ -445,6 +468,73 @@ def train_step(params, opt_state, inputs, targets, hprev, learning_rate,
     else:
         raise ValueError(f"train_step: unknown optimizer {optimizer!r} (use 'adagrad' or 'adam')")
     return loss, h, grads, frac
+
+
+class Trainer:
+    """min-char-rnn's main loop as an object: one call to step() is one iteration.
+
+    It owns the data walk (B streams of T-step windows), the hidden state that
+    is carried from window to window and reset to zero at each epoch start,
+    the optimiser state, and the counters a checkpoint needs for a true resume:
+
+        step    iterations done so far          epoch   full passes over the data done
+        window  next window within the epoch    smooth_loss  per-char loss, smoothed 0.999/0.001
+
+    An epoch is one full pass over the training ids: len(streams) windows.
+    """
+
+    def __init__(self, params: dict, train_ids, batch_size: int = 1, seq_length: int = 25,
+                 learning_rate: float = 0.1, optimizer: str = "adagrad", clip: float | None = 5.0,
+                 opt_state: dict | None = None):
+        if not learning_rate > 0:
+            raise ValueError(f"Trainer: learning_rate must be > 0, got {learning_rate}")
+        self.params = params
+        self.streams = Streams(train_ids, batch_size, seq_length)
+        self.learning_rate, self.optimizer, self.clip = learning_rate, optimizer, clip
+        self.opt_state = opt_state if opt_state is not None else init_optimizer(optimizer, params)
+        H, V = params["Wxh"].shape
+        self.h = np.zeros((H, batch_size), dtype=params["Whh"].dtype)    # (H,B) carried hidden state
+        self.step_count, self.epoch, self.window = 0, 0, 0
+        self.smooth_loss = math.log(V)               # per char; the loss of a uniform guess
+
+    @property
+    def chars_seen(self) -> int:
+        return self.step_count * self.streams.T * self.streams.B
+
+    def step(self, learning_rate: float | None = None, fractions: bool = False):
+        """One iteration. Returns (loss per character, clipped grads, clip fractions or None)."""
+        if self.window == 0:
+            self.h = np.zeros_like(self.h)           # new epoch: reset the RNN's memory
+        inputs, targets = self.streams.window(self.window)
+        lr = self.learning_rate if learning_rate is None else learning_rate
+        loss, self.h, grads, frac = train_step(self.params, self.opt_state, inputs, targets,
+                                               self.h, lr, self.clip, self.optimizer, fractions)
+        per_char = loss / self.streams.T             # summed over T steps, mean over B -> per char
+        self.smooth_loss = 0.999 * self.smooth_loss + 0.001 * per_char
+        self.step_count += 1
+        self.window += 1
+        if self.window == len(self.streams):         # the next window would run past the end
+            self.window, self.epoch = 0, self.epoch + 1
+        return per_char, grads, frac
+
+    def state(self) -> dict:
+        """The counters to store in a checkpoint's meta (see save_checkpoint)."""
+        return {"step": self.step_count, "epoch": self.epoch, "window": self.window,
+                "smooth_loss": self.smooth_loss}
+
+    def restore(self, ck: dict) -> "Trainer":
+        """Continue from a loaded checkpoint (load_checkpoint's dict): the exact same run."""
+        m = ck["meta"]
+        if ck["hidden"].shape != self.h.shape:
+            raise CheckpointError(f"checkpoint hidden state has shape {ck['hidden'].shape}, but this run "
+                                  f"expects {self.h.shape} (hidden_size, batch_size): use the same settings")
+        for k in PARAM_NAMES:
+            self.params[k][...] = ck["params"][k]
+        self.opt_state = ck["opt_state"]
+        self.h = ck["hidden"].astype(self.h.dtype)
+        self.step_count, self.epoch, self.window = int(m["step"]), int(m["epoch"]), int(m["window"])
+        self.smooth_loss = float(m["smooth_loss"])
+        return self
 
 
 # -----------------------------------------------------------------------------

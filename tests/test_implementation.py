@@ -232,7 +232,7 @@ def test_epoch_wraparound_matches_textbook_pointer_reset():
     """Across an epoch boundary the data pointer and hidden state reset like min-char-rnn."""
     rng = np.random.default_rng(8)
     V, H, T = 6, 16, 7
-    data = rng.integers(0, V, size=40)              # 4 windows per pass, then reset
+    data = rng.integers(0, V, size=40)              # 5 windows per pass, then reset
     p0 = rnn.init_params(V, H, np.random.default_rng(9), init_scale=0.1)
     n = 9
     ref_params, _, ref_losses, _, _ = textbook_run(p0, data, T, 0.1, n)
@@ -488,3 +488,57 @@ def test_import_has_no_side_effects():
                          cwd=os.path.dirname(rnn.__file__))
     assert out.returncode == 0, out.stderr
     assert out.stdout == "" and out.stderr == ""
+
+
+# ----------------------------------------------------------------------------- training loop
+
+def test_trainer_walk_equals_textbook_run_and_resumes_exactly(tmp_path):
+    rng = np.random.default_rng(12)
+    V, H, T = 6, 16, 7
+    data = rng.integers(0, V, size=40)               # 5 windows per epoch: 12 steps cross two epoch starts
+    p0 = rnn.init_params(V, H, np.random.default_rng(9), init_scale=0.1)
+    ref_params, _, ref_losses, _, _ = textbook_run(p0, data, T, 0.1, 12)
+    tr = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 1, T, 0.1)
+    losses = [tr.step()[0] * T for _ in range(12)]
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-7)
+    assert (tr.step_count, tr.epoch, tr.window) == (12, 2, 2)
+    assert tr.chars_seen == 12 * T
+
+    # stop after 5, save, load into a fresh Trainer, continue: bit-identical
+    ta = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 3, 0.1)
+    for _ in range(11):
+        ta.step()
+    tb = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 3, 0.1)
+    for _ in range(5):
+        tb.step()
+    path = rnn.save_checkpoint(tmp_path / "t.npz", tb.params, tb.opt_state, list("abcdef"), tb.h, tb.state())
+    tc = rnn.Trainer(rnn.init_params(V, H, np.random.default_rng(99)), data, 2, 3, 0.1)
+    tc.restore(rnn.load_checkpoint(path))
+    for _ in range(6):
+        tc.step()
+    for k in p0:
+        np.testing.assert_array_equal(tc.params[k], ta.params[k])
+    assert tc.state() == ta.state()
+
+
+def test_hidden_grad_norms_match_central_differences():
+    """norms[k] = ||d loss_{T-1} / d h_{T-1-k}||: the last-step loss of the remaining
+    k inputs run from h_{T-1-k}, differentiated numerically w.r.t. that state."""
+    params, inputs, targets, hprev = random_problem(5, 6, 6, 1, seed=3, scale=0.8)
+    T = 6
+    norms = rnn.hidden_grad_norms(params, inputs, targets, hprev)
+    hs, logp = rnn.forward(params, inputs, hprev)
+    # k = 0: d loss / d h_{T-1} = Why^T (p - onehot(target))
+    dy = np.exp(logp[-1]).copy()
+    dy[targets[-1, 0]] -= 1
+    assert norms[0] == pytest.approx(np.linalg.norm(params["Why"].T @ dy), rel=1e-10)
+    for k in range(1, T):
+        t = T - 1 - k
+        rest_x = inputs[t + 1:]
+
+        def last_loss(h):
+            _, lp = rnn.forward(params, rest_x, h)
+            return -lp[-1, targets[-1, 0], 0]
+        h0 = hs[t + 1].copy()                        # h_t
+        num = rnn.numerical_grad(lambda: last_loss(h0), h0)
+        assert norms[k] == pytest.approx(np.linalg.norm(num), rel=1e-6), f"k={k}"
