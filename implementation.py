@@ -452,6 +452,22 @@ def init_optimizer(name: str, params: dict) -> dict:
     raise ValueError(f"init_optimizer: unknown optimizer {name!r} (use 'adagrad' or 'adam')")
 
 
+def apply_update(params, opt_state, grads, learning_rate, clip=5.0, optimizer="adagrad",
+                 fractions=False):
+    """Clip the gradients (in place) and take one optimiser step on params (in place).
+
+    Returns the clip fractions per parameter if fractions=True, else None.
+    """
+    frac = clip_grads(grads, clip, fractions)
+    if optimizer == "adagrad":
+        adagrad_update(params, grads, opt_state["memory"], learning_rate)
+    elif optimizer == "adam":
+        adam_update(params, grads, opt_state, learning_rate)
+    else:
+        raise ValueError(f"apply_update: unknown optimizer {optimizer!r} (use 'adagrad' or 'adam')")
+    return frac
+
+
 def train_step(params, opt_state, inputs, targets, hprev, learning_rate,
                clip=5.0, optimizer="adagrad", fractions=False):
     """One textbook training step: loss and gradients, clip, update params in place.
@@ -460,13 +476,7 @@ def train_step(params, opt_state, inputs, targets, hprev, learning_rate,
     clip_fractions is None unless fractions=True.
     """
     loss, grads, h = loss_and_grads(params, inputs, targets, hprev)
-    frac = clip_grads(grads, clip, fractions)
-    if optimizer == "adagrad":
-        adagrad_update(params, grads, opt_state["memory"], learning_rate)
-    elif optimizer == "adam":
-        adam_update(params, grads, opt_state, learning_rate)
-    else:
-        raise ValueError(f"train_step: unknown optimizer {optimizer!r} (use 'adagrad' or 'adam')")
+    frac = apply_update(params, opt_state, grads, learning_rate, clip, optimizer, fractions)
     return loss, h, grads, frac
 
 
@@ -496,19 +506,26 @@ class Trainer:
         self.h = np.zeros((H, batch_size), dtype=params["Whh"].dtype)    # (H,B) carried hidden state
         self.step_count, self.epoch, self.window = 0, 0, 0
         self.smooth_loss = math.log(V)               # per char; the loss of a uniform guess
+        self.grad_norms = {}                         # set by step(fractions=True)
 
     @property
     def chars_seen(self) -> int:
         return self.step_count * self.streams.T * self.streams.B
 
     def step(self, learning_rate: float | None = None, fractions: bool = False):
-        """One iteration. Returns (loss per character, clipped grads, clip fractions or None)."""
+        """One iteration. Returns (loss per character, clipped grads, clip fractions or None).
+
+        With fractions=True it also sets self.grad_norms: each gradient's L2 norm
+        before clipping, for the gradient-health plot.
+        """
         if self.window == 0:
             self.h = np.zeros_like(self.h)           # new epoch: reset the RNN's memory
         inputs, targets = self.streams.window(self.window)
         lr = self.learning_rate if learning_rate is None else learning_rate
-        loss, self.h, grads, frac = train_step(self.params, self.opt_state, inputs, targets,
-                                               self.h, lr, self.clip, self.optimizer, fractions)
+        loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h)
+        if fractions:                                # gradient health, measured before clipping
+            self.grad_norms = {k: float(np.linalg.norm(g)) for k, g in grads.items()}
+        frac = apply_update(self.params, self.opt_state, grads, lr, self.clip, self.optimizer, fractions)
         per_char = loss / self.streams.T             # summed over T steps, mean over B -> per char
         self.smooth_loss = 0.999 * self.smooth_loss + 0.001 * per_char
         self.step_count += 1

@@ -542,3 +542,15 @@ def test_hidden_grad_norms_match_central_differences():
         h0 = hs[t + 1].copy()                        # h_t
         num = rnn.numerical_grad(lambda: last_loss(h0), h0)
         assert norms[k] == pytest.approx(np.linalg.norm(num), rel=1e-6), f"k={k}"
+
+
+def test_trainer_reports_gradient_norms_before_clipping():
+    params, _, _, _ = random_problem(5, 6, 4, 1, seed=1, scale=3.0)
+    data = np.random.default_rng(0).integers(0, 5, size=200)
+    tr = rnn.Trainer({k: v.copy() for k, v in params.items()}, data, 1, 4, 0.1, clip=0.01)
+    _, clipped, frac = tr.step(fractions=True)
+    _, raw, _ = rnn.loss_and_grads(params, *rnn.Streams(data, 1, 4).window(0), None)
+    for k in raw:
+        assert tr.grad_norms[k] == pytest.approx(np.linalg.norm(raw[k]), rel=1e-12)
+        assert np.abs(clipped[k]).max() <= 0.01
+        assert frac[k] == pytest.approx(np.mean(np.abs(raw[k]) > 0.01))
