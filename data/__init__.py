@@ -1,0 +1,1 @@
+"""Training corpora and the code that fetches them (see data/README.md)."""
