@@ -558,7 +558,8 @@ class Trainer:
 # Sampling
 # -----------------------------------------------------------------------------
 
-def _check_temperature(temperature):
+def check_temperature(temperature) -> float:
+    """The temperature as a float, or a ValueError saying why it cannot be used."""
     try:
         t = float(temperature)
     except (TypeError, ValueError):
@@ -575,7 +576,7 @@ def sample_probs(y: np.ndarray, temperature: float = 1.0, top_k: int | None = No
     y: (V,) or (V,1) logits. As temperature -> 0 this tends to the argmax (one-hot);
     since (y - max y) / T is <= 0 it never overflows, even for T = 1e-300.
     """
-    t = _check_temperature(temperature)
+    t = check_temperature(temperature)
     y = np.asarray(y, dtype=np.float64).ravel()                       # (V,)
     if top_k is not None:
         if not 1 <= int(top_k) <= y.size:
@@ -596,7 +597,7 @@ def sample(params: dict, h, seed_ix: int, n: int, temperature: float = 1.0,
     h: (H,1) starting hidden state; seed_ix: the first input character id.
     Returns (ids, h): a list of n ids and the final (H,1) hidden state.
     """
-    _check_temperature(temperature)
+    check_temperature(temperature)
     if rng is None:
         rng = np.random.default_rng()
     Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
@@ -793,6 +794,7 @@ def save_checkpoint(path, params: dict, opt_state: dict, chars, hidden: np.ndarr
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)                                           # mkstemp makes it private (0600)
         os.replace(tmp, path)                                          # atomic on POSIX and Windows
     except BaseException:
         if os.path.exists(tmp):
@@ -814,6 +816,8 @@ def load_checkpoint(path, expected_chars=None) -> dict:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"checkpoint path is a folder, not a file: {path}")
+    if not zipfile.is_zipfile(path):                                   # .npz files are zip archives
+        raise CheckpointError(f"{path}: not a .npz checkpoint (not a zip archive; truncated or another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}                        # read (and CRC-check) every member now
