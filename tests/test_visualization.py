@@ -431,7 +431,7 @@ def _corrupt(path):
 
 @pytest.mark.parametrize("case, expected", [
     ("missing checkpoint", "checkpoint not found"),
-    ("corrupt checkpoint", "not a readable checkpoint"),
+    ("corrupt checkpoint", "not a .npz checkpoint"),
     ("missing log", "training log not found"),
     ("bad log", "line 1: not valid JSON"),
     ("missing text", "pass --text FILE"),
