@@ -1,0 +1,193 @@
+"""Tests for notebook.ipynb, the interactive walkthrough.
+
+Two kinds of test:
+
+* fast, static checks of the committed file: it was saved after a clean top-to-bottom
+  run (outputs for every code cell, execution counts 1..N, no errors, figures visible,
+  a reasonable size), it runs on the standard "python3" kernel, and it imports the
+  project's modules instead of re-implementing them;
+* one slow test that runs a copy of the notebook from top to bottom on a headless
+  kernel (about two minutes, one of them training) and fails on any cell error, so a
+  broken module breaks the notebook's asserts here.
+
+To refresh the committed notebook after changing it (from the repository root):
+
+    RNN_DATA_MIRROR=/path/to/copies python tests/test_notebook.py
+
+This executes notebook.ipynb in place with the same settings as the slow test, merging
+each cell's printed output into one block (so the progress bar is saved as its final
+line, not as hundreds of updates).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebook.ipynb"
+CELL_TIMEOUT = 600               # seconds per cell; the training cell takes about a minute
+MAX_BYTES = 2_000_000            # the committed notebook, outputs included
+MIN_FIGURES = 10
+
+
+def execute_notebook(nb, env: dict | None = None):
+    """Run `nb` (a NotebookNode, changed in place) from top to bottom on the "python3" kernel.
+
+    The kernel's working directory is the repository root, so `import implementation`
+    works exactly as in Jupyter started from the root. Raises nbclient's
+    CellExecutionError (with the cell and the traceback) on the first error.
+    """
+    from nbclient import NotebookClient
+
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT)}},
+                            coalesce_streams=True, record_timing=False)
+    client.execute(env=dict(os.environ if env is None else env))
+    return nb
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def _python_source(cell) -> str:
+    """A code cell's source with IPython magics and shell escapes blanked out."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                     for line in cell.source.splitlines())
+
+
+def _problems_with_outputs(nb) -> list[str]:
+    """Everything that shows the notebook was not saved after one clean run."""
+    problems = []
+    for i, cell in enumerate(_code_cells(nb), start=1):
+        first = cell.source.strip().splitlines()[0] if cell.source.strip() else "(empty)"
+        where = f"code cell {i} ({first[:60]!r})"
+        if cell.execution_count != i:
+            problems.append(f"{where}: execution count {cell.execution_count}, expected {i} "
+                            "(re-run the whole notebook from a fresh kernel)")
+        if not cell.outputs:
+            problems.append(f"{where}: no output; every code cell should show what it did")
+        for out in cell.outputs:
+            if out.output_type == "error":
+                problems.append(f"{where}: error output {out.ename}: {out.evalue}")
+            elif out.output_type == "stream" and out.name == "stderr" and (
+                    "Warning" in out.text or "Traceback" in out.text):
+                problems.append(f"{where}: a warning or traceback on stderr: {out.text[:200]!r}")
+    return problems
+
+
+def _module_names() -> set[str]:
+    """Names of the functions and classes the project's modules define."""
+    import implementation
+    import train_minimal
+    import visualization
+
+    names = set()
+    for module in (implementation, visualization, train_minimal):
+        for name, obj in vars(module).items():
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == module.__name__:
+                names.add(name)
+    return names
+
+
+# -----------------------------------------------------------------------------
+# Static checks of the committed notebook (fast)
+# -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def committed():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    return nb
+
+
+def test_committed_notebook_was_saved_after_a_clean_run(committed):
+    problems = _problems_with_outputs(committed)
+    assert not problems, "notebook.ipynb:\n  " + "\n  ".join(problems)
+
+
+def test_committed_notebook_shows_its_figures_and_stays_small(committed):
+    figures = sum("image/png" in out.get("data", {}) for c in _code_cells(committed) for out in c.outputs)
+    assert figures >= MIN_FIGURES, (f"notebook.ipynb shows {figures} figures, expected at least "
+                                    f"{MIN_FIGURES}: was it saved without its outputs?")
+    size = NOTEBOOK.stat().st_size
+    assert size < MAX_BYTES, (f"notebook.ipynb is {size / 1e6:.2f} MB, limit {MAX_BYTES / 1e6:.0f} MB: "
+                              "lower the figure dpi (matplotlib.rcParams['figure.dpi'])")
+
+
+def test_committed_notebook_uses_the_standard_kernel(committed):
+    spec = committed.metadata.get("kernelspec", {})
+    assert spec.get("name") == "python3", (f"kernelspec name is {spec.get('name')!r}; use the standard "
+                                           "'python3' so it runs anywhere ipykernel is installed")
+
+
+def test_notebook_imports_the_modules_instead_of_reimplementing_them(committed):
+    source = "\n".join(_python_source(c) for c in _code_cells(committed))
+    tree = ast.parse(source)                              # also: every code cell is valid Python
+    imported = set()
+    defined = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined[node.name] = node.lineno
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    defined[target.id] = node.lineno
+    for module in ("implementation", "visualization", "train_minimal"):
+        assert module in imported, f"the notebook should import {module} (it imports {sorted(imported)})"
+    clashes = sorted(set(defined) & _module_names())
+    assert not clashes, (f"the notebook defines {clashes}, which the project's modules already "
+                         "provide: call implementation / visualization / train_minimal instead")
+    assert "sys.path" not in source, ("the notebook edits sys.path; it must import the modules "
+                                      "from the repository root, Jupyter's working directory")
+
+
+# -----------------------------------------------------------------------------
+# Running it (slow: about two minutes)
+# -----------------------------------------------------------------------------
+
+def test_notebook_runs_top_to_bottom(tmp_path):
+    from conftest import corpus_path
+    from nbclient.exceptions import CellExecutionError
+
+    corpus = corpus_path("tiny_shakespeare")              # skips on a learner machine, fails under CI
+    env = dict(os.environ)
+    if not (ROOT / "data" / corpus.name).is_file():      # fetched from the mirror into a temporary folder
+        env["RNN_DATA_MIRROR"] = str(corpus.parent)
+    copy = tmp_path / NOTEBOOK.name                      # never touch the committed file
+    shutil.copyfile(NOTEBOOK, copy)
+    nb = nbformat.read(copy, as_version=4)
+    for cell in _code_cells(nb):                         # start from a blank notebook
+        cell.outputs, cell.execution_count = [], None
+    try:
+        execute_notebook(nb, env)
+    except CellExecutionError as e:
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(e))      # drop the traceback's terminal colours
+        pytest.fail(f"notebook.ipynb failed (executed copy: {copy}):\n{message}", pytrace=False)
+    finally:
+        nbformat.write(nb, copy)
+    problems = _problems_with_outputs(nb)
+    assert not problems, "notebook.ipynb, run from a fresh kernel:\n  " + "\n  ".join(problems)
+
+
+if __name__ == "__main__":
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in _code_cells(nb):
+        cell.outputs, cell.execution_count = [], None
+    execute_notebook(nb)
+    nbformat.write(nb, NOTEBOOK)
+    print(f"executed and saved {NOTEBOOK} ({NOTEBOOK.stat().st_size / 1e6:.2f} MB)")
+    sys.exit(0)
