@@ -393,8 +393,11 @@ def clip_grads(grads: dict, limit: float | None = 5.0, fractions: bool = False):
 
     Elementwise clipping caps each entry on its own, which can turn the
     gradient's direction; norm clipping (g *= limit / ||g|| when ||g|| > limit)
-    keeps the direction and only shortens it. Both stop one exploding step from
-    wrecking the weights; the textbook uses the elementwise form.
+    keeps the direction and only shortens it; the textbook uses the elementwise
+    form. With plain gradient descent an exploding gradient would throw the
+    weights far away; Adagrad and Adam divide by the gradient's running size,
+    so there clipping mainly stops one huge gradient from inflating those
+    running sums (which would shrink every later step).
     limit=None turns clipping off. With fractions=True, returns the fraction of
     entries of each gradient that were clipped (for the gradient-health plot).
     """
