@@ -1,51 +1,18 @@
-"""Shared test fixtures."""
+"""Shared test fixtures and the --solutions option."""
 
-import atexit
-import functools
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
-import pytest
+# Tiny matrices run fastest on one BLAS thread, and several threads per process
+# oversubscribe a busy 2-core machine badly; set before NumPy is first imported
+# (a value you set yourself wins).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from data.download import CORPORA, DATA_DIR, MIRROR_ENV, DownloadError, ensure_corpus
+from pathlib import Path  # noqa: E402
 
-_TITLES = {"tiny_shakespeare": "tiny Shakespeare", "federalist": "The Federalist Papers"}
+import pytest  # noqa: E402
 
-
-@functools.lru_cache(maxsize=None)
-def _corpus_cache() -> Path:
-    """A temporary folder for corpora fetched from the mirror, removed at exit."""
-    folder = Path(tempfile.mkdtemp(prefix="rnn-corpora-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
-
-
-@functools.lru_cache(maxsize=None)
-def corpus_path(name: str) -> Path:
-    """Path to the real corpus `name`, for tests that need real data.
-
-    Uses the file in data/ if it is there, else fetches it through the project's
-    own download code from ``RNN_DATA_MIRROR`` into a temporary folder. With
-    neither, the test is skipped, or fails when ``CI=true``.
-    """
-    corpus = CORPORA[name]
-    local = DATA_DIR / corpus.filename
-    if local.is_file():
-        return local
-    if os.environ.get(MIRROR_ENV):
-        try:
-            return ensure_corpus(name, data_dir=_corpus_cache(), progress=False)
-        except DownloadError as exc:
-            reason = str(exc).splitlines()[0]
-            pytest.fail(f"{MIRROR_ENV} is set but {name} could not be fetched: {reason}",
-                        pytrace=False)
-    message = (f"{_TITLES.get(name, name)} not available: run `python -m data.download` "
-               f"or set {MIRROR_ENV}=/path/to/copies")
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: real data is required)", pytrace=False)
-    pytest.skip(message)
+from corpora import corpus_path  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +25,13 @@ def shakespeare_path() -> Path:
 def federalist_path() -> Path:
     """Path to the real Federalist Papers corpus (skips if unavailable, fails under CI)."""
     return corpus_path("federalist")
+
+
+def pytest_addoption(parser):
+    """--solutions: run the exercise tests (tests/exercises) against the reference solutions.
+
+    Registered here, in the top-level tests conftest, so that `python -m pytest --solutions`
+    works from the repository root as well as for tests/exercises alone.
+    """
+    parser.addoption("--solutions", action="store_true",
+                     help="check exercises/solutions/ instead of the learner's exercises/")

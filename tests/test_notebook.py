@@ -160,7 +160,7 @@ def test_notebook_imports_the_modules_instead_of_reimplementing_them(committed):
 # -----------------------------------------------------------------------------
 
 def test_notebook_runs_top_to_bottom(tmp_path):
-    from conftest import corpus_path
+    from corpora import corpus_path
     from nbclient.exceptions import CellExecutionError
 
     corpus = corpus_path("tiny_shakespeare")              # skips on a learner machine, fails under CI

@@ -1,0 +1,159 @@
+"""Exercise 1: build the RNN from scratch.
+
+One sequence (B = 1), column vectors, exactly min-char-rnn's lossFun cut into
+the pieces you write one at a time:
+
+    get_batch               inputs = data[p : p+T], targets = data[p+1 : p+T+1]
+    rnn_step_forward        h_t = tanh(Wxh x_t + Whh h_{t-1} + bh), p_t = softmax(Why h_t + by)
+    forward_loss            L = sum_t -log p_t[target_t]  (nats, summed over the T steps)
+    rnn_backward            backprop through time: the forward pass read in reverse
+    clip_gradients          every entry into [-5, 5], on the summed gradient
+    loss_and_clipped_grads  all of the above for one window
+
+Replace each `raise NotImplementedError(...)` with your code. Use NumPy only;
+do not call implementation.loss_and_grads or implementation.forward (the
+tests compare your numbers with theirs).
+
+Check your version:  python -m pytest tests/exercises/test_exercise_01_build_rnn.py
+Stuck?               exercises/HINTS.md, exercise 1 (then exercises/solutions/)
+Run this file:       python exercises/exercise_01_build_rnn.py
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
+
+import numpy as np  # noqa: E402
+
+from implementation import (PARAM_NAMES, adagrad_update, build_vocab, encode,  # noqa: E402
+                            init_params, numerical_grad, rel_error, zeros_like_params)
+
+
+def get_batch(data, p, seq_length):
+    """The window of the text that starts at position p.
+
+    data: (N,) int array of character ids; p: start position; seq_length: T.
+    Returns (inputs, targets), both (T,) int arrays:
+        inputs  = data[p     : p + T]
+        targets = data[p + 1 : p + T + 1]   the NEXT character after each input
+    """
+    # ---- your code here: two slices ----
+    raise NotImplementedError("exercise 1: get_batch — see HINTS.md, exercise 1")
+
+
+def rnn_step_forward(params, x, hprev):
+    """One time step of the RNN.
+
+    params: dict with Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1).
+    x: int, the id of the input character; hprev: (H,1) the previous hidden state.
+    Returns (h, p):
+        h (H,1)  h_t = tanh(Wxh x_t + Whh h_{t-1} + bh), x_t the one-hot column of x
+        p (V,1)  p_t = softmax(Why h_t + by), the next-character probabilities
+    """
+    # ---- your code here: one-hot x, the hidden state, the logits, a stable softmax ----
+    raise NotImplementedError("exercise 1: rnn_step_forward — see HINTS.md, exercise 1")
+
+
+def forward_loss(params, inputs, targets, hprev):
+    """Run the RNN over one sequence and add up the cross-entropy.
+
+    inputs, targets: (T,) int ids (targets[t] is the character after inputs[t]);
+    hprev: (H,1) the hidden state before the first step.
+    Returns (loss, cache):
+        loss   float, sum over t of -log p_t[targets[t]] (nats, summed, NOT averaged)
+        cache  {"hs": (T+1,H,1) array, hs[0] = hprev and hs[t+1] = h_t,
+                "ps": (T,V,1) array, ps[t] = p_t}
+    """
+    # ---- your code here: loop over t with rnn_step_forward, keep every h and p ----
+    raise NotImplementedError("exercise 1: forward_loss — see HINTS.md, exercise 1")
+
+
+def rnn_backward(params, inputs, targets, cache):
+    """Backprop through time for one sequence (no clipping here).
+
+    inputs, targets: (T,) int ids; cache: forward_loss's cache ("hs" (T+1,H,1), "ps" (T,V,1)).
+    Returns grads: dict keyed like params, the derivative of forward_loss's loss:
+        dWxh (H,V), dWhh (H,H), dWhy (V,H), dbh (H,1), dby (V,1) under keys "Wxh", ...
+    """
+    # ---- your code here: for t from T-1 down to 0 ----
+    #   backprop into y, into Why/by, into h (plus dhnext), through tanh,
+    #   into Wxh/Whh/bh, then dhnext for step t-1
+    raise NotImplementedError("exercise 1: rnn_backward — see HINTS.md, exercise 1")
+
+
+def clip_gradients(grads, limit=5.0):
+    """Clip every entry of every gradient into [-limit, limit], in place (min-char-rnn's rule).
+
+    grads: dict of arrays (any shapes). Returns the same dict.
+    """
+    # ---- your code here ----
+    raise NotImplementedError("exercise 1: clip_gradients — see HINTS.md, exercise 1")
+
+
+def loss_and_clipped_grads(params, inputs, targets, hprev, limit=5.0):
+    """One window of training signal: forward, loss, BPTT, then clipping.
+
+    inputs, targets: (T,) int ids; hprev: (H,1).
+    Returns (loss, grads, h_last): loss as forward_loss's, grads clipped into
+    [-limit, limit] AFTER summing over the T steps, h_last (H,1) = h_{T-1}
+    to carry into the next window.
+    """
+    # ---- your code here: three calls ----
+    raise NotImplementedError("exercise 1: loss_and_clipped_grads — see HINTS.md, exercise 1")
+
+
+def main(argv=None):
+    """Gradient-check your functions, then train them min-char-rnn style on a short text."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = parser.add_argument_group("training")
+    g.add_argument("--hidden-size", type=int, default=32, help="H, the hidden state size")
+    g.add_argument("--seq-length", type=int, default=16, help="T, steps per window")
+    g.add_argument("--iterations", type=int, default=600, help="training iterations")
+    g.add_argument("--learning-rate", type=float, default=0.1, help="Adagrad learning rate")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random generator")
+    args = parser.parse_args(argv)
+    print("settings:", vars(args))
+    rng = np.random.default_rng(args.seed)
+
+    # 1. gradient check on a small random problem (float64, non-zero biases)
+    V, H, T = 6, 5, 8
+    params = init_params(V, H, rng, init_scale=0.5)
+    params["bh"] += 0.1 * rng.standard_normal((H, 1))
+    params["by"] += 0.1 * rng.standard_normal((V, 1))
+    inputs, targets = rng.integers(0, V, T), rng.integers(0, V, T)
+    hprev = 0.5 * rng.standard_normal((H, 1))
+    loss, cache = forward_loss(params, inputs, targets, hprev)
+    grads = rnn_backward(params, inputs, targets, cache)
+    print(f"\ngradient check (V={V}, H={H}, T={T}): relative error, numerical vs yours")
+    for k in PARAM_NAMES:
+        num = numerical_grad(lambda: forward_loss(params, inputs, targets, hprev)[0], params[k])
+        print(f"  d{k:<4} {rel_error(grads[k], num):.2e}")
+
+    # 2. train with your functions: min-char-rnn's loop (Adagrad from implementation)
+    text = ("the quick brown fox jumps over the lazy dog. "
+            "a char-rnn reads one character at a time and guesses the next. ") * 4
+    chars = build_vocab(text)
+    data = encode(text, chars)
+    params = init_params(len(chars), args.hidden_size, rng)
+    memory = zeros_like_params(params)
+    T, p = args.seq_length, 0
+    hprev = np.zeros((args.hidden_size, 1))
+    print(f"\ntraining on {len(text)} characters (V={len(chars)}), loss per character:")
+    for n in range(args.iterations):
+        if p + T + 1 >= len(data):
+            p, hprev = 0, np.zeros_like(hprev)                     # new pass: reset the memory
+        inputs, targets = get_batch(data, p, T)
+        loss, grads, hprev = loss_and_clipped_grads(params, inputs, targets, hprev)
+        adagrad_update(params, grads, memory, args.learning_rate)
+        if n % 100 == 0 or n == args.iterations - 1:
+            print(f"  iteration {n:4d}  {loss / T:.3f} nats  (uniform guess: {np.log(len(chars)):.3f})")
+        p += T
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

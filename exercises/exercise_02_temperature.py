@@ -1,0 +1,182 @@
+"""Exercise 2: temperature, and what it does to samples.
+
+Sampling draws the next character from p = softmax(y / T) instead of softmax(y).
+T < 1 sharpens the distribution (safer, more repetitive text), T > 1 flattens it
+(more surprising text, more misspellings). You measure it three ways:
+
+    entropy of softmax(y/T)       how uncertain each draw is (nats; ln V is a uniform guess)
+    known_word_share              share of generated words that occur in the training text
+    repetition_rate               share of word 3-grams that already occurred earlier in the sample
+
+The post's low-temperature loop. As T -> 0, softmax(y/T) puts all its mass on
+the largest logit: sampling becomes argmax, a deterministic function of the
+hidden state. The state is a function of the text so far, so once the sample
+reaches a phrase whose greedy continuation leads back to its own beginning,
+it repeats that phrase forever ("is that they were all the same thing that was
+a startup is that they were all the same thing ..."). The repetition rate
+approaching 1 and the entropy approaching 0 at T = 0.1 measure exactly that.
+
+Replace each `raise NotImplementedError(...)` with your code; import what you need from
+implementation.py (already imported below), never re-implement it.
+
+Check your version:  python -m pytest tests/exercises/test_exercise_02_temperature.py
+Stuck?               exercises/HINTS.md, exercise 2 (then exercises/solutions/)
+Run this file:       python exercises/exercise_02_temperature.py   (trains for 20-60 seconds)
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
+# Small matrices: one BLAS thread is faster than several competing for shared cores (set before NumPy loads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from implementation import (Trainer, build_vocab, encode, evaluate, forward, init_params,  # noqa: E402
+                            load_checkpoint, read_text, train_val_split)
+
+
+def softmax_temperature(y, temperature):
+    """The distribution a sample is drawn from: softmax(y / temperature).
+
+    y: (V,) or (V,1) logits; temperature: a float > 0 (raise ValueError otherwise).
+    Returns p: (V,) float64 probabilities summing to 1. Must not overflow for
+    large logits or tiny temperatures (y = 1000, T = 0.01).
+    """
+    # ---- your code here: check the temperature, divide, then a stable softmax ----
+    raise NotImplementedError("exercise 2: softmax_temperature — see HINTS.md, exercise 2")
+
+
+def sample_with_temperature(y, temperature, rng):
+    """Draw one character id from softmax(y / temperature).
+
+    y: (V,) or (V,1) logits; rng: np.random.Generator (the only source of randomness).
+    Returns an int in [0, V).
+    """
+    # ---- your code here: the distribution, then one draw from it with rng ----
+    raise NotImplementedError("exercise 2: sample_with_temperature — see HINTS.md, exercise 2")
+
+
+def entropy(p):
+    """Entropy of a distribution in nats: -sum_i p_i ln p_i, with 0 ln 0 = 0.
+
+    p: (V,) probabilities. Returns a float >= 0 (ln V for the uniform distribution).
+    """
+    # ---- your code here: mind the zeros ----
+    raise NotImplementedError("exercise 2: entropy — see HINTS.md, exercise 2")
+
+
+def generate(params, chars, prime, n, temperature, rng):
+    """Sample n characters after `prime`, recording the entropy of every draw.
+
+    params: model dict (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1));
+    chars: the vocabulary (list of V characters); prime: a non-empty str of
+    characters from chars, fed through the model first; rng: np.random.Generator.
+    Returns (text, entropies): text, the n new characters (str, without the prime);
+    entropies, (n,) array, entropies[t] = entropy of softmax(y_t / temperature),
+    the distribution the t-th new character was drawn from.
+    """
+    # ---- your code here: warm up on the prime, then n steps of:
+    #   read a character, logits, entropy of the tempered distribution, draw the next ----
+    raise NotImplementedError("exercise 2: generate — see HINTS.md, exercise 2")
+
+
+def known_word_share(generated, training_text):
+    """Share of the words in `generated` that also occur in `training_text`.
+
+    A word is a run of letters a-z, compared in lower case:
+    re.findall(r"[a-z]+", text.lower()). Counts every occurrence (word tokens).
+    Returns a float in [0, 1]; 0.0 if `generated` has no words.
+    """
+    # ---- your code here ----
+    raise NotImplementedError("exercise 2: known_word_share — see HINTS.md, exercise 2")
+
+
+def repetition_rate(text, n=3):
+    """Share of the word n-grams of `text` that already occurred earlier in it.
+
+    Words as in known_word_share. With N words there are N-n+1 n-grams, U of
+    them distinct: returns 1 - U / (N-n+1), a float in [0, 1); 0.0 if N < n.
+    ("a b c a b c a b c" with n=3: 7 n-grams, 3 distinct -> 4/7.)
+    """
+    # ---- your code here ----
+    raise NotImplementedError("exercise 2: repetition_rate — see HINTS.md, exercise 2")
+
+
+def temperature_sweep(params, chars, training_text, temperatures, n_chars, rng, prime="\n"):
+    """Generate n_chars at each temperature and measure the sample.
+
+    prime: where each sample starts (characters of the vocabulary).
+    Returns a list with one dict per temperature, in the given order:
+        {"temperature": T, "entropy": mean of generate's entropies (nats),
+         "known_words": known_word_share(sample, training_text),
+         "repetition": repetition_rate(sample), "sample": the generated text}
+    """
+    # ---- your code here: one generate() per temperature, then the measures ----
+    raise NotImplementedError("exercise 2: temperature_sweep — see HINTS.md, exercise 2")
+
+
+def main(argv=None):
+    """Train a small model (or load a checkpoint) and sweep the temperature from 0.1 to 2."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = parser.add_argument_group("data and model")
+    g.add_argument("--data", default=None,
+                   help="UTF-8 training text (default: tiny Shakespeare via data.download)")
+    g.add_argument("--checkpoint", default=None,
+                   help="sample from this checkpoint (train_minimal.py's .npz) instead of training")
+    g.add_argument("--hidden-size", type=int, default=128, help="H, the hidden state size")
+    g.add_argument("--steps", type=int, default=4000, help="training steps (Adam, float32)")
+    g.add_argument("--seed", type=int, default=0, help="seed for the weights and the samples")
+    s = parser.add_argument_group("sweep")
+    s.add_argument("--temperatures", type=float, nargs="+",
+                   default=[0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0], help="temperatures to sample at")
+    s.add_argument("--chars", type=int, default=2000, help="characters sampled per temperature")
+    args = parser.parse_args(argv)
+    print("settings:", vars(args))
+    rng = np.random.default_rng(args.seed)
+    start = time.time()
+
+    if args.data is None:
+        from data.download import ensure_corpus
+        args.data = ensure_corpus("tiny_shakespeare")
+    text = read_text(args.data)
+    if args.checkpoint:
+        ck = load_checkpoint(args.checkpoint)
+        params, chars = ck["params"], ck["chars"]
+        print(f"loaded {args.checkpoint}")
+    else:
+        chars = build_vocab(text)
+        train_ids, val_ids = train_val_split(encode(text, chars))
+        params = init_params(len(chars), args.hidden_size, rng, dtype=np.float32)
+        trainer = Trainer(params, train_ids, batch_size=32, seq_length=64,
+                          learning_rate=3e-3, optimizer="adam")
+        for _ in range(args.steps):
+            trainer.step()
+        val = evaluate(params, val_ids[:100_000])
+        print(f"trained {args.steps} steps on {len(train_ids):,} characters in {time.time() - start:.0f} s: "
+              f"validation {val['nats']:.3f} nats/char (uniform guess ln V = {np.log(len(chars)):.3f})")
+
+    rows = temperature_sweep(params, chars, text, args.temperatures, args.chars, rng, prime=text[0])
+    print(f"\n{'T':>5}  {'entropy (nats)':>14}  {'known words':>11}  {'repeated 3-grams':>16}")
+    for r in rows:
+        print(f"{r['temperature']:5.2f}  {r['entropy']:14.3f}  {r['known_words']:11.1%}  {r['repetition']:16.1%}")
+    for r in (rows[0], rows[len(rows) // 2], rows[-1]):
+        print(f"\n--- T = {r['temperature']:g} ---\n{r['sample'][:300]}")
+    low = rows[0]
+    print(f"\nAt T = {low['temperature']:g} a draw has {low['entropy']:.2f} nats of entropy on average "
+          f"(ln V = {np.log(len(chars)):.2f}): sampling is close to argmax,\na deterministic function of the "
+          f"state, so the text keeps returning to the same few phrases: {low['repetition']:.0%} of its word "
+          f"3-grams are repeats.\nThat is the post's low-temperature loop.")
+    print(f"\ntotal time {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

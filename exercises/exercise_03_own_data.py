@@ -1,0 +1,198 @@
+"""Exercise 3: train on your own data.
+
+A pipeline that takes any UTF-8 text, trains a char-RNN on it and reports what
+the model learned that is specific to the domain. The default corpus needs no
+download: this repository's own Python source, every *.py file concatenated,
+like the post's Linux-source experiment.
+
+Is the structure in the samples learned, or would any text with the same
+characters show it? Every measure is taken three times: on the training text
+(the real thing), on the model's sample, and on the training text with its
+characters shuffled (same letters, same frequencies, no structure):
+
+    balanced_brackets     share of lines with brackets whose ( ) [ ] { } all match
+    indent_multiple_of_4  share of indented lines indented by a multiple of 4 spaces
+    known_words           share of the sample's words (3+ letters) that occur in the training text
+
+and the model's validation loss is compared with the unigram entropy of the
+text, the best loss possible without any context (what shuffled text allows).
+With --data federalist.txt the code measures have nothing to count (no
+brackets, no indentation) and the words carry the story.
+
+Replace each `raise NotImplementedError(...)` with your code; import what you need from
+implementation.py (already imported below), never re-implement it.
+
+Check your version:  python -m pytest tests/exercises/test_exercise_03_own_data.py
+Stuck?               exercises/HINTS.md, exercise 3 (then exercises/solutions/)
+Run this file:       python exercises/exercise_03_own_data.py [--data any.txt]
+"""
+
+import argparse
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
+# Small matrices: one BLAS thread is faster than several competing for shared cores (set before NumPy loads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
+                            read_text, sample_text, train_val_split)
+
+
+def collect_source(root, pattern="*.py"):
+    """Concatenate every file under `root` matching `pattern` into one training text.
+
+    root: a folder (str or Path). Walks it recursively, skipping folders whose
+    name starts with "." (.git, .venv, ...) and __pycache__, in sorted order of
+    the relative paths (the same files always give the same text). Each file
+    becomes "# file: <relative/path>\\n" + its text (read with
+    implementation.read_text; files that are not UTF-8 are skipped), and the
+    pieces are joined with "\\n\\n". Returns the text (str).
+    """
+    # ---- your code here: Path(root).rglob(pattern), sorted; skip what the docstring says ----
+    raise NotImplementedError("exercise 3: collect_source — see HINTS.md, exercise 3")
+
+
+def shuffle_characters(text, rng):
+    """The same characters in random order: a text with no structure at all.
+
+    rng: np.random.Generator. Returns a str of the same length and with the
+    same character counts as `text`.
+    """
+    # ---- your code here ----
+    raise NotImplementedError("exercise 3: shuffle_characters — see HINTS.md, exercise 3")
+
+
+def unigram_entropy(text):
+    """Entropy of the character frequencies of `text`, in nats per character.
+
+    -sum_c f_c ln f_c with f_c the share of character c. This is the lowest
+    cross-entropy a model that ignores context can reach on this text, and all
+    a model can learn from shuffled text.
+    """
+    # ---- your code here: character counts -> frequencies -> entropy ----
+    raise NotImplementedError("exercise 3: unigram_entropy — see HINTS.md, exercise 3")
+
+
+def balanced_bracket_share(text):
+    """Share of lines containing a bracket whose brackets all match, within the line.
+
+    Brackets are ( ) [ ] { }; a line is balanced if every closing bracket
+    closes the most recent unclosed opening one of the same kind and none is
+    left open at the end of the line. Lines without brackets are not counted.
+    Returns a float in [0, 1], or nan if no line has a bracket.
+    """
+    # ---- your code here: one stack per line ----
+    raise NotImplementedError("exercise 3: balanced_bracket_share — see HINTS.md, exercise 3")
+
+
+def indent_share(text, unit=4):
+    """Share of indented lines whose indentation is a multiple of `unit` spaces.
+
+    A line is indented if it starts with a space and has some other character
+    after its leading spaces (blank lines do not count). Its indentation is the
+    number of leading spaces. Returns a float in [0, 1], or nan if no line is indented.
+    """
+    # ---- your code here ----
+    raise NotImplementedError("exercise 3: indent_share — see HINTS.md, exercise 3")
+
+
+def known_word_share(generated, training_text, min_length=3):
+    """Share of the words in `generated` that also occur in `training_text`.
+
+    A word is a run of at least min_length letters a-z, compared in lower case:
+    re.findall(r"[a-z]{3,}", text.lower()) for min_length=3 (shorter runs such as
+    "a" or "in" turn up by chance even in shuffled text). Counts every
+    occurrence (word tokens). Returns a float in [0, 1]; 0.0 if `generated`
+    has no words.
+    """
+    # ---- your code here ----
+    raise NotImplementedError("exercise 3: known_word_share — see HINTS.md, exercise 3")
+
+
+def train_on_text(text, hidden_size=128, seq_length=64, batch_size=32, steps=3000,
+                  learning_rate=3e-3, seed=0, val_fraction=0.1):
+    """Train a char-RNN on `text` with implementation.Trainer (float32 weights, Adam).
+
+    The vocabulary is build_vocab(text); the last val_fraction of the text is
+    held out (train_val_split). Weights come from init_params with
+    np.random.default_rng(seed).
+    Returns a dict:
+        "params"      the trained weights (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1))
+        "chars"       the vocabulary, a list of V characters
+        "train_loss"  (steps,) array, the per-character loss of every step
+        "val_nats"    validation cross-entropy in nats per character (implementation.evaluate)
+    """
+    # ---- your code here: vocabulary, split, init_params, Trainer, evaluate ----
+    raise NotImplementedError("exercise 3: train_on_text — see HINTS.md, exercise 3")
+
+
+def domain_report(params, chars, training_text, n_chars, temperature, rng):
+    """Sample from the model and measure it against real and shuffled text.
+
+    Samples n_chars characters with implementation.sample_text at `temperature`
+    (rng: np.random.Generator), primed with "\\n" if the vocabulary has it, else
+    with the first character of the training text. Takes the three measures
+    (balanced_bracket_share, indent_share with unit 4, known_word_share against
+    training_text) on three texts: the training text, the sample, and the first
+    n_chars characters of shuffle_characters(training_text, rng).
+    Returns {"sample": str, "training": {...}, "model": {...}, "shuffled": {...}},
+    each {...} = {"balanced_brackets": float, "indent_multiple_of_4": float,
+    "known_words": float}.
+    """
+    # ---- your code here: sample, shuffle, then the three measures on three texts ----
+    raise NotImplementedError("exercise 3: domain_report — see HINTS.md, exercise 3")
+
+
+def main(argv=None):
+    """Train on the repository's Python source (or --data) and report what the model learned."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = parser.add_argument_group("data")
+    d.add_argument("--data", default=None,
+                   help="any UTF-8 text file (default: this repository's *.py files, concatenated)")
+    m = parser.add_argument_group("model and training")
+    m.add_argument("--hidden-size", type=int, default=128, help="H, the hidden state size")
+    m.add_argument("--seq-length", type=int, default=64, help="T, steps per window")
+    m.add_argument("--batch-size", type=int, default=32, help="B, parallel streams")
+    m.add_argument("--steps", type=int, default=4000, help="training steps (Adam, float32)")
+    m.add_argument("--learning-rate", type=float, default=3e-3, help="Adam learning rate")
+    m.add_argument("--seed", type=int, default=0, help="seed for the weights and the samples")
+    s = parser.add_argument_group("report")
+    s.add_argument("--sample-chars", type=int, default=5000, help="characters to sample and measure")
+    s.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    args = parser.parse_args(argv)
+    print("settings:", vars(args))
+    start = time.time()
+
+    text = read_text(args.data) if args.data else collect_source(REPO_ROOT)
+    source = args.data or f"{REPO_ROOT.name}/**/*.py"
+    print(f"corpus: {source}, {len(text):,} characters, {len(set(text))} distinct")
+    run = train_on_text(text, args.hidden_size, args.seq_length, args.batch_size, args.steps,
+                        args.learning_rate, args.seed)
+    last = run["train_loss"][-100:].mean()
+    print(f"trained {args.steps} steps in {time.time() - start:.0f} s: train loss {last:.3f}, "
+          f"validation {run['val_nats']:.3f} nats/char; unigram entropy {unigram_entropy(text):.3f} "
+          f"nats/char (the best possible without context, all that shuffled text allows)")
+
+    rep = domain_report(run["params"], run["chars"], text, args.sample_chars, args.temperature,
+                        np.random.default_rng(args.seed + 1))
+    print(f"\n--- sample at temperature {args.temperature:g}: its first 20 lines, cut at 100 characters ---")
+    print("\n".join(line[:100] for line in rep["sample"].split("\n")[:20]))
+    print(f"\n{'measure':<22}{'training text':>15}{'model sample':>15}{'shuffled text':>15}")
+    for key in ("balanced_brackets", "indent_multiple_of_4", "known_words"):
+        cells = [rep[c][key] for c in ("training", "model", "shuffled")]
+        print(f"{key:<22}" + "".join(f"{'n/a':>15}" if math.isnan(v) else f"{v:15.1%}" for v in cells))
+    print(f"\ntotal time {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

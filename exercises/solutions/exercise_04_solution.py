@@ -1,0 +1,192 @@
+"""Exercise 4 (reference solution): loss curves, overfitting and where to stop.
+
+The setting overfits on purpose: a small text (the first 10,000 characters of
+tiny Shakespeare: 9,000 to train on, 1,000 held out) and a large model (H = 256,
+about 95,000 weights, ten per training character). The training loss keeps
+falling; the validation loss falls, bottoms out, then climbs as the model
+memorises the training text instead of learning what generalises.
+
+    smooth            min-char-rnn's running average of a noisy per-step loss
+    train_with_validation  a training run that logs both curves
+    find_best_step    where validation stops improving (early stopping with patience)
+    plot_curves       the picture, from the log (returns a Figure, never shows it)
+
+Check your version:  python -m pytest tests/exercises/test_exercise_04_overfitting.py
+Run this file:       python exercises/solutions/exercise_04_solution.py
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
+# Small matrices: one BLAS thread is faster than several competing for shared cores (set before NumPy loads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
+                            read_text, train_val_split)
+
+
+def smooth(values, beta=0.9):
+    """Exponential moving average, started at the first value (no warm-up bias).
+
+    values: (N,) losses; beta in [0, 1): how much of the past to keep.
+        s_0 = values[0],   s_t = beta * s_{t-1} + (1 - beta) * values[t]
+    min-char-rnn's smooth_loss is this with beta = 0.999 (started at ln V instead).
+    Returns s: (N,) float64 array.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    s = np.empty_like(values)
+    acc = values[0] if len(values) else 0.0
+    for t, v in enumerate(values):
+        acc = beta * acc + (1.0 - beta) * v
+        s[t] = acc
+    return s
+
+
+def train_with_validation(train_ids, val_ids, vocab_size, hidden_size=256, seq_length=32,
+                          batch_size=16, steps=1200, eval_every=25, learning_rate=2e-3, seed=0):
+    """Train with implementation.Trainer (float32, Adam) and log train and validation losses.
+
+    train_ids, val_ids: (N,) int ids; weights from init_params(vocab_size,
+    hidden_size, np.random.default_rng(seed), dtype=np.float32).
+    Evaluates (implementation.evaluate, nats per character) on the whole
+    training text and on the validation text before training and after every
+    eval_every steps (and after the last step if steps is not a multiple).
+    Returns a dict of arrays:
+        "train_loss"  (steps,)  per-character loss of each training step (Trainer.step()[0])
+        "eval_steps"  (E,)      steps at which both texts were evaluated: 0, eval_every, ...
+        "train_eval"  (E,)      loss on the training text at those steps
+        "val_eval"    (E,)      loss on the validation text at those steps
+    """
+    rng = np.random.default_rng(seed)
+    params = init_params(vocab_size, hidden_size, rng, dtype=np.float32)
+    trainer = Trainer(params, train_ids, batch_size=batch_size, seq_length=seq_length,
+                      learning_rate=learning_rate, optimizer="adam")
+    losses, eval_steps, train_eval, val_eval = [], [], [], []
+
+    def log_eval(step):
+        eval_steps.append(step)
+        train_eval.append(evaluate(params, train_ids)["nats"])
+        val_eval.append(evaluate(params, val_ids)["nats"])
+
+    log_eval(0)
+    for step in range(1, steps + 1):
+        losses.append(trainer.step()[0])
+        if step % eval_every == 0 or step == steps:
+            log_eval(step)
+    return {"train_loss": np.array(losses), "eval_steps": np.array(eval_steps),
+            "train_eval": np.array(train_eval), "val_eval": np.array(val_eval)}
+
+
+def find_best_step(eval_steps, val_losses, patience=5):
+    """Where validation stops improving: early stopping with patience.
+
+    eval_steps, val_losses: (E,) the logged evaluations, in order.
+    Walk through them keeping the best (lowest) validation loss so far; an
+    evaluation improves only if it is strictly lower than the best so far.
+    Stop at the first evaluation that is the `patience`-th in a row without
+    an improvement.
+    Returns {"best_step": step of the best evaluation before stopping,
+             "best_loss": its validation loss,
+             "stop_step": step at which training would stop, or None if
+                          patience never ran out}.
+    """
+    best_i, waited = 0, 0
+    for i in range(1, len(val_losses)):
+        if val_losses[i] < val_losses[best_i]:
+            best_i, waited = i, 0
+        else:
+            waited += 1
+            if waited == patience:
+                return {"best_step": int(eval_steps[best_i]), "best_loss": float(val_losses[best_i]),
+                        "stop_step": int(eval_steps[i])}
+    return {"best_step": int(eval_steps[best_i]), "best_loss": float(val_losses[best_i]), "stop_step": None}
+
+
+def plot_curves(log, best=None, beta=0.95):
+    """The loss curves of a train_with_validation log, as a matplotlib Figure.
+
+    One Axes (x: training step, y: nats per character) with lines labelled
+        "train loss (per step)"    log["train_loss"] at steps 1..N, faint
+        "train loss (smoothed)"    smooth(log["train_loss"], beta) at steps 1..N
+        "train text (evaluated)"   log["train_eval"] at log["eval_steps"]
+        "validation"               log["val_eval"] at log["eval_steps"]
+    and, if `best` (find_best_step's dict) is given, a vertical line labelled
+    "best validation" at best["best_step"]. A legend; never plt.show().
+    """
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    steps = np.arange(1, len(log["train_loss"]) + 1)
+    ax.plot(steps, log["train_loss"], color="tab:blue", alpha=0.25, lw=0.8, label="train loss (per step)")
+    ax.plot(steps, smooth(log["train_loss"], beta), color="tab:blue", label="train loss (smoothed)")
+    ax.plot(log["eval_steps"], log["train_eval"], "o-", color="tab:green", ms=3, label="train text (evaluated)")
+    ax.plot(log["eval_steps"], log["val_eval"], "o-", color="tab:red", ms=3, label="validation")
+    if best is not None:
+        ax.axvline(best["best_step"], color="k", ls="--", lw=1, label="best validation")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss (nats per character)")
+    ax.set_title("A large model on a small text: training keeps improving, validation turns")
+    ax.legend()
+    return fig
+
+
+def main(argv=None):
+    """Overfit on purpose, find where validation stops improving, and plot the curves."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = parser.add_argument_group("data")
+    d.add_argument("--data", default=None, help="UTF-8 text (default: tiny Shakespeare via data.download)")
+    d.add_argument("--chars", type=int, default=10_000, help="use only the first CHARS characters")
+    m = parser.add_argument_group("model and training")
+    m.add_argument("--hidden-size", type=int, default=256, help="H, the hidden state size")
+    m.add_argument("--steps", type=int, default=1200, help="training steps (Adam, float32)")
+    m.add_argument("--eval-every", type=int, default=25, help="evaluate both texts every this many steps")
+    m.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate")
+    m.add_argument("--patience", type=int, default=5, help="evaluations without improvement before stopping")
+    m.add_argument("--seed", type=int, default=0, help="seed of the weights")
+    o = parser.add_argument_group("output")
+    o.add_argument("--plot", default=str(REPO_ROOT / "plots" / "exercise_04_overfitting.png"),
+                   help="where to save the figure ('' to skip)")
+    args = parser.parse_args(argv)
+    print("settings:", vars(args))
+    start = time.time()
+
+    if args.data is None:
+        from data.download import ensure_corpus
+        args.data = ensure_corpus("tiny_shakespeare")
+    text = read_text(args.data)[:args.chars]
+    chars = build_vocab(text)
+    train_ids, val_ids = train_val_split(encode(text, chars))
+    print(f"{len(train_ids):,} training and {len(val_ids):,} validation characters, V={len(chars)}")
+    log = train_with_validation(train_ids, val_ids, len(chars), args.hidden_size, steps=args.steps,
+                                eval_every=args.eval_every, learning_rate=args.learning_rate, seed=args.seed)
+    best = find_best_step(log["eval_steps"], log["val_eval"], args.patience)
+
+    print(f"\n{'step':>6}{'train text':>12}{'validation':>12}")
+    for s, tr, va in zip(log["eval_steps"], log["train_eval"], log["val_eval"]):
+        if s % (4 * args.eval_every) == 0 or s == best["best_step"]:
+            print(f"{s:6d}{tr:12.3f}{va:12.3f}" + ("   <- best validation" if s == best["best_step"] else ""))
+    i = int(np.flatnonzero(log["eval_steps"] == best["best_step"])[0])
+    print(f"\nvalidation stops improving at step {best['best_step']}: {best['best_loss']:.3f} nats/char "
+          f"(train text {log['train_eval'][i]:.3f}); early stopping with patience {args.patience} "
+          f"would stop at step {best['stop_step']}.")
+    print(f"by step {log['eval_steps'][-1]} the training text is down to {log['train_eval'][-1]:.3f} but "
+          f"validation is up to {log['val_eval'][-1]:.3f}: a gap of {log['val_eval'][-1] - log['train_eval'][-1]:.2f} "
+          f"nats/char, memorisation.")
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        plot_curves(log, best).savefig(args.plot, dpi=120, bbox_inches="tight")
+        print(f"figure: {args.plot}")
+    print(f"total time {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

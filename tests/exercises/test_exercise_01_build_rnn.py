@@ -1,0 +1,369 @@
+"""Exercise 1: the RNN from scratch, checked three ways.
+
+* a central-difference gradient check of your rnn_backward against your own forward_loss;
+* agreement with implementation.py on random inputs of several shapes;
+* when something disagrees, the same computation with a known mistake built in
+  (no tanh derivative, no dhnext, clipping inside the time loop, targets off by
+  one, ...), worked out here in the test: if your numbers match a mistake, the
+  failure message names it.
+"""
+
+import numpy as np
+import pytest
+
+import implementation as imp
+from .exercise_checks import check_close, check_shape, fail, show
+from textbook import textbook_run
+
+# (V, H, T): vocabulary, hidden size, sequence length
+SHAPES = [(5, 4, 6), (11, 7, 13), (3, 16, 2), (26, 10, 25)]
+
+
+@pytest.fixture(scope="module")
+def ex(load_exercise):
+    return load_exercise(1)
+
+
+def make_problem(V, H, T, seed=0, scale=0.5):
+    """Random float64 params (non-zero biases), inputs, targets and hprev: never zeros."""
+    rng = np.random.default_rng(seed)
+    params = imp.init_params(V, H, rng, init_scale=scale)
+    params["bh"] = 0.3 * rng.standard_normal((H, 1))
+    params["by"] = 0.3 * rng.standard_normal((V, 1))
+    inputs = rng.integers(0, V, T)
+    targets = rng.integers(0, V, T)
+    hprev = 0.5 * rng.standard_normal((H, 1))
+    return params, inputs, targets, hprev
+
+
+def copy_params(params):
+    return {k: v.copy() for k, v in params.items()}
+
+
+def variant(params, inputs, targets, hprev, tanh_grad=True, dhnext=True, clip_each=None,
+            clip_running=None, whh_uses_h_t=False, why_uses_h_prev=False):
+    """The textbook loss and gradients, with one mistake switched on by a flag."""
+    Wxh, Whh, Why, bh, by = (params[k] for k in imp.PARAM_NAMES)
+    H, V = Wxh.shape
+    T = len(inputs)
+    hs, ps = {-1: hprev.copy()}, {}
+    loss = 0.0
+    for t in range(T):
+        hs[t] = np.tanh(Wxh[:, [inputs[t]]] + Whh @ hs[t - 1] + bh)
+        y = Why @ hs[t] + by
+        e = np.exp(y - y.max())
+        ps[t] = e / e.sum()
+        loss -= np.log(ps[t][targets[t], 0])
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dhn = np.zeros((H, 1))
+    for t in reversed(range(T)):
+        step = {}
+        dy = ps[t].copy()
+        dy[targets[t]] -= 1
+        step["Why"] = dy @ (hs[t - 1] if why_uses_h_prev else hs[t]).T
+        step["by"] = dy
+        dh = Why.T @ dy + (dhn if dhnext else 0.0)
+        dhraw = (1 - hs[t] ** 2) * dh if tanh_grad else dh
+        x = np.zeros((V, 1))
+        x[inputs[t]] = 1
+        step["Wxh"] = dhraw @ x.T
+        step["Whh"] = dhraw @ (hs[t] if whh_uses_h_t else hs[t - 1]).T
+        step["bh"] = dhraw
+        dhn = Whh.T @ dhraw
+        for k in grads:
+            grads[k] += np.clip(step[k], -clip_each, clip_each) if clip_each else step[k]
+            if clip_running:
+                np.clip(grads[k], -clip_running, clip_running, out=grads[k])
+    return loss, grads
+
+
+# mistake name -> (variant() flags, what to tell the learner)
+MISTAKES = {
+    "no tanh derivative": (dict(tanh_grad=False),
+                           "you forgot the tanh derivative: dhraw = (1 - h_t**2) * dh, where h_t = hs[t+1]"),
+    "no dhnext": (dict(dhnext=False),
+                  "you forgot dhnext: dh = Why.T @ dy + dhnext, with dhnext = Whh.T @ dhraw carried "
+                  "from step t+1 to step t (zeros before the loop)"),
+    "h_t in dWhh": (dict(whh_uses_h_t=True),
+                    "dWhh += dhraw_t h_{t-1}^T uses the PREVIOUS hidden state: hs[t], not hs[t+1]"),
+    "h_{t-1} in dWhy": (dict(why_uses_h_prev=True),
+                        "dWhy += dy_t h_t^T uses the CURRENT hidden state: hs[t+1], not hs[t]"),
+    "clipped each step": (dict(clip_each=5.0),
+                          "you clipped inside the time loop (before summing over t); "
+                          "clip once, on the summed gradient, after the loop"),
+    "clipped running sum": (dict(clip_running=5.0),
+                            "you clipped the running sum inside the time loop; "
+                            "clip once, on the summed gradient, after the loop"),
+}
+
+
+def off_by_one_targets(inputs, targets):
+    """Targets a learner may have used by mistake: name -> (T,) ids."""
+    return {
+        "the input itself (targets = inputs)": np.asarray(inputs),
+        "the previous target (targets[t-1])": np.roll(targets, 1),
+        "the next target (targets[t+1])": np.roll(targets, -1),
+    }
+
+
+def diagnose_grads(got, params, inputs, targets, hprev, want, func, limit=None):
+    """Fail with the likely mistake if `got` differs from `want` (the module's gradients).
+
+    limit: the clipping `want` had (None: raw gradients); the mistaken variants
+    get the same clipping after the loop, so a backward mistake is named here too.
+    """
+    bad = [k for k in imp.PARAM_NAMES if np.asarray(got[k]).shape != want[k].shape]
+    if bad:
+        k = bad[0]
+        fail(f"{func}: grads[{k!r}] has shape {np.asarray(got[k]).shape}, expected {want[k].shape} "
+             f"(the gradient has the shape of the parameter)")
+    wrong = [k for k in imp.PARAM_NAMES if imp.rel_error(got[k], want[k]) > 1e-7]
+    if not wrong:
+        return
+    T = len(inputs)
+    H, V = params["Wxh"].shape
+    shape = f"V={V}, H={H}, T={T}"
+    post = (lambda g: {k: np.clip(v, -limit, limit) for k, v in g.items()}) if limit else (lambda g: g)
+    candidates = []                                           # (advice, the gradients of that mistake)
+    if limit:
+        raw = imp.loss_and_grads(params, inputs, targets, hprev)[1]
+        candidates.append(("the gradients are not clipped: call clip_gradients(grads, limit) after "
+                           "rnn_backward", raw))
+        candidates.append(("each gradient was rescaled by its norm; the textbook clips each ENTRY into "
+                           "[-limit, limit]", {k: g * min(1.0, limit / np.linalg.norm(g)) for k, g in raw.items()}))
+    for flags, advice in MISTAKES.values():
+        flags = {f: (limit or v) if f.startswith("clip") else v for f, v in flags.items()}
+        g = variant(params, inputs, targets, hprev, **flags)[1]
+        if "clip_each" in flags or "clip_running" in flags:
+            candidates.append((advice, g))                    # clipped in the loop and never after
+        candidates.append((advice, post(g)))
+    for name, tgt in off_by_one_targets(inputs, targets).items():
+        advice = (f"your gradients match the ones for predicting {name}: targets are off by one. At "
+                  f"step t the output is scored against targets[t], the character after inputs[t]: "
+                  f"dy = ps[t].copy(); dy[targets[t]] -= 1")
+        candidates.append((advice, post(variant(params, inputs, tgt, hprev)[1])))
+    for advice, g in candidates:
+        distinct = [k for k in wrong if imp.rel_error(g[k], want[k]) > 1e-6]
+        if distinct and all(imp.rel_error(got[k], g[k]) < 1e-7 for k in wrong):
+            fail(f"{func}: d{', d'.join(wrong)} differ from implementation.loss_and_grads"
+                 f"{' clipped to ' + format(limit, 'g') if limit else ''} ({shape}); they match "
+                 f"the gradients of a known mistake: {advice}")
+    k = wrong[0]
+    fail(f"{func}: d{k} differs from implementation.loss_and_grads"
+         f"{' clipped to ' + format(limit, 'g') if limit else ''} ({shape}), relative error "
+         f"{imp.rel_error(got[k], want[k]):.2e} > 1e-7\n  yours:    {show(got[k])}\n"
+         f"  expected: {show(want[k])}\n  wrong: d{', d'.join(wrong)}. Read the backward pass in "
+         f"the module docstring of implementation.py line by line against yours.")
+
+
+# ----------------------------------------------------------------------------- get_batch
+
+def test_get_batch_targets_are_the_next_characters(ex):
+    data = np.arange(100, 160)
+    inputs, targets = ex.get_batch(data, 7, 5)
+    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    call = "get_batch(data=np.arange(100, 160), p=7, seq_length=5)"
+    if inputs.shape != (5,) or targets.shape != (5,):
+        fail(f"{call}: inputs and targets must both have length seq_length=5, "
+             f"got shapes {inputs.shape} and {targets.shape}")
+    if not np.array_equal(inputs, data[7:12]):
+        fail(f"{call}: inputs should be data[7:12] = {data[7:12].tolist()}, got {inputs.tolist()}")
+    if np.array_equal(targets, inputs):
+        fail(f"{call}: targets equal inputs; a char-rnn predicts the NEXT character: "
+             f"targets = data[p+1 : p+T+1] = {data[8:13].tolist()}")
+    if not np.array_equal(targets, data[8:13]):
+        fail(f"{call}: targets should be data[8:13] = {data[8:13].tolist()} (inputs shifted by one), "
+             f"got {targets.tolist()}: off by one?")
+
+
+# ----------------------------------------------------------------------------- forward
+
+@pytest.mark.parametrize("V,H,T", SHAPES)
+def test_rnn_step_forward_matches_module(ex, V, H, T):
+    params, inputs, _, hprev = make_problem(V, H, T, seed=V)
+    x = int(inputs[0])
+    h, p = ex.rnn_step_forward(params, x, hprev)
+    hs, logp = imp.forward(params, np.array([x]), hprev)
+    check_shape(h, (H, 1), f"rnn_step_forward: h (V={V}, H={H})")
+    check_shape(p, (V, 1), f"rnn_step_forward: p (V={V}, H={H})")
+    no_tanh = params["Wxh"][:, [x]] + params["Whh"] @ hprev + params["bh"]
+    if np.allclose(h, no_tanh):
+        fail("rnn_step_forward: h is Wxh x + Whh hprev + bh without the tanh: h = np.tanh(...)")
+    check_close(h, hs[1], f"rnn_step_forward: h (V={V}, H={H})",
+                hint="h = tanh(Wxh @ x + Whh @ hprev + bh), x the one-hot (V,1) column of the id x")
+    if not np.isclose(np.sum(p), 1.0):
+        fail(f"rnn_step_forward: p sums to {np.sum(p):.6g}; softmax probabilities sum to 1: "
+             f"p = exp(y) / sum(exp(y)) with y = Why @ h + by")
+    check_close(p, np.exp(logp[0]), f"rnn_step_forward: p (V={V}, H={H})",
+                hint="p = softmax(Why @ h + by)")
+
+
+def test_rnn_step_forward_large_logits_do_not_overflow(ex):
+    params, inputs, _, hprev = make_problem(7, 5, 3, seed=1)
+    params["by"] = np.linspace(-800.0, 900.0, 7)[:, None]           # exp(900) overflows float64
+    with np.errstate(all="ignore"):
+        _, p = ex.rnn_step_forward(params, int(inputs[0]), hprev)
+    if not np.all(np.isfinite(p)):
+        fail("rnn_step_forward: with logits up to 900, p contains nan or inf: exp(900) overflows. "
+             "Subtract the largest logit first: softmax(y) = softmax(y - max(y))")
+    _, logp = imp.forward(params, inputs[:1], hprev)
+    check_close(p, np.exp(logp[0]), "rnn_step_forward: p with logits up to 900", rtol=1e-6)
+
+
+@pytest.mark.parametrize("V,H,T", SHAPES)
+def test_forward_loss_matches_module(ex, V, H, T):
+    params, inputs, targets, hprev = make_problem(V, H, T, seed=T)
+    loss, cache = ex.forward_loss(params, inputs, targets, hprev)
+    want, _, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    shape = f"V={V}, H={H}, T={T}"
+    if not np.isclose(loss, want, rtol=1e-9):
+        if np.isclose(loss, want / T, rtol=1e-9):
+            fail(f"forward_loss ({shape}): your loss {loss:.6g} is the MEAN over the T steps; "
+                 f"return the SUM, {want:.6g} (the textbook number; divide by T only when printing)")
+        for name, tgt in off_by_one_targets(inputs, targets).items():
+            if T > 1 and np.isclose(loss, variant(params, inputs, tgt, hprev)[0], rtol=1e-9):
+                fail(f"forward_loss ({shape}): your loss is the loss of predicting {name}: targets "
+                     f"are off by one. Score p_t against targets[t]: loss += -log(ps[t][targets[t], 0])")
+        fail(f"forward_loss ({shape}): loss {loss:.6g}, expected {want:.6g} "
+             f"(sum over t of -log p_t[targets[t]], natural log)")
+    hs, logp = imp.forward(params, inputs, hprev)
+    check_close(cache["hs"], hs, f"forward_loss ({shape}): cache['hs']",
+                hint="hs[0] is hprev and hs[t+1] = h_t, shape (T+1, H, 1)")
+    check_close(cache["ps"], np.exp(logp), f"forward_loss ({shape}): cache['ps']",
+                hint="ps[t] = p_t, shape (T, V, 1)")
+
+
+# ----------------------------------------------------------------------------- backward
+
+@pytest.mark.parametrize("V,H,T", SHAPES[:2])
+def test_rnn_backward_passes_gradient_check(ex, V, H, T):
+    """Your gradients against central differences of your own loss (independent of the module)."""
+    params, inputs, targets, hprev = make_problem(V, H, T, seed=3)
+    _, cache = ex.forward_loss(params, inputs, targets, hprev)
+    grads = ex.rnn_backward(params, inputs, targets, cache)
+    f = lambda: ex.forward_loss(params, inputs, targets, hprev)[0]  # noqa: E731
+    for k in imp.PARAM_NAMES:
+        check_shape(grads[k], params[k].shape, f"rnn_backward: grads[{k!r}]")
+        num = imp.numerical_grad(f, params[k], delta=1e-5)
+        err = imp.rel_error(grads[k], num)
+        if err > 1e-6:
+            fail(f"gradient check: d{k} from rnn_backward vs central differences of forward_loss "
+                 f"(V={V}, H={H}, T={T}): relative error {err:.2e} > 1e-6\n"
+                 f"  yours:     {show(grads[k])}\n  numerical: {show(num)}\n"
+                 f"  (test_forward_loss_matches_module and test_rnn_backward_matches_module, against "
+                 f"implementation.py, name the likely mistake)")
+
+
+@pytest.mark.parametrize("V,H,T", SHAPES)
+def test_rnn_backward_matches_module(ex, V, H, T):
+    params, inputs, targets, hprev = make_problem(V, H, T, seed=V + T)
+    _, cache = ex.forward_loss(params, inputs, targets, hprev)
+    got = ex.rnn_backward(params, inputs, targets, cache)
+    _, want, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    diagnose_grads(got, params, inputs, targets, hprev, want, "rnn_backward")
+
+
+def large_gradient_problem():
+    """A window whose summed gradients exceed 5 while most per-step pieces do not."""
+    params, inputs, targets, hprev = make_problem(4, 6, 40, seed=11, scale=1.0)
+    params["Why"] *= 3.0
+    inputs[:] = np.arange(40) % 2                                   # repetitive: steps push the same way
+    targets[:] = (np.arange(40) + 1) % 2
+    return params, inputs, targets, hprev
+
+
+def test_large_gradient_problem_tells_the_mistakes_apart():
+    """A check of this test file itself: clipping early and late must give different numbers."""
+    params, inputs, targets, hprev = large_gradient_problem()
+    _, raw, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    clipped = {k: np.clip(v, -5, 5) for k, v in raw.items()}
+    _, each = variant(params, inputs, targets, hprev, clip_each=5.0)
+    _, running = variant(params, inputs, targets, hprev, clip_running=5.0)
+    assert any(imp.rel_error(raw[k], clipped[k]) > 1e-3 for k in raw)
+    assert any(imp.rel_error(each[k], clipped[k]) > 1e-3 for k in raw)
+    assert any(imp.rel_error(running[k], clipped[k]) > 1e-3 for k in raw)
+
+
+def test_rnn_backward_does_not_clip(ex):
+    params, inputs, targets, hprev = large_gradient_problem()
+    _, cache = ex.forward_loss(params, inputs, targets, hprev)
+    got = ex.rnn_backward(params, inputs, targets, cache)
+    _, want, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    if all(np.allclose(got[k], np.clip(want[k], -5, 5)) for k in want):
+        fail("rnn_backward returns clipped gradients: return the raw (unclipped) gradient; "
+             "clipping is clip_gradients' job, called by loss_and_clipped_grads")
+    diagnose_grads(got, params, inputs, targets, hprev, want, "rnn_backward")
+
+
+# ----------------------------------------------------------------------------- clipping
+
+def test_clip_gradients_elementwise(ex):
+    rng = np.random.default_rng(4)
+    raw = {"Wxh": 8 * rng.standard_normal((4, 3)), "by": np.array([[6.0], [-7.0], [0.5]])}
+    for limit in (5.0, 1.0):
+        grads = {k: v.copy() for k, v in raw.items()}
+        out = ex.clip_gradients(grads, limit)
+        if out is None:
+            fail("clip_gradients returned None: return the grads dict (after clipping it in place)")
+        for k, g in raw.items():
+            want = np.clip(g, -limit, limit)
+            norm = np.linalg.norm(g)
+            if np.allclose(out[k], g * min(1.0, limit / norm)) and not np.allclose(want, g):
+                fail(f"clip_gradients(limit={limit}): grads[{k!r}] was rescaled by its norm; the textbook "
+                     f"clips each ENTRY into [-limit, limit]: np.clip(g, -limit, limit)")
+            check_close(out[k], want, f"clip_gradients(limit={limit}): grads[{k!r}]",
+                        hint="every entry into [-limit, limit]: np.clip(g, -limit, limit, out=g)")
+            check_close(grads[k], want, f"clip_gradients(limit={limit}): grads[{k!r}] after the call",
+                        hint="clip in place (np.clip(g, -limit, limit, out=g)), as min-char-rnn does")
+
+
+def test_loss_and_clipped_grads_clips_after_summing(ex):
+    params, inputs, targets, hprev = large_gradient_problem()
+    loss, got, h_last = ex.loss_and_clipped_grads(params, inputs, targets, hprev)
+    want_loss, raw, want_h = imp.loss_and_grads(params, inputs, targets, hprev)
+    want = {k: np.clip(v, -5, 5) for k, v in raw.items()}
+    check_close(loss, want_loss, "loss_and_clipped_grads: loss", rtol=1e-9)
+    diagnose_grads(got, params, inputs, targets, hprev, want, "loss_and_clipped_grads", limit=5.0)
+    check_close(h_last, want_h, "loss_and_clipped_grads: h_last",
+                hint="h_last is the hidden state after the LAST step, cache['hs'][-1], shape (H,1)")
+
+
+@pytest.mark.parametrize("limit", [1.0])
+def test_loss_and_clipped_grads_uses_limit(ex, limit):
+    params, inputs, targets, hprev = make_problem(5, 4, 12, seed=2, scale=1.0)
+    _, got, _ = ex.loss_and_clipped_grads(params, inputs, targets, hprev, limit=limit)
+    _, raw, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    want = {k: np.clip(v, -limit, limit) for k, v in raw.items()}
+    if all(np.allclose(got[k], np.clip(raw[k], -5, 5)) for k in raw):
+        fail(f"loss_and_clipped_grads(..., limit={limit}) clipped to 5: pass `limit` on to clip_gradients")
+    diagnose_grads(got, params, inputs, targets, hprev, want,
+                   f"loss_and_clipped_grads(..., limit={limit})", limit=limit)
+
+
+# ----------------------------------------------------------------------------- all together
+
+def test_training_loop_reproduces_min_char_rnn(ex):
+    """Your pieces in min-char-rnn's loop give the textbook's losses, iteration by iteration."""
+    rng = np.random.default_rng(5)
+    text = "hello world, hello rnn. " * 6
+    chars = imp.build_vocab(text)
+    data = imp.encode(text, chars)
+    H, T, lr, iters = 12, 10, 0.1, 30
+    params0 = imp.init_params(len(chars), H, rng)
+    want_params, _, want_losses, _, _ = textbook_run(params0, data, T, lr, iters)
+    params = copy_params(params0)
+    memory = imp.zeros_like_params(params)
+    hprev, p, losses = np.zeros((H, 1)), 0, []
+    for n in range(iters):
+        if p + T + 1 >= len(data) or n == 0:
+            hprev, p = np.zeros((H, 1)), 0
+        inputs, targets = ex.get_batch(data, p, T)
+        loss, grads, hprev = ex.loss_and_clipped_grads(params, inputs, targets, hprev)
+        losses.append(loss)
+        imp.adagrad_update(params, grads, memory, lr)
+        p += T
+    check_close(losses, want_losses, f"losses of {iters} min-char-rnn iterations with your functions",
+                hint="each piece passed on its own? then check that h_last is carried into the next window",
+                rtol=1e-8)
+    for k in imp.PARAM_NAMES:
+        check_close(params[k], want_params[k], f"params[{k!r}] after {iters} iterations", rtol=1e-6)
