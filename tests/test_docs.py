@@ -95,7 +95,8 @@ def _runner(cmd, tmp, data):
     if argv[:2] == ["python", "train_minimal.py"] and "--sample-only" not in argv:
         if "--out" not in argv:
             argv += ["--out", f"{tmp}/out"]
-        return argv + ["--max-steps", "4", "--eval-every", "2", "--sample-every", "2", "--no-progress"]
+        return argv + ["--max-steps", "4", "--eval-every", "2", "--sample-every", "2", "--log-every", "1",
+                       "--no-progress"]
     if argv[:2] == ["python", "tests/benchmarks/bench_speed.py"]:
         return argv + ["--quick", "--json", f"{tmp}/bench.json"]
     if argv[:3] == ["python", "-m", "data.download"]:
