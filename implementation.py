@@ -138,9 +138,15 @@ class Streams:
     An epoch ends when the next window would run past the end of a stream, with
     min-char-rnn's rule `if p + T + 1 >= len(data): reset`; so with B=1 the walk
     over the data is exactly the textbook's.
+
+    offset rotates the ids left by that many characters before cutting them
+    (np.roll), so the streams start, and the windows split the text, at other
+    characters; offset=0 (the default) is the textbook walk. The end of the text
+    then runs on into its start at one place per stream set: one odd transition
+    in a million characters.
     """
 
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int):
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int, offset: int = 0):
         if batch_size < 1 or seq_length < 1:
             raise ValueError(f"Streams: batch_size and seq_length must be >= 1, "
                              f"got batch_size={batch_size}, seq_length={seq_length}")
@@ -154,6 +160,9 @@ class Streams:
             raise ValueError(f"Streams: {len(ids)} characters is too short for one window of "
                              f"seq_length={self.T} in {self.B} stream(s): need at least {need} "
                              f"(B*(T+2)); use a longer text or smaller --seq-length/--batch-size")
+        self.offset = int(offset) % len(ids)
+        if self.offset:
+            ids = np.roll(ids, -self.offset)                            # start reading at ids[offset]
         self.data = ids[: self.B * self.L].reshape(self.B, self.L)     # (B,L) stream b is row b
 
     def __len__(self) -> int:
@@ -436,14 +445,21 @@ def adam_update(params: dict, grads: dict, state: dict, learning_rate: float,
     state["step"] += 1
     t = state["step"]
     c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t                    # bias corrections
+    # mhat / (sqrt(vhat) + eps) = (sqrt(c2)/c1) * m / (sqrt(v) + eps*sqrt(c2)): the same step
+    # with the scalars folded together, so each array is read a few times instead of a dozen
+    step_size = learning_rate * math.sqrt(c2) / c1
     for k in params:
         g = grads[k]
         m, v = state["m"][k], state["v"][k]
         m *= beta1
-        m += (1.0 - beta1) * g
+        m += (1.0 - beta1) * g                                      # m = beta1 m + (1-beta1) g
         v *= beta2
-        v += (1.0 - beta2) * (g * g)
-        params[k] -= (learning_rate / c1) * m / (np.sqrt(v / c2) + eps)
+        v += (1.0 - beta2) * g * g                                  # v = beta2 v + (1-beta2) g^2
+        d = np.sqrt(v)
+        d += eps * math.sqrt(c2)
+        np.divide(m, d, out=d)                                      # m / (sqrt(v) + eps sqrt(c2))
+        d *= step_size
+        params[k] -= d
 
 
 def init_optimizer(name: str, params: dict) -> dict:
@@ -494,15 +510,39 @@ class Trainer:
         window  next window within the epoch    smooth_loss  per-char loss, smoothed 0.999/0.001
 
     An epoch is one full pass over the training ids: len(streams) windows.
+
+    random_offsets=True starts every epoch after the first at a random offset
+    into the text (Streams' offset, drawn from seed and the epoch number, so a
+    resumed run draws the same ones). Truncated backprop then cuts the text at
+    different characters in each epoch and the streams start elsewhere: the
+    model cannot learn the fixed windows by heart, a free regulariser when it
+    sees the same text many times. Off by default (the textbook walk).
+
+    ema=d > 0 also keeps an exponential moving average of the weights (Polyak
+    averaging), updated after every step:
+
+        ema_params = d * ema_params + (1 - d) * params
+
+    With a learning rate large enough to learn fast, each step overshoots a
+    little and the weights jitter around the valley floor; their average over
+    the last ~1/(1-d) steps sits closer to its bottom. model_params is the model
+    to evaluate, sample and save: the average if there is one, else the weights.
     """
 
     def __init__(self, params: dict, train_ids, batch_size: int = 1, seq_length: int = 25,
                  learning_rate: float = 0.1, optimizer: str = "adagrad", clip: float | None = 5.0,
-                 opt_state: dict | None = None):
+                 opt_state: dict | None = None, random_offsets: bool = False, seed: int = 0,
+                 ema: float = 0.0):
         if not learning_rate > 0:
             raise ValueError(f"Trainer: learning_rate must be > 0, got {learning_rate}")
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"Trainer: ema must be in [0, 1) (0 = off, e.g. 0.998), got {ema}")
+        self.ema = float(ema)
+        self.ema_params = {k: v.copy() for k, v in params.items()} if ema else None
         self.params = params
-        self.streams = Streams(train_ids, batch_size, seq_length)
+        self.train_ids = np.asarray(train_ids)
+        self.random_offsets, self.seed = bool(random_offsets), int(seed)
+        self.streams = Streams(self.train_ids, batch_size, seq_length)
         self.learning_rate, self.optimizer, self.clip = learning_rate, optimizer, clip
         self.opt_state = opt_state if opt_state is not None else init_optimizer(optimizer, params)
         H, V = params["Wxh"].shape
@@ -523,12 +563,19 @@ class Trainer:
         """
         if self.window == 0:
             self.h = np.zeros_like(self.h)           # new epoch: reset the RNN's memory
+            if self.random_offsets and self.streams.offset != self.epoch_offset(self.epoch):
+                self.streams = Streams(self.train_ids, self.streams.B, self.streams.T,
+                                       self.epoch_offset(self.epoch))
         inputs, targets = self.streams.window(self.window)
         lr = self.learning_rate if learning_rate is None else learning_rate
         loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h)
         if fractions:                                # gradient health, measured before clipping
             self.grad_norms = {k: float(np.linalg.norm(g)) for k, g in grads.items()}
         frac = apply_update(self.params, self.opt_state, grads, lr, self.clip, self.optimizer, fractions)
+        if self.ema_params is not None:
+            for k, avg in self.ema_params.items():   # avg = d avg + (1-d) params, in place
+                avg *= self.ema
+                avg += (1.0 - self.ema) * self.params[k]
         per_char = loss / self.streams.T             # summed over T steps, mean over B -> per char
         self.smooth_loss = 0.999 * self.smooth_loss + 0.001 * per_char
         self.step_count += 1
@@ -536,6 +583,25 @@ class Trainer:
         if self.window == len(self.streams):         # the next window would run past the end
             self.window, self.epoch = 0, self.epoch + 1
         return per_char, grads, frac
+
+    @property
+    def model_params(self) -> dict:
+        """The weights to evaluate, sample and save: the running average if any, else params."""
+        return self.ema_params if self.ema_params is not None else self.params
+
+    def checkpoint_arrays(self) -> tuple[dict, dict]:
+        """(params, opt_state) for save_checkpoint: the model to use (model_params), and the
+        optimiser state, plus under "weights" the training weights when they differ (ema)."""
+        if self.ema_params is None:
+            return self.params, self.opt_state
+        return self.ema_params, dict(self.opt_state, weights=self.params)
+
+    def epoch_offset(self, epoch: int) -> int:
+        """Where epoch `epoch` starts reading the text: 0 for the first epoch or
+        without random_offsets, else a draw from (seed, epoch)."""
+        if not self.random_offsets or epoch == 0:
+            return 0
+        return int(np.random.default_rng([self.seed, epoch]).integers(len(self.train_ids)))
 
     def state(self) -> dict:
         """The counters to store in a checkpoint's meta (see save_checkpoint)."""
@@ -548,11 +614,23 @@ class Trainer:
         if ck["hidden"].shape != self.h.shape:
             raise CheckpointError(f"checkpoint hidden state has shape {ck['hidden'].shape}, but this run "
                                   f"expects {self.h.shape} (hidden_size, batch_size): use the same settings")
+        opt_state = dict(ck["opt_state"])
+        weights = opt_state.pop("weights", None)         # the training weights, if averaged
+        if (weights is None) != (self.ema_params is None):
+            raise CheckpointError("the checkpoint was saved " + ("without" if weights is None else "with")
+                                  + " weight averaging; resume it with the same setting")
         for k in PARAM_NAMES:
-            self.params[k][...] = ck["params"][k]
-        self.opt_state = ck["opt_state"]
+            if weights is None:
+                self.params[k][...] = ck["params"][k]
+            else:
+                self.params[k][...] = weights[k]
+                self.ema_params[k][...] = ck["params"][k]
+        self.opt_state = opt_state
         self.h = ck["hidden"].astype(self.h.dtype)
         self.step_count, self.epoch, self.window = int(m["step"]), int(m["epoch"]), int(m["window"])
+        if self.random_offsets:                      # the walk of the epoch we resume in
+            self.streams = Streams(self.train_ids, self.streams.B, self.streams.T,
+                                   self.epoch_offset(self.epoch))
         self.smooth_loss = float(m["smooth_loss"])
         return self
 

@@ -53,7 +53,7 @@ PRESETS = {
     "textbook": {
         "hidden_size": 100, "seq_length": 25, "batch_size": 1,
         "optimizer": "adagrad", "learning_rate": 0.1, "lr_schedule": "constant", "min_lr": 0.0,
-        "clip": 5.0, "dtype": "float64", "init_scale": 0.01,
+        "clip": 5.0, "dtype": "float64", "init_scale": 0.01, "random_offsets": False, "ema": 0.0,
         "epochs": 10, "max_steps": None, "time_budget": None, "patience": 0, "val_fraction": 0.1,
         "sample_every": 5000, "eval_every": 10000, "log_every": 100,
         "sample_length": 200, "temperature": 1.0, "seed": 1337,
@@ -63,7 +63,7 @@ PRESETS = {
     "default": {
         "hidden_size": 256, "seq_length": 64, "batch_size": 32,
         "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "constant", "min_lr": 2e-4,
-        "clip": 5.0, "dtype": "float32", "init_scale": 0.01,
+        "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": False, "ema": 0.0,
         "epochs": 200, "max_steps": None, "time_budget": 840.0, "patience": 5, "val_fraction": 0.1,
         "sample_every": 500, "eval_every": 500, "log_every": 10,
         "sample_length": 200, "temperature": 0.8, "seed": 1337,
@@ -81,7 +81,7 @@ PRESETS["fast"] = dict(
 
 # Settings a resumed run must keep: they fix the shapes, the data walk or the optimiser state.
 FROZEN_ON_RESUME = ("hidden_size", "seq_length", "batch_size", "optimizer", "dtype",
-                    "init_scale", "val_fraction", "seed")
+                    "init_scale", "val_fraction", "seed", "random_offsets", "ema")
 
 DEFAULT_DATA = "data/tiny_shakespeare.txt"
 DEFAULT_OUT = "out"
@@ -148,6 +148,9 @@ def check_config(c: dict) -> None:
     if c["lr_schedule"] == "cosine" and not (math.isfinite(c["min_lr"]) and 0 <= c["min_lr"] <= c["learning_rate"]):
         raise UserError(f"--min-lr must be between 0 and --learning-rate ({c['learning_rate']:g}), "
                         f"got {c['min_lr']!r}")
+    if not (isinstance(c["ema"], (int, float)) and math.isfinite(c["ema"]) and 0 <= c["ema"] < 1):
+        raise UserError(f"--ema must be in [0, 1) (0 = off; 0.998 averages about the last 500 steps), "
+                        f"got {c['ema']!r}")
     if not (math.isfinite(c["val_fraction"]) and 0 <= c["val_fraction"] < 1):
         raise UserError(f"--val-fraction must be in [0, 1), got {c['val_fraction']!r}")
     try:
@@ -294,7 +297,8 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
     params = im.init_params(V, H, rng, np.dtype(c["dtype"]).type, c["init_scale"])
     try:
         trainer = im.Trainer(params, train_ids, B, T, c["learning_rate"], c["optimizer"],
-                             c["clip"] or None)
+                             c["clip"] or None, random_offsets=c["random_offsets"],
+                             seed=c["seed"], ema=c["ema"])
     except ValueError as e:                         # text shorter than one window
         raise UserError(f"--data {data_path}: {str(e).removeprefix('Streams: ')}") from None
     best = {"val_loss": None, "step": None, "evals_since_best": 0}
@@ -369,7 +373,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
         meta = {**trainer.state(), "config": c, "best_val_loss": best["val_loss"],
                 "best_step": best["step"], "evals_since_best": best["evals_since_best"],
                 "elapsed": elapsed(), "train_seconds": train_seconds0 + step_seconds}
-        im.save_checkpoint(path, trainer.params, trainer.opt_state, chars, trainer.h, meta, rng)
+        im.save_checkpoint(path, *trainer.checkpoint_arrays(), chars, trainer.h, meta, rng)
 
     prime = default_prime(chars)
     recent = collections.deque(maxlen=100)          # per-char losses of the last steps, for display
@@ -379,7 +383,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
 
     def evaluate_now():
         nonlocal last_eval_step, saved_step
-        r = im.evaluate(trainer.params, val_ids)
+        r = im.evaluate(trainer.model_params, val_ids)
         if not math.isfinite(r["nats"]):
             raise _Diverged(f"the validation loss is {r['nats']:.4g} nats/char")
         last_eval_step = trainer.step_count
@@ -399,7 +403,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
             f"{' | best' if improved else ''} | {cps / 1000:.0f}k chars/s | {_fmt_time(elapsed())}")
 
     def sample_now():
-        text = im.sample_text(trainer.params, chars, prime, c["sample_length"], c["temperature"], rng)
+        text = im.sample_text(trainer.model_params, chars, prime, c["sample_length"], c["temperature"], rng)
         write_log("sample", temperature=c["temperature"], prime=prime, text=text)
         say(f"----- sample at step {trainer.step_count} (epoch {epochs_done():.2f}, "
             f"temperature {c['temperature']:g}) -----\n{prime.lstrip(chr(10)) + text}\n-----")
@@ -603,7 +607,14 @@ def build_parser() -> argparse.ArgumentParser:
                                               f"{dflt('clip')}")
     g.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point type {dflt('dtype')}")
     g.add_argument("--init-scale", type=float, metavar="X", help=f"weights start as N(0,1) * init-scale {dflt('init_scale')}")
-    g.add_argument("--seed", type=int, metavar="N", help=f"random seed for the weights and samples {dflt('seed')}")
+    g.add_argument("--seed", type=int, metavar="N", help=f"random seed for the weights, samples "
+                                            f"and epoch offsets {dflt('seed')}")
+    g.add_argument("--random-offsets", action=argparse.BooleanOptionalAction,
+                   help="start every epoch after the first at a random character of the text, so the "
+                        f"unrolled windows cut it in new places each time {dflt('random_offsets')}")
+    g.add_argument("--ema", type=float, metavar="D", help="also keep a moving average of the weights, "
+                   "avg = D*avg + (1-D)*weights after each step, and evaluate, sample and save it "
+                   f"(0.998: about the last 500 steps); 0 = off {dflt('ema')}")
 
     g = p.add_argument_group("how long")
     g.add_argument("--epochs", type=int, metavar="N", help=f"stop after this many full passes over the training split "
@@ -642,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 CONFIG_FLAGS = ("data", "out", "val_fraction", "hidden_size", "seq_length", "batch_size", "optimizer",
-                "learning_rate", "lr_schedule", "min_lr", "clip", "dtype", "init_scale", "seed", "epochs",
+                "learning_rate", "lr_schedule", "min_lr", "clip", "dtype", "init_scale", "seed",
+                "random_offsets", "ema", "epochs",
                 "max_steps", "time_budget", "patience", "sample_every", "eval_every", "log_every",
                 "sample_length", "temperature")
 
@@ -665,6 +677,7 @@ def config_from_args(args) -> dict:
             raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the checkpoint's {base.get(k)}; "
                             f"a resumed run keeps {', '.join(FROZEN_ON_RESUME)}")
     given.setdefault("out", str(Path(args.resume).parent))
+    base = {"random_offsets": False, "ema": 0.0, **base}   # settings older checkpoints did not store
     return resolve_config(base=base, **given)
 
 

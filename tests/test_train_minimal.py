@@ -196,11 +196,20 @@ def test_cosine_schedule_decays_to_min_lr(text_file, tmp_path):
 # Resume
 # -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("preset", ["default", "textbook"])
-def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, preset):
+RESUME_CASES = {
+    "default": ["--preset", "default"],
+    "textbook": ["--preset", "textbook"],
+    # 16 streams of 32: an epoch of the test text is ~15 steps, so 40 steps start new epochs at random offsets
+    "offsets+ema": ["--preset", "fast", "--time-budget", "600", "--lr-schedule", "constant",
+                    "--random-offsets", "--ema", "0.9", "--batch-size", "16", "--seq-length", "32"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_CASES))
+def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, case):
     """--max-steps 20, then --resume last.npz --max-steps 40 == one run of --max-steps 40."""
-    common = ["--preset", preset, *SMALL, "--data", text_file, "--log-every", "1", "--eval-every", "15",
-              "--sample-every", "7", "--sample-length", "20"]
+    common = [*SMALL, *RESUME_CASES[case], "--data", text_file, "--log-every", "1", "--eval-every", "15",
+              "--sample-every", "7", "--sample-length", "20", "--hidden-size", "16"]
     one, two = tmp_path / "one", tmp_path / "two"
     assert tm.main([*common, "--out", one, "--max-steps", "40"]) == 0
     assert tm.main([*common, "--out", two, "--max-steps", "20"]) == 0
@@ -215,6 +224,13 @@ def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, preset):
     for k in ("step", "epoch", "window", "smooth_loss"):
         assert a["meta"][k] == b["meta"][k], f"meta[{k!r}]: single run {a['meta'][k]} vs resumed {b['meta'][k]}"
     assert a["rng"].bit_generator.state == b["rng"].bit_generator.state, "the RNG state differs after resume"
+    if "--ema" in common:                            # the model is the average; the weights ride along
+        assert set(a["opt_state"]["weights"]) == set(im.PARAM_NAMES)
+        for k in im.PARAM_NAMES:
+            assert np.array_equal(a["opt_state"]["weights"][k], b["opt_state"]["weights"][k])
+        assert not np.array_equal(a["params"]["Whh"], a["opt_state"]["weights"]["Whh"]), \
+            "with --ema the checkpoint's params should be the average, not the training weights"
+        assert a["meta"]["epoch"] >= 2, "this case should cross epoch starts (random offsets)"
 
     train_a = [(e["step"], e["loss"], e["smooth_loss"]) for e in read_log(one) if e["kind"] == "train"]
     train_b = [(e["step"], e["loss"], e["smooth_loss"]) for e in read_log(two) if e["kind"] == "train"]
@@ -395,6 +411,7 @@ BAD_FLAGS = {
     "temperature not a number": (["--temperature", "warm"], "temperature"),
     "temperature nan": (["--temperature", "nan"], "temperature"),
     "zero epochs": (["--epochs", "0"], "--epochs"),
+    "ema of one": (["--ema", "1"], "--ema"),
 }
 
 
