@@ -192,6 +192,19 @@ def test_cosine_schedule_decays_to_min_lr(text_file, tmp_path):
     assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.0011
 
 
+def test_warmup_ramps_the_learning_rate_then_follows_the_schedule(text_file, tmp_path):
+    out = tmp_path / "out"
+    assert tm.main([*SMALL, "--data", text_file, "--out", out, "--max-steps", "20", "--log-every", "1",
+                    "--lr-schedule", "cosine", "--learning-rate", "0.01", "--min-lr", "0.001",
+                    "--warmup-steps", "5"]) == 0
+    lrs = [e["lr"] for e in read_log(out) if e["kind"] == "train"]
+    cosine = lambda step: 0.001 + 0.5 * 0.009 * (1 + math.cos(math.pi * step / 20))
+    for step in range(20):                           # the log's step s used the rate of step index s-1
+        want = cosine(step) * min(1.0, (step + 1) / 5)
+        assert lrs[step] == pytest.approx(want), f"--warmup-steps 5: lr at step {step + 1} should be {want:.5g}"
+    assert lrs[0] == pytest.approx(0.2 * 0.01) and lrs[4] == pytest.approx(cosine(4))
+
+
 # -----------------------------------------------------------------------------
 # Resume
 # -----------------------------------------------------------------------------
@@ -412,6 +425,7 @@ BAD_FLAGS = {
     "temperature nan": (["--temperature", "nan"], "temperature"),
     "zero epochs": (["--epochs", "0"], "--epochs"),
     "ema of one": (["--ema", "1"], "--ema"),
+    "negative warmup": (["--warmup-steps", "-1"], "--warmup-steps"),
 }
 
 
