@@ -14,6 +14,7 @@ validation loss every --eval-every steps, and keeps in --out (default out/):
 More:
 
     python train_minimal.py --preset textbook --max-steps 300     # min-char-rnn's exact settings
+    python train_minimal.py --preset fast                          # the best model in 180 s
     python train_minimal.py --resume out/last.npz                  # continue a run exactly
     python train_minimal.py --sample-only --checkpoint out/best.npz --prime "ROMEO:" --length 300
 
