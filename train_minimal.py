@@ -71,7 +71,7 @@ PRESETS = {
     },
 }
 # The best model in 180 seconds on 2 cores (README, "Quick start"): 384 units on 16 streams
-# of 64 steps (about 135k chars/s, 24 epochs in the budget); Adam with a linear warmup over
+# of 64 steps (about 120-130k chars/s, 21-22 epochs in the budget); Adam with a linear warmup over
 # the first 3,000 steps, then a cosine decay from 1.5e-3 to 2e-5 over the time budget;
 # random epoch offsets; and a moving average of the weights, which is what gets evaluated,
 # sampled and saved. Evaluated every ~30 s; the best checkpoint is kept.
@@ -224,8 +224,8 @@ def learning_rate_at(c: dict, step: int, epochs_done: float, elapsed: float) -> 
     progress = the largest of step/max_steps, epochs_done/epochs, elapsed/time_budget
     (of those that are set).
     warmup_steps N > 0 scales that by (step + 1) / N for the first N steps: a linear ramp
-    from almost 0, so Adam's first, poorly estimated steps cannot throw the recurrent
-    weights into saturation before the statistics settle.
+    from almost 0. (Adam's first steps move every weight by about the full learning rate,
+    whatever the size of its gradient, before its running averages mean much.)
     """
     warm = min(1.0, (step + 1) / c["warmup_steps"]) if c["warmup_steps"] else 1.0
     if c["lr_schedule"] == "constant":
