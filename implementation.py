@@ -514,9 +514,9 @@ class Trainer:
     random_offsets=True starts every epoch after the first at a random offset
     into the text (Streams' offset, drawn from seed and the epoch number, so a
     resumed run draws the same ones). Truncated backprop then cuts the text at
-    different characters in each epoch and the streams start elsewhere: the
-    model cannot learn the fixed windows by heart, a free regulariser when it
-    sees the same text many times. Off by default (the textbook walk).
+    different characters in each epoch and the streams start elsewhere, so a
+    model that sees the same text many times does not see the same windows;
+    it costs nothing. Off by default (the textbook walk).
 
     ema=d > 0 also keeps an exponential moving average of the weights (Polyak
     averaging), updated after every step:
