@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-import implementation as im
+import implementation as rnn
+from cli import limit_threads
 from data.download import DownloadError, ensure_data_file
 
 # -----------------------------------------------------------------------------
@@ -157,7 +158,7 @@ def check_config(c: dict) -> None:
     if not (math.isfinite(c["val_fraction"]) and 0 <= c["val_fraction"] < 1):
         raise UserError(f"--val-fraction must be in [0, 1), got {c['val_fraction']!r}")
     try:
-        im.check_temperature(c["temperature"])
+        rnn.check_temperature(c["temperature"])
     except ValueError as e:
         raise UserError(f"--temperature: {e}") from None
     if c["optimizer"] not in ("adagrad", "adam"):
@@ -191,11 +192,11 @@ def load_data(path, val_fraction: float, progress: bool = True):
         raise UserError("; ".join(str(e).splitlines())) from None
     if Path(path).is_dir():
         raise UserError(f"--data {path} is a folder; give a UTF-8 text file")
-    text = im.read_text(path)                       # ValueError (one line) for binary / non-UTF-8
+    text = rnn.read_text(path)                       # ValueError (one line) for binary / non-UTF-8
     if not text:
         raise UserError(f"--data {path} is empty; the model needs text to learn from")
-    chars = im.build_vocab(text)
-    train_ids, val_ids = im.train_val_split(im.encode(text, chars), val_fraction)
+    chars = rnn.build_vocab(text)
+    train_ids, val_ids = rnn.train_val_split(rnn.encode(text, chars), val_fraction)
     if val_fraction > 0 and len(val_ids) < 2:
         raise UserError(f"--data {path}: the validation split ({val_fraction:g} of {len(text)} chars) "
                         "has fewer than 2 characters; use a longer text or --val-fraction 0")
@@ -301,9 +302,9 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
     data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress)
     V, H, B, T = len(chars), c["hidden_size"], c["batch_size"], c["seq_length"]
     rng = np.random.default_rng(c["seed"])
-    params = im.init_params(V, H, rng, np.dtype(c["dtype"]).type, c["init_scale"])
+    params = rnn.init_params(V, H, rng, np.dtype(c["dtype"]).type, c["init_scale"])
     try:
-        trainer = im.Trainer(params, train_ids, B, T, c["learning_rate"], c["optimizer"],
+        trainer = rnn.Trainer(params, train_ids, B, T, c["learning_rate"], c["optimizer"],
                              c["clip"] or None, random_offsets=c["random_offsets"],
                              seed=c["seed"], ema=c["ema"])
     except ValueError as e:                         # text shorter than one window
@@ -311,7 +312,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
     best = {"val_loss": None, "step": None, "evals_since_best": 0}
     elapsed0, train_seconds0 = 0.0, 0.0
     if resume is not None:
-        ck = im.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
+        ck = rnn.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
         trainer.restore(ck)
         m = ck["meta"]
         rng = ck["rng"] if ck["rng"] is not None else rng
@@ -380,7 +381,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
         meta = {**trainer.state(), "config": c, "best_val_loss": best["val_loss"],
                 "best_step": best["step"], "evals_since_best": best["evals_since_best"],
                 "elapsed": elapsed(), "train_seconds": train_seconds0 + step_seconds}
-        im.save_checkpoint(path, *trainer.checkpoint_arrays(), chars, trainer.h, meta, rng)
+        rnn.save_checkpoint(path, *trainer.checkpoint_arrays(), chars, trainer.h, meta, rng)
 
     prime = default_prime(chars)
     recent = collections.deque(maxlen=100)          # per-char losses of the last steps, for display
@@ -390,7 +391,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
 
     def evaluate_now():
         nonlocal last_eval_step, saved_step
-        r = im.evaluate(trainer.model_params, val_ids)
+        r = rnn.evaluate(trainer.model_params, val_ids)
         if not math.isfinite(r["nats"]):
             raise _Diverged(f"the validation loss is {r['nats']:.4g} nats/char")
         last_eval_step = trainer.step_count
@@ -410,7 +411,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
             f"{' | best' if improved else ''} | {cps / 1000:.0f}k chars/s | {_fmt_time(elapsed())}")
 
     def sample_now():
-        text = im.sample_text(trainer.model_params, chars, prime, c["sample_length"], c["temperature"], rng)
+        text = rnn.sample_text(trainer.model_params, chars, prime, c["sample_length"], c["temperature"], rng)
         write_log("sample", temperature=c["temperature"], prime=prime, text=text)
         say(f"----- sample at step {trainer.step_count} (epoch {epochs_done():.2f}, "
             f"temperature {c['temperature']:g}) -----\n{prime.lstrip(chr(10)) + text}\n-----")
@@ -541,7 +542,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
 def sample_from_checkpoint(checkpoint, prime: str | None = None, length: int = 200,
                            temperature: float = 1.0, seed: int | None = None) -> str:
     """prime + `length` sampled characters from a saved checkpoint."""
-    ck = im.load_checkpoint(checkpoint)
+    ck = rnn.load_checkpoint(checkpoint)
     chars = ck["chars"]
     if prime is None:
         prime = default_prime(chars)
@@ -553,7 +554,7 @@ def sample_from_checkpoint(checkpoint, prime: str | None = None, length: int = 2
         raise UserError(f"the prime has {len(unknown)} character(s) not in the checkpoint's vocabulary: "
                         f"{shown} (it knows {len(chars)} characters)")
     rng = np.random.default_rng(seed)
-    return prime + im.sample_text(ck["params"], chars, prime, length, temperature, rng)
+    return prime + rnn.sample_text(ck["params"], chars, prime, length, temperature, rng)
 
 
 # -----------------------------------------------------------------------------
@@ -583,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
                "(bits = nats / ln 2); the progress bar shows the mean of the last 100 steps. "
                "LOG FORMAT (out/log.jsonl): one JSON object per line with a 'kind': config, train "
                "(every --log-every steps: loss, smooth_loss, lr, grad_norm before clipping, clip_frac), "
-               "val, sample, resume, end. On a machine busy with other work, OPENBLAS_NUM_THREADS=1 avoids threads waiting on each other.")
+               "val, sample, resume, end. NumPy runs on one BLAS thread (the fastest choice at these matrix sizes, and the only safe one on a busy machine); set RNN_THREADS=2 to use two.")
 
     g = p.add_argument_group("data and output")
     g.add_argument("--data", metavar="PATH", help=f"UTF-8 text file to train on; {DEFAULT_DATA} and data/federalist.txt "
@@ -676,7 +677,7 @@ def config_from_args(args) -> dict:
     if args.preset is not None:
         raise UserError("--preset cannot be combined with --resume: a resumed run keeps its checkpoint's "
                         "settings (override single flags instead)")
-    ck = im.load_checkpoint(args.resume)            # CheckpointError: missing / corrupted
+    ck = rnn.load_checkpoint(args.resume)            # CheckpointError: missing / corrupted
     base = ck["meta"].get("config")
     if not isinstance(base, dict):
         raise UserError(f"{args.resume}: this checkpoint was not saved by train_minimal.py "
@@ -697,6 +698,7 @@ def main(argv=None) -> int:
         argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
     args = parser.parse_args(argv)
     try:
+        limit_threads()                             # one BLAS thread unless RNN_THREADS says otherwise
         if args.sample_only:
             return _main_sample(args)
         if args.checkpoint or args.prime is not None or args.prime_file:
@@ -706,7 +708,7 @@ def main(argv=None) -> int:
         check_config(config)
         metrics = train(config, resume=args.resume, quiet=args.quiet,
                         progress=False if (args.no_progress or args.quiet) else None)
-    except (UserError, im.CheckpointError, DownloadError, ValueError, OSError) as e:
+    except (UserError, rnn.CheckpointError, DownloadError, ValueError, OSError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -732,14 +734,14 @@ def _main_sample(args) -> int:
     if not (isinstance(c["sample_length"], int) and c["sample_length"] > 0):
         raise UserError(f"--length must be an integer > 0, got {c['sample_length']}")
     try:
-        im.check_temperature(c["temperature"])
+        rnn.check_temperature(c["temperature"])
     except ValueError as e:
         raise UserError(f"--temperature: {e}") from None
     prime = args.prime
     if args.prime_file:
         if not Path(args.prime_file).is_file():
             raise UserError(f"--prime-file {args.prime_file}: no such file")
-        prime = im.read_text(args.prime_file)
+        prime = rnn.read_text(args.prime_file)
     text = sample_from_checkpoint(args.checkpoint, prime, c["sample_length"], c["temperature"], c["seed"])
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

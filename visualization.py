@@ -43,6 +43,7 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 import implementation as rnn
+from cli import limit_threads
 
 LN2 = math.log(2)
 ACT_CMAP = "RdBu_r"        # hidden activations: blue -1 ... white 0 ... red +1
@@ -1068,6 +1069,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    limit_threads()                          # one BLAS thread unless RNN_THREADS says otherwise
     if args.chars < 20:
         parser.error(f"--chars must be at least 20, got {args.chars}")
     if args.dpi < 10:

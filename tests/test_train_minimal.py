@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import implementation as im
+import implementation as rnn
 import train_minimal as tm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_training_writes_checkpoints_log_and_metrics(text_file, tmp_path):
     assert [e["step"] for e in train] == list(range(5, 41, 5)), "a train line every --log-every steps"
     for e in train:
         assert set(e) >= {"step", "epoch", "chars", "time", "loss", "smooth_loss", "lr", "grad_norm", "clip_frac"}
-        assert set(e["grad_norm"]) == set(im.PARAM_NAMES) and set(e["clip_frac"]) == set(im.PARAM_NAMES)
+        assert set(e["grad_norm"]) == set(rnn.PARAM_NAMES) and set(e["clip_frac"]) == set(rnn.PARAM_NAMES)
         assert e["chars"] == e["step"] * 2 * 8
     assert train[-1]["loss"] < math.log(V), "after 40 steps the loss should be below a uniform guess, ln V"
 
@@ -143,8 +143,8 @@ def test_training_writes_checkpoints_log_and_metrics(text_file, tmp_path):
     for k in ("best_step", "final_train_loss", "epochs", "seconds", "chars_per_sec"):
         assert k in metrics, f"metrics.json should have {k!r}"
 
-    best = im.load_checkpoint(out / "best.npz")
-    last = im.load_checkpoint(out / "last.npz")
+    best = rnn.load_checkpoint(out / "best.npz")
+    last = rnn.load_checkpoint(out / "last.npz")
     assert last["meta"]["step"] == 40 and best["meta"]["step"] == metrics["best_step"]
     for k in ("config", "best_val_loss", "best_step", "evals_since_best", "elapsed", "epoch", "window",
               "smooth_loss"):
@@ -178,7 +178,7 @@ def test_patience_stops_on_a_validation_plateau_and_keeps_the_best(text_file, tm
     val = [e for e in read_log(out) if e["kind"] == "val"]
     assert metrics["reason"] == "plateau", f"expected a plateau stop; validation losses: {[e['val_loss'] for e in val]}"
     assert metrics["best_step"] == val[-3]["step"], "stops 2 evaluations after the best one"
-    assert im.load_checkpoint(out / "best.npz")["meta"]["step"] == metrics["best_step"]
+    assert rnn.load_checkpoint(out / "best.npz")["meta"]["step"] == metrics["best_step"]
     assert metrics["best_val_loss"] == pytest.approx(min(e["val_loss"] for e in val))
 
 
@@ -228,8 +228,8 @@ def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, case):
     assert tm.main([*common, "--out", two, "--max-steps", "20"]) == 0
     assert tm.main(["--resume", two / "last.npz", "--max-steps", "40", "--quiet", "--no-progress"]) == 0
 
-    a, b = im.load_checkpoint(one / "last.npz"), im.load_checkpoint(two / "last.npz")
-    for k in im.PARAM_NAMES:
+    a, b = rnn.load_checkpoint(one / "last.npz"), rnn.load_checkpoint(two / "last.npz")
+    for k in rnn.PARAM_NAMES:
         assert np.array_equal(a["params"][k], b["params"][k]), \
             f"params[{k!r}] after resume differs from the single run (max |diff| " \
             f"{np.abs(a['params'][k] - b['params'][k]).max():g}): the resume is not exact"
@@ -238,8 +238,8 @@ def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, case):
         assert a["meta"][k] == b["meta"][k], f"meta[{k!r}]: single run {a['meta'][k]} vs resumed {b['meta'][k]}"
     assert a["rng"].bit_generator.state == b["rng"].bit_generator.state, "the RNG state differs after resume"
     if "--ema" in common:                            # the model is the average; the weights ride along
-        assert set(a["opt_state"]["weights"]) == set(im.PARAM_NAMES)
-        for k in im.PARAM_NAMES:
+        assert set(a["opt_state"]["weights"]) == set(rnn.PARAM_NAMES)
+        for k in rnn.PARAM_NAMES:
             assert np.array_equal(a["opt_state"]["weights"][k], b["opt_state"]["weights"][k])
         assert not np.array_equal(a["params"]["Whh"], a["opt_state"]["weights"]["Whh"]), \
             "with --ema the checkpoint's params should be the average, not the training weights"
@@ -298,13 +298,13 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(text_file, tmp_path):
     assert "Traceback" not in err
     assert "interrupted" in err and "--resume" in err and "last.npz" in err, \
         f"Ctrl-C should say where the checkpoint is and how to resume; stderr: {err}"
-    ck = im.load_checkpoint(out / "last.npz")
+    ck = rnn.load_checkpoint(out / "last.npz")
     step = ck["meta"]["step"]
     assert step > 0
     assert read_log(out)[-1] == {**read_log(out)[-1], "kind": "end", "reason": "interrupted", "step": step}
     # and the run continues from there
     assert tm.main(["--resume", out / "last.npz", "--max-steps", str(step + 3), "--quiet", "--no-progress"]) == 0
-    assert im.load_checkpoint(out / "last.npz")["meta"]["step"] == step + 3
+    assert rnn.load_checkpoint(out / "last.npz")["meta"]["step"] == step + 3
 
 
 def test_sigkill_while_saving_leaves_a_loadable_checkpoint(text_file, tmp_path):
@@ -329,8 +329,8 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(text_file, tmp_path):
         proc.stderr.close()
         for name in ("last.npz", "best.npz"):
             try:
-                ck = im.load_checkpoint(out / name)
-            except im.CheckpointError as e:
+                ck = rnn.load_checkpoint(out / name)
+            except rnn.CheckpointError as e:
                 pytest.fail(f"after SIGKILL {delay}s into saving, {name} no longer loads: {e}")
             assert ck["meta"]["step"] >= 1
 

@@ -57,6 +57,7 @@ for _p in (REPO, REPO / "tests"):                    # implementation, data.down
         sys.path.insert(0, str(_p))
 
 import implementation as rnn                           # noqa: E402
+from cli import limit_threads                          # noqa: E402
 from textbook import textbook_loss_fun, textbook_run   # noqa: E402
 
 TEXTBOOK = dict(hidden_size=100, seq_length=25, learning_rate=0.1)   # min-char-rnn's settings
@@ -390,10 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
+    threads = limit_threads()                  # one BLAS thread, like every script (RNN_THREADS=2 for two)
     seconds = args.seconds if args.seconds is not None else (0.3 if args.quick else 3.0)
     info = machine_info()
+    info["blas_threads"] = threads
     print("settings:", vars(args))
-    print(f"machine: {info['cpu_count']} cores, numpy {info['numpy']}, {info['blas']}, "
+    print(f"machine: {info['cpu_count']} cores, numpy {info['numpy']}, {info['blas']}, {threads} BLAS thread(s), "
           f"load average {info['load_before'][0]:.2f} (the machine may be shared: compare ratios)",
           flush=True)
     text, source = load_text(args.data)

@@ -11,7 +11,7 @@
 import numpy as np
 import pytest
 
-import implementation as imp
+import implementation as rnn
 from .exercise_checks import check_close, check_shape, fail, show
 from textbook import textbook_run
 
@@ -27,7 +27,7 @@ def ex(load_exercise):
 def make_problem(V, H, T, seed=0, scale=0.5):
     """Random float64 params (non-zero biases), inputs, targets and hprev: never zeros."""
     rng = np.random.default_rng(seed)
-    params = imp.init_params(V, H, rng, init_scale=scale)
+    params = rnn.init_params(V, H, rng, init_scale=scale)
     params["bh"] = 0.3 * rng.standard_normal((H, 1))
     params["by"] = 0.3 * rng.standard_normal((V, 1))
     inputs = rng.integers(0, V, T)
@@ -43,7 +43,7 @@ def copy_params(params):
 def variant(params, inputs, targets, hprev, tanh_grad=True, dhnext=True, clip_each=None,
             clip_running=None, whh_uses_h_t=False, why_uses_h_prev=False):
     """The textbook loss and gradients, with one mistake switched on by a flag."""
-    Wxh, Whh, Why, bh, by = (params[k] for k in imp.PARAM_NAMES)
+    Wxh, Whh, Why, bh, by = (params[k] for k in rnn.PARAM_NAMES)
     H, V = Wxh.shape
     T = len(inputs)
     hs, ps = {-1: hprev.copy()}, {}
@@ -112,12 +112,12 @@ def diagnose_grads(got, params, inputs, targets, hprev, want, func, limit=None):
     limit: the clipping `want` had (None: raw gradients); the mistaken variants
     get the same clipping after the loop, so a backward mistake is named here too.
     """
-    bad = [k for k in imp.PARAM_NAMES if np.asarray(got[k]).shape != want[k].shape]
+    bad = [k for k in rnn.PARAM_NAMES if np.asarray(got[k]).shape != want[k].shape]
     if bad:
         k = bad[0]
         fail(f"{func}: grads[{k!r}] has shape {np.asarray(got[k]).shape}, expected {want[k].shape} "
              f"(the gradient has the shape of the parameter)")
-    wrong = [k for k in imp.PARAM_NAMES if imp.rel_error(got[k], want[k]) > 1e-7]
+    wrong = [k for k in rnn.PARAM_NAMES if rnn.rel_error(got[k], want[k]) > 1e-7]
     if not wrong:
         return
     T = len(inputs)
@@ -126,7 +126,7 @@ def diagnose_grads(got, params, inputs, targets, hprev, want, func, limit=None):
     post = (lambda g: {k: np.clip(v, -limit, limit) for k, v in g.items()}) if limit else (lambda g: g)
     candidates = []                                           # (advice, the gradients of that mistake)
     if limit:
-        raw = imp.loss_and_grads(params, inputs, targets, hprev)[1]
+        raw = rnn.loss_and_grads(params, inputs, targets, hprev)[1]
         candidates.append(("the gradients are not clipped: call clip_gradients(grads, limit) after "
                            "rnn_backward", raw))
         candidates.append(("each gradient was rescaled by its norm; the textbook clips each ENTRY into "
@@ -143,15 +143,15 @@ def diagnose_grads(got, params, inputs, targets, hprev, want, func, limit=None):
                   f"dy = ps[t].copy(); dy[targets[t]] -= 1")
         candidates.append((advice, post(variant(params, inputs, tgt, hprev)[1])))
     for advice, g in candidates:
-        distinct = [k for k in wrong if imp.rel_error(g[k], want[k]) > 1e-6]
-        if distinct and all(imp.rel_error(got[k], g[k]) < 1e-7 for k in wrong):
+        distinct = [k for k in wrong if rnn.rel_error(g[k], want[k]) > 1e-6]
+        if distinct and all(rnn.rel_error(got[k], g[k]) < 1e-7 for k in wrong):
             fail(f"{func}: d{', d'.join(wrong)} differ from implementation.loss_and_grads"
                  f"{' clipped to ' + format(limit, 'g') if limit else ''} ({shape}); they match "
                  f"the gradients of a known mistake: {advice}")
     k = wrong[0]
     fail(f"{func}: d{k} differs from implementation.loss_and_grads"
          f"{' clipped to ' + format(limit, 'g') if limit else ''} ({shape}), relative error "
-         f"{imp.rel_error(got[k], want[k]):.2e} > 1e-7\n  yours:    {show(got[k])}\n"
+         f"{rnn.rel_error(got[k], want[k]):.2e} > 1e-7\n  yours:    {show(got[k])}\n"
          f"  expected: {show(want[k])}\n  wrong: d{', d'.join(wrong)}. Read the backward pass in "
          f"the module docstring of implementation.py line by line against yours.")
 
@@ -183,7 +183,7 @@ def test_rnn_step_forward_matches_module(ex, V, H, T):
     params, inputs, _, hprev = make_problem(V, H, T, seed=V)
     x = int(inputs[0])
     h, p = ex.rnn_step_forward(params, x, hprev)
-    hs, logp = imp.forward(params, np.array([x]), hprev)
+    hs, logp = rnn.forward(params, np.array([x]), hprev)
     check_shape(h, (H, 1), f"rnn_step_forward: h (V={V}, H={H})")
     check_shape(p, (V, 1), f"rnn_step_forward: p (V={V}, H={H})")
     no_tanh = params["Wxh"][:, [x]] + params["Whh"] @ hprev + params["bh"]
@@ -206,7 +206,7 @@ def test_rnn_step_forward_large_logits_do_not_overflow(ex):
     if not np.all(np.isfinite(p)):
         fail("rnn_step_forward: with logits up to 900, p contains nan or inf: exp(900) overflows. "
              "Subtract the largest logit first: softmax(y) = softmax(y - max(y))")
-    _, logp = imp.forward(params, inputs[:1], hprev)
+    _, logp = rnn.forward(params, inputs[:1], hprev)
     check_close(p, np.exp(logp[0]), "rnn_step_forward: p with logits up to 900", rtol=1e-6)
 
 
@@ -214,7 +214,7 @@ def test_rnn_step_forward_large_logits_do_not_overflow(ex):
 def test_forward_loss_matches_module(ex, V, H, T):
     params, inputs, targets, hprev = make_problem(V, H, T, seed=T)
     loss, cache = ex.forward_loss(params, inputs, targets, hprev)
-    want, _, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    want, _, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
     shape = f"V={V}, H={H}, T={T}"
     if not np.isclose(loss, want, rtol=1e-9):
         if np.isclose(loss, want / T, rtol=1e-9):
@@ -226,7 +226,7 @@ def test_forward_loss_matches_module(ex, V, H, T):
                      f"are off by one. Score p_t against targets[t]: loss += -log(ps[t][targets[t], 0])")
         fail(f"forward_loss ({shape}): loss {loss:.6g}, expected {want:.6g} "
              f"(sum over t of -log p_t[targets[t]], natural log)")
-    hs, logp = imp.forward(params, inputs, hprev)
+    hs, logp = rnn.forward(params, inputs, hprev)
     check_close(cache["hs"], hs, f"forward_loss ({shape}): cache['hs']",
                 hint="hs[0] is hprev and hs[t+1] = h_t, shape (T+1, H, 1)")
     check_close(cache["ps"], np.exp(logp), f"forward_loss ({shape}): cache['ps']",
@@ -242,10 +242,10 @@ def test_rnn_backward_passes_gradient_check(ex, V, H, T):
     _, cache = ex.forward_loss(params, inputs, targets, hprev)
     grads = ex.rnn_backward(params, inputs, targets, cache)
     f = lambda: ex.forward_loss(params, inputs, targets, hprev)[0]  # noqa: E731
-    for k in imp.PARAM_NAMES:
+    for k in rnn.PARAM_NAMES:
         check_shape(grads[k], params[k].shape, f"rnn_backward: grads[{k!r}]")
-        num = imp.numerical_grad(f, params[k], delta=1e-5)
-        err = imp.rel_error(grads[k], num)
+        num = rnn.numerical_grad(f, params[k], delta=1e-5)
+        err = rnn.rel_error(grads[k], num)
         if err > 1e-6:
             fail(f"gradient check: d{k} from rnn_backward vs central differences of forward_loss "
                  f"(V={V}, H={H}, T={T}): relative error {err:.2e} > 1e-6\n"
@@ -259,7 +259,7 @@ def test_rnn_backward_matches_module(ex, V, H, T):
     params, inputs, targets, hprev = make_problem(V, H, T, seed=V + T)
     _, cache = ex.forward_loss(params, inputs, targets, hprev)
     got = ex.rnn_backward(params, inputs, targets, cache)
-    _, want, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    _, want, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
     diagnose_grads(got, params, inputs, targets, hprev, want, "rnn_backward")
 
 
@@ -275,20 +275,20 @@ def large_gradient_problem():
 def test_large_gradient_problem_tells_the_mistakes_apart():
     """A check of this test file itself: clipping early and late must give different numbers."""
     params, inputs, targets, hprev = large_gradient_problem()
-    _, raw, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    _, raw, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
     clipped = {k: np.clip(v, -5, 5) for k, v in raw.items()}
     _, each = variant(params, inputs, targets, hprev, clip_each=5.0)
     _, running = variant(params, inputs, targets, hprev, clip_running=5.0)
-    assert any(imp.rel_error(raw[k], clipped[k]) > 1e-3 for k in raw)
-    assert any(imp.rel_error(each[k], clipped[k]) > 1e-3 for k in raw)
-    assert any(imp.rel_error(running[k], clipped[k]) > 1e-3 for k in raw)
+    assert any(rnn.rel_error(raw[k], clipped[k]) > 1e-3 for k in raw)
+    assert any(rnn.rel_error(each[k], clipped[k]) > 1e-3 for k in raw)
+    assert any(rnn.rel_error(running[k], clipped[k]) > 1e-3 for k in raw)
 
 
 def test_rnn_backward_does_not_clip(ex):
     params, inputs, targets, hprev = large_gradient_problem()
     _, cache = ex.forward_loss(params, inputs, targets, hprev)
     got = ex.rnn_backward(params, inputs, targets, cache)
-    _, want, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    _, want, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
     if all(np.allclose(got[k], np.clip(want[k], -5, 5)) for k in want):
         fail("rnn_backward returns clipped gradients: return the raw (unclipped) gradient; "
              "clipping is clip_gradients' job, called by loss_and_clipped_grads")
@@ -320,7 +320,7 @@ def test_clip_gradients_elementwise(ex):
 def test_loss_and_clipped_grads_clips_after_summing(ex):
     params, inputs, targets, hprev = large_gradient_problem()
     loss, got, h_last = ex.loss_and_clipped_grads(params, inputs, targets, hprev)
-    want_loss, raw, want_h = imp.loss_and_grads(params, inputs, targets, hprev)
+    want_loss, raw, want_h = rnn.loss_and_grads(params, inputs, targets, hprev)
     want = {k: np.clip(v, -5, 5) for k, v in raw.items()}
     check_close(loss, want_loss, "loss_and_clipped_grads: loss", rtol=1e-9)
     diagnose_grads(got, params, inputs, targets, hprev, want, "loss_and_clipped_grads", limit=5.0)
@@ -332,7 +332,7 @@ def test_loss_and_clipped_grads_clips_after_summing(ex):
 def test_loss_and_clipped_grads_uses_limit(ex, limit):
     params, inputs, targets, hprev = make_problem(5, 4, 12, seed=2, scale=1.0)
     _, got, _ = ex.loss_and_clipped_grads(params, inputs, targets, hprev, limit=limit)
-    _, raw, _ = imp.loss_and_grads(params, inputs, targets, hprev)
+    _, raw, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
     want = {k: np.clip(v, -limit, limit) for k, v in raw.items()}
     if all(np.allclose(got[k], np.clip(raw[k], -5, 5)) for k in raw):
         fail(f"loss_and_clipped_grads(..., limit={limit}) clipped to 5: pass `limit` on to clip_gradients")
@@ -346,13 +346,13 @@ def test_training_loop_reproduces_min_char_rnn(ex):
     """Your pieces in min-char-rnn's loop give the textbook's losses, iteration by iteration."""
     rng = np.random.default_rng(5)
     text = "hello world, hello rnn. " * 6
-    chars = imp.build_vocab(text)
-    data = imp.encode(text, chars)
+    chars = rnn.build_vocab(text)
+    data = rnn.encode(text, chars)
     H, T, lr, iters = 12, 10, 0.1, 30
-    params0 = imp.init_params(len(chars), H, rng)
+    params0 = rnn.init_params(len(chars), H, rng)
     want_params, _, want_losses, _, _ = textbook_run(params0, data, T, lr, iters)
     params = copy_params(params0)
-    memory = imp.zeros_like_params(params)
+    memory = rnn.zeros_like_params(params)
     hprev, p, losses = np.zeros((H, 1)), 0, []
     for n in range(iters):
         if p + T + 1 >= len(data) or n == 0:
@@ -360,10 +360,10 @@ def test_training_loop_reproduces_min_char_rnn(ex):
         inputs, targets = ex.get_batch(data, p, T)
         loss, grads, hprev = ex.loss_and_clipped_grads(params, inputs, targets, hprev)
         losses.append(loss)
-        imp.adagrad_update(params, grads, memory, lr)
+        rnn.adagrad_update(params, grads, memory, lr)
         p += T
     check_close(losses, want_losses, f"losses of {iters} min-char-rnn iterations with your functions",
                 hint="each piece passed on its own? then check that h_last is carried into the next window",
                 rtol=1e-8)
-    for k in imp.PARAM_NAMES:
+    for k in rnn.PARAM_NAMES:
         check_close(params[k], want_params[k], f"params[{k!r}] after {iters} iterations", rtol=1e-6)

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-import implementation as imp
+import implementation as rnn
 from .exercise_checks import check_close, fail
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "its", "red", "ball"]
@@ -30,9 +30,9 @@ def word_model():
         words = rng.choice(WORDS, size=rng.integers(3, 8))
         sentences.append(" ".join(words).capitalize() + ".")
     text = " ".join(sentences) + "\n"
-    chars = imp.build_vocab(text)
-    params = imp.init_params(len(chars), 32, rng)
-    trainer = imp.Trainer(params, imp.encode(text, chars), batch_size=8, seq_length=32,
+    chars = rnn.build_vocab(text)
+    params = rnn.init_params(len(chars), 32, rng)
+    trainer = rnn.Trainer(params, rnn.encode(text, chars), batch_size=8, seq_length=32,
                           learning_rate=1e-2, optimizer="adam")
     for _ in range(400):
         trainer.step()
@@ -58,7 +58,7 @@ def test_softmax_temperature_exact_values(ex, y, T, want):
 def test_softmax_temperature_matches_module_and_accepts_columns(ex):
     y = np.random.default_rng(1).standard_normal((9, 1)) * 3       # (V,1), like Why @ h + by
     for T in (0.1, 0.7, 1.0, 2.0, 10.0):
-        check_close(ex.softmax_temperature(y, T), imp.sample_probs(y, T),
+        check_close(ex.softmax_temperature(y, T), rnn.sample_probs(y, T),
                     f"softmax_temperature(y of shape (9,1), temperature={T})", rtol=1e-9)
 
 
@@ -115,7 +115,7 @@ def test_entropy_of_softmax_grows_with_temperature(ex):
 @pytest.mark.parametrize("T", [0.5, 1.0, 2.0])
 def test_sample_with_temperature_frequencies(ex, T):
     y = np.array([1.5, 0.5, 0.0, -0.5, -2.0])
-    p = imp.sample_probs(y, T)
+    p = rnn.sample_probs(y, T)
     rng = np.random.default_rng(123)
     n = 20_000
     draws = np.array([ex.sample_with_temperature(y, T, rng) for _ in range(n)])
@@ -186,9 +186,9 @@ def test_generate_entropies_match_the_model(ex, word_model):
     ent = np.asarray(ent)
     if ent.shape != (n,):
         fail(f"generate: entropies must have shape ({n},), one per generated character, got {ent.shape}")
-    ids = imp.encode(prime + text, chars)
-    _, logp = imp.forward(params, ids[:-1])                        # logp[t] predicts ids[t+1]
-    want = [imp.sample_probs(logp[len(prime) - 1 + t], T) for t in range(n)]
+    ids = rnn.encode(prime + text, chars)
+    _, logp = rnn.forward(params, ids[:-1])                        # logp[t] predicts ids[t+1]
+    want = [rnn.sample_probs(logp[len(prime) - 1 + t], T) for t in range(n)]
     want = np.array([-(p[p > 0] * np.log(p[p > 0])).sum() for p in want])
     check_close(ent, want, "generate: entropies[t] vs softmax(y_t/T) of the model along prime + text",
                 hint="feed the whole prime first (the state starts at zeros), then at each step read the "
@@ -199,11 +199,11 @@ def test_generate_at_tiny_temperature_is_greedy(ex, word_model):
     params, chars, _ = word_model
     prime, n = "A dog", 40
     text, _ = ex.generate(params, chars, prime, n, 1e-4, np.random.default_rng(0))
-    ids = list(imp.encode(prime, chars))
+    ids = list(rnn.encode(prime, chars))
     for _ in range(n):                                             # greedy decoding, step by step
-        _, logp = imp.forward(params, np.array(ids))
+        _, logp = rnn.forward(params, np.array(ids))
         ids.append(int(np.argmax(logp[-1])))
-    want = imp.decode(ids[len(prime):], chars)
+    want = rnn.decode(ids[len(prime):], chars)
     if text != want:
         fail(f"generate at temperature 1e-4 should be greedy (argmax) decoding:\n  yours:    {text!r}\n"
              f"  expected: {want!r}")

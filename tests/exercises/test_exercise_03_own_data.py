@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-import implementation as imp
+import implementation as rnn
 from .exercise_checks import check_close, fail
 
 
@@ -147,10 +147,10 @@ def test_train_on_text_uses_the_module_trainer(ex):
     if not keys <= set(run):
         fail(f"train_on_text must return a dict with keys {sorted(keys)}, got {sorted(run)}")
     rng = np.random.default_rng(3)
-    chars = imp.build_vocab(text)
-    train_ids, val_ids = imp.train_val_split(imp.encode(text, chars), 0.2)
-    params = imp.init_params(len(chars), 12, rng, dtype=np.float32)
-    trainer = imp.Trainer(params, train_ids, batch_size=4, seq_length=16, learning_rate=5e-3, optimizer="adam")
+    chars = rnn.build_vocab(text)
+    train_ids, val_ids = rnn.train_val_split(rnn.encode(text, chars), 0.2)
+    params = rnn.init_params(len(chars), 12, rng, dtype=np.float32)
+    trainer = rnn.Trainer(params, train_ids, batch_size=4, seq_length=16, learning_rate=5e-3, optimizer="adam")
     losses = [trainer.step()[0] for _ in range(25)]
     if list(run["chars"]) != chars:
         fail("train_on_text: chars must be build_vocab(text)")
@@ -161,7 +161,7 @@ def test_train_on_text_uses_the_module_trainer(ex):
                 "with the same settings (seed 3, Adam, float32)", rtol=1e-4,
                 hint="np.random.default_rng(seed) -> init_params -> Trainer(..., optimizer='adam'); "
                      "one trainer.step() per step, keeping its first return value")
-    check_close(run["val_nats"], imp.evaluate(params, val_ids)["nats"], "train_on_text: val_nats",
+    check_close(run["val_nats"], rnn.evaluate(params, val_ids)["nats"], "train_on_text: val_nats",
                 hint="implementation.evaluate(params, val_ids)['nats'] on the held-out last val_fraction",
                 rtol=1e-4)
 

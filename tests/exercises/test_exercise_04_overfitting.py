@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-import implementation as imp
+import implementation as rnn
 from .exercise_checks import check_close, fail
 
 SETTINGS = dict(hidden_size=48, seq_length=16, batch_size=8, steps=200, eval_every=10, learning_rate=1e-2, seed=0)
@@ -32,8 +32,8 @@ def small_text():
         i = rng.choice(len(letters), p=P[i])
         out.append(letters[i])
     text = "".join(out)
-    chars = imp.build_vocab(text)
-    train_ids, val_ids = imp.train_val_split(imp.encode(text, chars), 0.2)
+    chars = rnn.build_vocab(text)
+    train_ids, val_ids = rnn.train_val_split(rnn.encode(text, chars), 0.2)
     return chars, train_ids, val_ids
 
 
@@ -104,15 +104,15 @@ def test_train_with_validation_log_matches_the_module(ex, small_text, overfit_lo
         fail(f"eval_steps should be {want_steps[:4]} ... {want_steps[-1]} (before training, then every "
              f"eval_every={S['eval_every']} steps), got {list(log['eval_steps'])[:6]} ...")
     # the same run, done here
-    params = imp.init_params(len(chars), S["hidden_size"], np.random.default_rng(S["seed"]), dtype=np.float32)
-    trainer = imp.Trainer(params, train_ids, batch_size=S["batch_size"], seq_length=S["seq_length"],
+    params = rnn.init_params(len(chars), S["hidden_size"], np.random.default_rng(S["seed"]), dtype=np.float32)
+    trainer = rnn.Trainer(params, train_ids, batch_size=S["batch_size"], seq_length=S["seq_length"],
                           learning_rate=S["learning_rate"], optimizer="adam")
-    losses, tr, va = [], [imp.evaluate(params, train_ids)["nats"]], [imp.evaluate(params, val_ids)["nats"]]
+    losses, tr, va = [], [rnn.evaluate(params, train_ids)["nats"]], [rnn.evaluate(params, val_ids)["nats"]]
     for step in range(1, S["steps"] + 1):
         losses.append(trainer.step()[0])
         if step % S["eval_every"] == 0:
-            tr.append(imp.evaluate(params, train_ids)["nats"])
-            va.append(imp.evaluate(params, val_ids)["nats"])
+            tr.append(rnn.evaluate(params, train_ids)["nats"])
+            va.append(rnn.evaluate(params, val_ids)["nats"])
     hint = ("init_params(vocab_size, hidden_size, np.random.default_rng(seed), dtype=np.float32), "
             "Trainer(..., optimizer='adam'), evaluate(params, ids)['nats'] on the whole texts")
     check_close(log["train_loss"], losses, "train_with_validation: train_loss", rtol=1e-4, hint=hint)

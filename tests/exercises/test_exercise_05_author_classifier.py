@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-import implementation as imp
+import implementation as rnn
 from .exercise_checks import check_close, fail
 
 HAMILTON = [1, *range(6, 10), *range(11, 14), *range(15, 18), *range(21, 37), *range(59, 62), *range(65, 86)]
@@ -29,7 +29,7 @@ def ex(load_exercise):
 
 @pytest.fixture(scope="module")
 def papers(ex, federalist_path):
-    return ex.parse_federalist(imp.read_text(federalist_path))
+    return ex.parse_federalist(rnn.read_text(federalist_path))
 
 
 def synthetic_author(words, seed, n_papers, length=900):
@@ -51,7 +51,7 @@ def two_authors():
     bob = synthetic_author(["whilst", "upon", "a", "nation", "may", "its", "people", "by"], 1, 8)
     papers = {i + 1: t for i, t in enumerate(ann + bob)}
     labels = {i + 1: ("Ann" if i < 8 else "Bob") for i in range(16)}
-    chars = imp.build_vocab("\n".join(papers.values()))           # "\n" joins papers into training texts
+    chars = rnn.build_vocab("\n".join(papers.values()))           # "\n" joins papers into training texts
     return papers, labels, chars
 
 
@@ -136,19 +136,19 @@ def test_train_author_model_matches_the_module(ex, two_authors):
     text = papers[1] + "\n" + papers[2]
     got = ex.train_author_model(text, chars, hidden_size=8, steps=20, learning_rate=1e-2, seq_length=16,
                                 batch_size=4, seed=5)
-    want = imp.init_params(len(chars), 8, np.random.default_rng(5), dtype=np.float32, init_scale=0.1)
-    trainer = imp.Trainer(want, imp.encode(text, chars), batch_size=4, seq_length=16, learning_rate=1e-2,
+    want = rnn.init_params(len(chars), 8, np.random.default_rng(5), dtype=np.float32, init_scale=0.1)
+    trainer = rnn.Trainer(want, rnn.encode(text, chars), batch_size=4, seq_length=16, learning_rate=1e-2,
                           optimizer="adam")
     for _ in range(20):
         trainer.step()
-    for k in imp.PARAM_NAMES:
+    for k in rnn.PARAM_NAMES:
         check_close(got[k], want[k], f"train_author_model(..., seed=5): params[{k!r}] after 20 steps", rtol=1e-4,
                     hint="init_params(V, hidden_size, np.random.default_rng(seed), dtype=np.float32, "
                          "init_scale=0.1), then Trainer(..., optimizer='adam') and `steps` trainer.step() calls")
     again = ex.train_author_model(text, chars, init=want, steps=5, learning_rate=1e-3, seq_length=16, batch_size=4)
     if again is want or any(a is b for a, b in zip(again.values(), want.values())):
         fail("train_author_model(init=params) must train a COPY of params, leaving `init` untouched")
-    trainer = imp.Trainer({k: v.copy() for k, v in want.items()}, imp.encode(text, chars), batch_size=4,
+    trainer = rnn.Trainer({k: v.copy() for k, v in want.items()}, rnn.encode(text, chars), batch_size=4,
                           seq_length=16, learning_rate=1e-3, optimizer="adam")
     for _ in range(5):
         trainer.step()
@@ -159,7 +159,7 @@ def test_train_author_model_matches_the_module(ex, two_authors):
 def test_cross_entropy_is_evaluate(ex, two_authors, author_models):
     papers, _, chars = two_authors
     got = ex.cross_entropy(author_models["Ann"], chars, papers[1])
-    want = imp.evaluate(author_models["Ann"], imp.encode(papers[1], chars))["nats"]
+    want = rnn.evaluate(author_models["Ann"], rnn.encode(papers[1], chars))["nats"]
     check_close(got, want, "cross_entropy(params, chars, text)", rtol=1e-9,
                 hint="implementation.evaluate(params, encode(text, chars))['nats']")
 
@@ -168,7 +168,7 @@ def test_classify_by_loss_on_two_authors(ex, two_authors, author_models):
     papers, labels, chars = two_authors
     for n in (1, 9):                                               # held out of the models' training
         author, margin = ex.classify_by_loss(author_models, chars, papers[n])
-        ce = {a: imp.evaluate(p, imp.encode(papers[n], chars))["nats"] for a, p in author_models.items()}
+        ce = {a: rnn.evaluate(p, rnn.encode(papers[n], chars))["nats"] for a, p in author_models.items()}
         best = min(ce, key=ce.get)
         if author != best:
             fail(f"classify_by_loss on paper {n}: cross-entropies {ce}; the author with the LOWER one "
@@ -183,9 +183,9 @@ def test_hidden_features_is_the_mean_hidden_state(ex, two_authors, author_models
     papers, _, chars = two_authors
     params, text = author_models["Bob"], papers[10][:803]
     got = ex.hidden_features(params, chars, text, num_chunks=8)
-    ids = imp.encode(text, chars)
+    ids = rnn.encode(text, chars)
     L = len(ids) // 8                                              # 100 steps, 3 characters dropped
-    hs, _ = imp.forward(params, ids[:8 * L].reshape(8, L).T)
+    hs, _ = rnn.forward(params, ids[:8 * L].reshape(8, L).T)
     want = hs[1:].mean(axis=(0, 2))
     H = params["Whh"].shape[0]
     if np.shape(got) != (H,):
