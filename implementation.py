@@ -159,7 +159,7 @@ class Streams:
             need = self.B * (self.T + 2)
             raise ValueError(f"Streams: {len(ids)} characters is too short for one window of "
                              f"seq_length={self.T} in {self.B} stream(s): need at least {need} "
-                             f"(B*(T+2)); use a longer text or smaller --seq-length/--batch-size")
+                             f"(B*(T+2)); use a longer text or a smaller seq_length or batch_size")
         self.offset = int(offset) % len(ids)
         if self.offset:
             ids = np.roll(ids, -self.offset)                            # start reading at ids[offset]
@@ -212,8 +212,11 @@ def zeros_like_params(params: dict) -> dict:
     return {k: np.zeros_like(v) for k, v in params.items()}
 
 
-def _as_batch(inputs, targets, hprev, params):
-    """Accept (T,) / (H,1) single-stream or (T,B) / (H,B) batched arguments."""
+def _as_batch(inputs, targets, hprev, params, caller="loss_and_grads"):
+    """Accept (T,) / (H,1) single-stream or (T,B) / (H,B) batched arguments.
+
+    Errors name `caller`, the public function the learner called.
+    """
     inputs = np.asarray(inputs)
     if inputs.ndim == 1:
         inputs = inputs[:, None]                                      # (T,) -> (T,1)
@@ -222,7 +225,7 @@ def _as_batch(inputs, targets, hprev, params):
         if targets.ndim == 1:
             targets = targets[:, None]
         if targets.shape != inputs.shape:
-            raise ValueError(f"loss_and_grads: targets shape {targets.shape} != inputs shape "
+            raise ValueError(f"{caller}: targets shape {targets.shape} != inputs shape "
                              f"{inputs.shape}; targets are the inputs shifted by one step")
     H, V = params["Wxh"].shape
     T, B = inputs.shape
@@ -230,7 +233,7 @@ def _as_batch(inputs, targets, hprev, params):
         hprev = np.zeros((H, B), dtype=params["Whh"].dtype)
     hprev = np.asarray(hprev)
     if hprev.shape != (H, B):
-        raise ValueError(f"hprev has shape {hprev.shape}, expected (H,B)=({H},{B}) "
+        raise ValueError(f"{caller}: hprev has shape {hprev.shape}, expected (H,B)=({H},{B}) "
                          f"for hidden_size {H} and {B} stream(s)")
     return inputs, targets, hprev
 
@@ -264,7 +267,7 @@ def forward(params: dict, inputs, hprev=None):
         logp (T, V, B)    logp[t] = log p_t, log-probabilities of the next character
     """
     Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
-    inputs, _, hprev = _as_batch(inputs, None, hprev, params)
+    inputs, _, hprev = _as_batch(inputs, None, hprev, params, "forward")
     T, B = inputs.shape
     H, V = Wxh.shape
     hs = _hidden_states(params, inputs, hprev)       # (T+1,H,B)
@@ -379,7 +382,7 @@ def hidden_grad_norms(params: dict, inputs, targets, hprev=None) -> np.ndarray:
     (vanishing gradients), which limits how far back the model can learn.
     """
     Why, Whh = params["Why"], params["Whh"]
-    inputs, targets, hprev = _as_batch(inputs, targets, hprev, params)
+    inputs, targets, hprev = _as_batch(inputs, targets, hprev, params, "hidden_grad_norms")
     T, B = inputs.shape
     hs, logp = forward(params, inputs, hprev)        # hs (T+1,H,B), logp (T,V,B)
     dy = np.exp(logp[-1])                            # (V,B) p_{T-1}
@@ -407,12 +410,13 @@ def clip_grads(grads: dict, limit: float | None = 5.0, fractions: bool = False):
     weights far away; Adagrad and Adam divide by the gradient's running size,
     so there clipping mainly stops one huge gradient from inflating those
     running sums (which would shrink every later step).
-    limit=None turns clipping off. With fractions=True, returns the fraction of
-    entries of each gradient that were clipped (for the gradient-health plot).
+    limit=0 (or None) turns clipping off, as --clip 0 does on the command line.
+    With fractions=True, returns the fraction of entries of each gradient that
+    were clipped (for the gradient-health plot).
     """
     frac = {}
     for k, g in grads.items():
-        if limit is None:
+        if not limit:
             frac[k] = 0.0
             continue
         if fractions:
@@ -488,15 +492,16 @@ def apply_update(params, opt_state, grads, learning_rate, clip=5.0, optimizer="a
 
 
 def train_step(params, opt_state, inputs, targets, hprev, learning_rate,
-               clip=5.0, optimizer="adagrad", fractions=False):
+               clip=5.0, optimizer="adagrad"):
     """One textbook training step: loss and gradients, clip, update params in place.
 
-    Returns (loss, h_last, grads, clip_fractions); grads are the clipped ones,
-    clip_fractions is None unless fractions=True.
+    Returns (loss, grads, h_last), the same triple as loss_and_grads: the loss
+    summed over the T steps (mean over streams), the clipped gradients, and the
+    hidden state to carry into the next window.
     """
     loss, grads, h = loss_and_grads(params, inputs, targets, hprev)
-    frac = apply_update(params, opt_state, grads, learning_rate, clip, optimizer, fractions)
-    return loss, h, grads, frac
+    apply_update(params, opt_state, grads, learning_rate, clip, optimizer)
+    return loss, grads, h
 
 
 class Trainer:
@@ -530,7 +535,7 @@ class Trainer:
     """
 
     def __init__(self, params: dict, train_ids, batch_size: int = 1, seq_length: int = 25,
-                 learning_rate: float = 0.1, optimizer: str = "adagrad", clip: float | None = 5.0,
+                 learning_rate: float = 0.1, optimizer: str = "adagrad", clip: float = 5.0,
                  opt_state: dict | None = None, random_offsets: bool = False, seed: int = 0,
                  ema: float = 0.0):
         if not learning_rate > 0:
@@ -549,17 +554,21 @@ class Trainer:
         self.h = np.zeros((H, batch_size), dtype=params["Whh"].dtype)    # (H,B) carried hidden state
         self.step_count, self.epoch, self.window = 0, 0, 0
         self.smooth_loss = math.log(V)               # per char; the loss of a uniform guess
-        self.grad_norms = {}                         # set by step(fractions=True)
+        self.grad_norms = {}                         # set by step(measure=True): L2 norm before clipping
+        self.clip_fractions = {}                     # set by step(measure=True): share of entries clipped
 
     @property
     def chars_seen(self) -> int:
         return self.step_count * self.streams.T * self.streams.B
 
-    def step(self, learning_rate: float | None = None, fractions: bool = False):
-        """One iteration. Returns (loss per character, clipped grads, clip fractions or None).
+    def step(self, learning_rate: float | None = None, measure: bool = False) -> float:
+        """One iteration. Returns the training loss of this window PER CHARACTER
+        (loss_and_grads' sum over the T steps, divided by T), the unit of every
+        loss the training script, the plots and the README print.
 
-        With fractions=True it also sets self.grad_norms: each gradient's L2 norm
-        before clipping, for the gradient-health plot.
+        measure=True also records the gradient's health for the plots:
+        self.grad_norms (each gradient's L2 norm before clipping) and
+        self.clip_fractions (the share of its entries that were clipped).
         """
         if self.window == 0:
             self.h = np.zeros_like(self.h)           # new epoch: reset the RNN's memory
@@ -569,9 +578,11 @@ class Trainer:
         inputs, targets = self.streams.window(self.window)
         lr = self.learning_rate if learning_rate is None else learning_rate
         loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h)
-        if fractions:                                # gradient health, measured before clipping
+        if measure:                                  # gradient health, measured before clipping
             self.grad_norms = {k: float(np.linalg.norm(g)) for k, g in grads.items()}
-        frac = apply_update(self.params, self.opt_state, grads, lr, self.clip, self.optimizer, fractions)
+        frac = apply_update(self.params, self.opt_state, grads, lr, self.clip, self.optimizer, measure)
+        if measure:
+            self.clip_fractions = frac
         if self.ema_params is not None:
             for k, avg in self.ema_params.items():   # avg = d avg + (1-d) params, in place
                 avg *= self.ema
@@ -582,7 +593,7 @@ class Trainer:
         self.window += 1
         if self.window == len(self.streams):         # the next window would run past the end
             self.window, self.epoch = 0, self.epoch + 1
-        return per_char, grads, frac
+        return per_char
 
     @property
     def model_params(self) -> dict:

@@ -305,7 +305,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
     params = rnn.init_params(V, H, rng, np.dtype(c["dtype"]).type, c["init_scale"])
     try:
         trainer = rnn.Trainer(params, train_ids, B, T, c["learning_rate"], c["optimizer"],
-                             c["clip"] or None, random_offsets=c["random_offsets"],
+                             c["clip"], random_offsets=c["random_offsets"],
                              seed=c["seed"], ema=c["ema"])
     except ValueError as e:                         # text shorter than one window
         raise UserError(f"--data {data_path}: {str(e).removeprefix('Streams: ')}") from None
@@ -472,7 +472,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
                 lr = learning_rate_at(c, trainer.step_count, epochs_done(), elapsed())
                 log_now = c["log_every"] and (trainer.step_count + 1) % c["log_every"] == 0
                 t0 = time.perf_counter()
-                loss, _, frac = trainer.step(lr, fractions=bool(log_now))
+                loss = trainer.step(lr, measure=bool(log_now))
                 step_seconds += time.perf_counter() - t0
                 if not math.isfinite(loss) or loss > EXPLODE_FACTOR * lnV:
                     raise _Diverged(f"the training loss is {loss:.4g} nats/char")
@@ -481,7 +481,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
                 if log_now:
                     write_log("train", loss=loss, smooth_loss=trainer.smooth_loss, lr=lr,
                               grad_norm={k: _json_float(v) for k, v in trainer.grad_norms.items()},
-                              clip_frac=frac)
+                              clip_frac=trainer.clip_fractions)
                 if c["sample_every"] and trainer.step_count % c["sample_every"] == 0:
                     sample_now()
                 if len(val_ids) and c["eval_every"] and trainer.step_count % c["eval_every"] == 0:

@@ -59,7 +59,7 @@ def train_with_validation(train_ids, val_ids, vocab_size, hidden_size=256, seq_l
     training text and on the validation text before training and after every
     eval_every steps (and after the last step if steps is not a multiple).
     Returns a dict of arrays:
-        "train_loss"  (steps,)  per-character loss of each training step (Trainer.step()[0])
+        "train_loss"  (steps,)  per-character loss of each training step (Trainer.step())
         "eval_steps"  (E,)      steps at which both texts were evaluated: 0, eval_every, ...
         "train_eval"  (E,)      loss on the training text at those steps
         "val_eval"    (E,)      loss on the validation text at those steps

@@ -67,10 +67,10 @@ def run(tmp_path_factory):
         if step % 50 == 0:
             ev = rnn.evaluate(params, val_ids, 4, 64)
             log.append({"kind": "val", **stamp(), "val_loss": ev["nats"], "val_bits": ev["bits"]})
-        loss, _, frac = trainer.step(fractions=True)
+        loss = trainer.step(measure=True)
         if step % 5 == 0:
             log.append({"kind": "train", **stamp(), "loss": loss, "smooth_loss": trainer.smooth_loss,
-                        "lr": 1e-2, "grad_norm": dict(trainer.grad_norms), "clip_frac": frac})
+                        "lr": 1e-2, "grad_norm": dict(trainer.grad_norms), "clip_frac": dict(trainer.clip_fractions)})
     log.append({"kind": "end", "reason": "max steps"})
     log_path = folder / "log.jsonl"
     log_path.write_text("".join(json.dumps(e) + "\n" for e in log), encoding="utf-8")

@@ -167,7 +167,7 @@ def train_on_text(text, hidden_size=128, seq_length=64, batch_size=32, steps=300
     params = init_params(len(chars), hidden_size, rng, dtype=np.float32)
     trainer = Trainer(params, train_ids, batch_size=batch_size, seq_length=seq_length,
                       learning_rate=learning_rate, optimizer="adam")
-    losses = np.array([trainer.step()[0] for _ in range(steps)])
+    losses = np.array([trainer.step() for _ in range(steps)])
     return {"params": params, "chars": chars, "train_loss": losses,
             "val_nats": evaluate(params, val_ids)["nats"]}
 

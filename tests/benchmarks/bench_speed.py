@@ -153,7 +153,7 @@ def project_run(p0, data_ids, num_iters, dtype=np.float64):
     trainer = rnn.Trainer(params, data_ids, batch_size=1, seq_length=TEXTBOOK["seq_length"],
                           learning_rate=TEXTBOOK["learning_rate"], optimizer="adagrad", clip=5.0)
     # Trainer.step returns the loss per character; the textbook's is summed over the T steps
-    return [trainer.step()[0] * TEXTBOOK["seq_length"] for _ in range(num_iters)]
+    return [trainer.step() * TEXTBOOK["seq_length"] for _ in range(num_iters)]
 
 
 def bench_textbook(ids, V, num_iters: int, rounds: int) -> dict:

@@ -151,7 +151,7 @@ def test_train_on_text_uses_the_module_trainer(ex):
     train_ids, val_ids = rnn.train_val_split(rnn.encode(text, chars), 0.2)
     params = rnn.init_params(len(chars), 12, rng, dtype=np.float32)
     trainer = rnn.Trainer(params, train_ids, batch_size=4, seq_length=16, learning_rate=5e-3, optimizer="adam")
-    losses = [trainer.step()[0] for _ in range(25)]
+    losses = [trainer.step() for _ in range(25)]
     if list(run["chars"]) != chars:
         fail("train_on_text: chars must be build_vocab(text)")
     if run["params"]["Wxh"].dtype != np.float32:
@@ -160,7 +160,7 @@ def test_train_on_text_uses_the_module_trainer(ex):
     check_close(run["train_loss"], losses, "train_on_text: per-step losses vs implementation.Trainer "
                 "with the same settings (seed 3, Adam, float32)", rtol=1e-4,
                 hint="np.random.default_rng(seed) -> init_params -> Trainer(..., optimizer='adam'); "
-                     "one trainer.step() per step, keeping its first return value")
+                     "one trainer.step() per step, keeping the per-character loss it returns")
     check_close(run["val_nats"], rnn.evaluate(params, val_ids)["nats"], "train_on_text: val_nats",
                 hint="implementation.evaluate(params, val_ids)['nats'] on the held-out last val_fraction",
                 rtol=1e-4)

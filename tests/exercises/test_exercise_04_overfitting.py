@@ -109,7 +109,7 @@ def test_train_with_validation_log_matches_the_module(ex, small_text, overfit_lo
                           learning_rate=S["learning_rate"], optimizer="adam")
     losses, tr, va = [], [rnn.evaluate(params, train_ids)["nats"]], [rnn.evaluate(params, val_ids)["nats"]]
     for step in range(1, S["steps"] + 1):
-        losses.append(trainer.step()[0])
+        losses.append(trainer.step())
         if step % S["eval_every"] == 0:
             tr.append(rnn.evaluate(params, train_ids)["nats"])
             va.append(rnn.evaluate(params, val_ids)["nats"])
