@@ -233,7 +233,7 @@ def test_sample_frequencies_match_the_distribution_and_temperature():
     train = rng.choice(V, size=400, p=[0.4, 0.3, 0.15, 0.1, 0.05])
     m = rnn.NGram(1).fit(train, V)                   # order 1: every draw has the same distribution
     p = m.probs([])
-    n = 20_000
+    n = 10_000
     for temp, top_k in ((1.0, None), (0.5, None), (2.0, None), (1.0, 3)):
         q = p ** (1 / temp)                          # softmax(log p / T) is p^(1/T), renormalised
         if top_k:
@@ -318,3 +318,100 @@ def test_reference_losses_on_tiny_shakespeare(shakespeare_path):
         assert abs(got["nats"] - want) < 0.002, \
             (f"NGram({N}) on tiny Shakespeare: validation {got['nats']:.4f} nats/char, reference {want}; "
              "check the discount, the continuation counts below the top order and the unseen-context rule")
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def _cli_corpus(tmp_path):
+    """8,000 characters: 7,600 of made-up verse, then 400 random letters (the second half of validation)."""
+    rng = np.random.default_rng(11)
+    words = ["ROMEO:\n", "the ", "thee ", "then ", "there, ", "three ", "her ", "here.\n", "hear "]
+    verse = "".join(rng.choice(words, 3000))[:7600]
+    noise = "".join(rng.choice(sorted(set(verse)), 400))
+    text = verse + noise
+    path = tmp_path / "text.txt"
+    path.write_text(text, encoding="utf-8")
+    return path, text
+
+
+def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, capsys):
+    import json
+
+    import train_minimal
+
+    data, text = _cli_corpus(tmp_path)
+    chars = rnn.build_vocab(text)
+    V = len(chars)
+    params = rnn.init_params(V, 8, np.random.default_rng(12), np.float64, init_scale=0.5)
+    ck = rnn.save_checkpoint(tmp_path / "rnn.npz", params, {}, chars, np.zeros((8, 1)), {"step": 0})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "best.npz").write_bytes(b"a training run's checkpoint")
+    code = train_minimal.main(["--ngram", "--data", data, "--out", out, "--orders", "1-4",
+                               "--checkpoint", ck, "--seed", "3", "--length", "50"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert (out / "best.npz").read_bytes() == b"a training run's checkpoint", "--ngram must not touch checkpoints"
+    result = json.loads((out / "ngram.json").read_text())
+
+    train, val = rnn.train_val_split(rnn.encode(text, chars), 0.1)
+    assert [r["order"] for r in result["table"]] == [1, 2, 3, 4]
+    for row in result["table"]:
+        assert set(row) >= {"order", "val_nats", "val_bits", "fit_seconds", "eval_seconds"}
+        want = rnn.NGram(row["order"]).fit(train, V).evaluate(val)
+        assert row["val_nats"] == pytest.approx(want["nats"], rel=1e-12)
+        assert row["val_bits"] == pytest.approx(want["bits"], rel=1e-12)
+        assert row["fit_seconds"] >= 0 and f"{want['nats']:.4f}" in printed
+    best = min(result["table"], key=lambda r: r["val_nats"])["order"]
+    assert result["best_order"] == best and len(result["sample"]) == 50
+
+    # lambda by brute force: lam on the grid minimising the mean -log(lam p_rnn + (1-lam) p_ngram)
+    lp_r = rnn.target_logprobs(params, val)
+    lp_n = rnn.NGram(best).fit(train, V).logprobs(val)
+    M = len(lp_r)
+    first, second = slice(0, M // 2), slice(M // 2, M)
+
+    def mix(lam, part):
+        return float(np.mean([-np.log(lam * np.exp(a) + (1 - lam) * np.exp(b))
+                              for a, b in zip(lp_r[part], lp_n[part])]))
+
+    grid = [i / 20 for i in range(21)]
+    halves = result["mixture"]["halves"]
+    for h, (choose, report) in zip(halves, ((first, second), (second, first))):
+        lam = min(grid, key=lambda g: mix(g, choose))
+        assert h["lambda"] == pytest.approx(lam), \
+            f"lambda must be chosen on the {h['choose_on']} half and reported on the {h['report_on']} half"
+        assert h["mix_nats"] == pytest.approx(mix(lam, report), rel=1e-10)
+        assert h["rnn_nats"] == pytest.approx(-lp_r[report].mean(), rel=1e-12)
+        assert h["ngram_nats"] == pytest.approx(-lp_n[report].mean(), rel=1e-12)
+    assert halves[0]["lambda"] != halves[1]["lambda"], \
+        "test corpus: the halves should prefer different lambdas (verse vs. noise), else the check is blind"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--orders", "0-3"], "--orders"),
+    (["--orders", "three"], "--orders"),
+    (["--checkpoint", "missing.npz"], "not found"),
+    (["--val-fraction", "0"], "val-fraction"),
+    (["--temperature", "0"], "temperature"),
+])
+def test_ngram_command_errors_are_one_line_and_write_nothing(tmp_path, capsys, flags, message):
+    import train_minimal
+
+    data, _ = _cli_corpus(tmp_path)
+    out = tmp_path / "out"
+    code = train_minimal.main(["--ngram", "--data", data, "--out", out, "--quiet", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error:") and message in err and err.count("\n") == 1, err
+    assert not (out / "ngram.json").exists()
+
+
+def test_ngram_command_rejects_a_checkpoint_with_another_vocabulary(tmp_path, capsys):
+    import train_minimal
+
+    data, text = _cli_corpus(tmp_path)
+    chars = rnn.build_vocab(text + "Z")
+    params = rnn.init_params(len(chars), 4, np.random.default_rng(0))
+    ck = rnn.save_checkpoint(tmp_path / "other.npz", params, {}, chars, np.zeros((4, 1)), {})
+    code = train_minimal.main(["--ngram", "--data", data, "--out", tmp_path / "o", "--checkpoint", ck, "--quiet"])
+    assert code == 2 and "vocabulary" in capsys.readouterr().err
