@@ -558,6 +558,142 @@ def sample_from_checkpoint(checkpoint, prime: str | None = None, length: int = 2
 
 
 # -----------------------------------------------------------------------------
+# The n-gram baseline: counting instead of learning
+# -----------------------------------------------------------------------------
+# python train_minimal.py --ngram [--orders 1-10] [--checkpoint out/best.npz]
+# fits implementation.NGram (interpolated Kneser-Ney) of each order on the
+# training split, prints its validation loss, samples from the best order, and,
+# given an RNN checkpoint, mixes the two per character:
+#   p_mix(w) = lam * p_rnn(w) + (1 - lam) * p_ngram(w)
+# with lam chosen on one half of the validation text and reported on the other.
+
+NGRAM_FILE = "ngram.json"
+MIX_GRID = tuple(round(0.05 * i, 2) for i in range(21))            # lam = 0, 0.05, ..., 1
+
+
+def parse_orders(spec: str) -> list[int]:
+    """"1-10" -> [1, ..., 10]; "7" -> [7]; "3,5,7" -> [3, 5, 7]. UserError if malformed."""
+    orders = []
+    try:
+        for part in str(spec).split(","):
+            lo, _, hi = part.strip().partition("-")
+            orders += list(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        orders = []
+    if not orders or min(orders) < 1 or max(orders) > 30:
+        raise UserError(f"--orders {spec!r}: give orders between 1 and 30 as a range (1-10), "
+                        "one order (7) or a list (3,5,7)")
+    return sorted(set(orders))
+
+
+def mixture_nats(lp_a, lp_b, lam: float) -> float:
+    """Mean -log(lam * p_a + (1 - lam) * p_b) per character, from log-probabilities lp_a, lp_b (M,)."""
+    with np.errstate(divide="ignore"):
+        la, lb = np.log(lam), np.log1p(-lam)                         # log lam, log(1 - lam); -inf at 0
+    return float(-np.logaddexp(la + np.asarray(lp_a), lb + np.asarray(lp_b)).mean())  # log(lam p_a + (1-lam) p_b)
+
+
+def mixture_halves(lp_rnn, lp_ngram, grid=MIX_GRID) -> list[dict]:
+    """lam chosen on one half of the validation targets, reported on the other, both ways.
+
+    lp_rnn, lp_ngram: (M,) log p of each target under each model. The first half
+    is targets [0, M//2), the second [M//2, M). Returns two dicts: choose_on,
+    report_on, lambda, chars, and the mean nats of the mixture, the RNN alone
+    and the n-gram alone on the report half.
+    """
+    lp_rnn, lp_ngram = np.asarray(lp_rnn, float), np.asarray(lp_ngram, float)
+    M = lp_rnn.size
+    halves = {"first": slice(0, M // 2), "second": slice(M // 2, M)}
+    out = []
+    for choose, report in (("first", "second"), ("second", "first")):
+        c, r = halves[choose], halves[report]
+        lam = min(grid, key=lambda g: mixture_nats(lp_rnn[c], lp_ngram[c], g))
+        out.append({"choose_on": choose, "report_on": report, "lambda": float(lam),
+                    "chars": int(lp_rnn[r].size),
+                    "mix_nats": mixture_nats(lp_rnn[r], lp_ngram[r], lam),
+                    "rnn_nats": float(-lp_rnn[r].mean()), "ngram_nats": float(-lp_ngram[r].mean())})
+    return out
+
+
+def ngram_baseline(data, out, orders, *, checkpoint=None, val_fraction: float = 0.1,
+                   temperature: float = 0.8, seed: int = 1337, sample_length: int = 300,
+                   quiet: bool = False) -> dict:
+    """Fit an n-gram of each order, compare on validation, sample the best; write out/ngram.json.
+
+    Returns what it writes: {"data", "val_chars", "table": [{"order", "val_nats",
+    "val_bits", "fit_seconds", "eval_seconds"}], "best_order", "temperature",
+    "seed", "sample", and with a checkpoint "mixture"}.
+    """
+    from cli import atomic_write_text as write_atomic
+
+    say = (lambda *a: None) if quiet else print
+    out = check_out_dir(out)
+    try:
+        rnn.check_temperature(temperature)
+    except ValueError as e:
+        raise UserError(f"--temperature: {e}") from None
+    data_path, chars, train_ids, val_ids = load_data(data, val_fraction, progress=not quiet)
+    if len(val_ids) < 2:
+        raise UserError("the n-gram comparison needs a validation split: set --val-fraction > 0")
+    params = None
+    if checkpoint is not None:                                   # fail before any counting
+        params = rnn.load_checkpoint(checkpoint, expected_chars=chars)["params"]
+    V = len(chars)
+    say(f"data: {data_path}, vocabulary {V}; train {len(train_ids):,} chars, validation {len(val_ids):,}")
+    say(f"{'order':>5} {'val nats':>9} {'val bits':>9} {'fit s':>7} {'eval s':>7}")
+    table, best = [], None
+    for order in orders:
+        t0 = time.perf_counter()
+        model = rnn.NGram(order).fit(train_ids, V)
+        t1 = time.perf_counter()
+        r = model.evaluate(val_ids)
+        t2 = time.perf_counter()
+        row = {"order": order, "val_nats": r["nats"], "val_bits": r["bits"],
+               "fit_seconds": t1 - t0, "eval_seconds": t2 - t1}
+        table.append(row)
+        say(f"{order:>5} {r['nats']:>9.4f} {r['bits']:>9.4f} {t1 - t0:>7.2f} {t2 - t1:>7.2f}")
+        if best is None or r["nats"] < best[1]["val_nats"]:
+            best = (model, row)
+    model, row = best
+    prime = default_prime(chars)
+    sample = model.sample_text(chars, prime, sample_length, temperature, np.random.default_rng(seed))
+    say(f"best: order {row['order']}, {row['val_nats']:.4f} nats/char; sample at temperature {temperature:g}:")
+    say(prime + sample)
+    result = {"data": str(data_path), "val_chars": int(len(val_ids) - 1), "table": table,
+              "best_order": row["order"], "temperature": temperature, "seed": seed, "sample": sample}
+    if params is not None:
+        lp_rnn = rnn.target_logprobs(params, val_ids)            # (M,) log p_rnn of each target
+        lp_ngram = model.logprobs(val_ids)                       # (M,) log p_ngram
+        halves = mixture_halves(lp_rnn, lp_ngram)
+        result["mixture"] = {"checkpoint": str(checkpoint), "order": row["order"], "grid": list(MIX_GRID),
+                             "rnn_nats": float(-lp_rnn.mean()), "halves": halves}
+        say(f"mixture lam*RNN + (1-lam)*{row['order']}-gram, lam picked on one half of validation:")
+        for h in halves:
+            say(f"  lam={h['lambda']:.2f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
+                f"mixture {h['mix_nats']:.4f}, RNN {h['rnn_nats']:.4f}, n-gram {h['ngram_nats']:.4f} nats/char")
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_atomic(out / NGRAM_FILE, json.dumps(result, indent=2) + "\n")
+    say(f"wrote {path}")
+    return result
+
+
+def _main_ngram(args) -> int:
+    if args.sample_only or args.resume:
+        raise UserError("--ngram cannot be combined with --sample-only or --resume")
+    c = resolve_config(args.preset or "default", data=args.data, out=args.out, val_fraction=args.val_fraction,
+                       temperature=args.temperature, seed=args.seed)
+    length = args.sample_length if args.sample_length is not None else 300
+    if not (isinstance(length, int) and length > 0):
+        raise UserError(f"--length must be an integer > 0, got {length}")
+    if not (math.isfinite(c["val_fraction"]) and 0 < c["val_fraction"] < 1):
+        raise UserError(f"--val-fraction must be in (0, 1) for the n-gram comparison, got {c['val_fraction']!r}")
+    ngram_baseline(c["data"], c["out"], parse_orders(args.orders), checkpoint=args.checkpoint,
+                   val_fraction=c["val_fraction"], temperature=c["temperature"], seed=c["seed"],
+                   sample_length=length, quiet=args.quiet)
+    return EXIT_OK
+
+
+# -----------------------------------------------------------------------------
 # Command line
 # -----------------------------------------------------------------------------
 
@@ -659,6 +795,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = g.add_mutually_exclusive_group()
     m.add_argument("--prime", metavar="TEXT", help="text to start from (default: a newline)")
     m.add_argument("--prime-file", metavar="PATH", help="UTF-8 file whose text to start from")
+    g = p.add_argument_group("n-gram baseline (no training)")
+    g.add_argument("--ngram", action="store_true", help="fit Kneser-Ney character n-grams of --orders on the training "
+                   "split, print their validation loss, sample the best, write --out/ngram.json; with "
+                   "--checkpoint also mix the best with that RNN")
+    g.add_argument("--orders", default="1-10", metavar="A-B", help="n-gram orders for --ngram (default: %(default)s)")
     return p
 
 
@@ -699,6 +840,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         limit_threads()                             # one BLAS thread unless RNN_THREADS says otherwise
+        if args.ngram:
+            return _main_ngram(args)
         if args.sample_only:
             return _main_sample(args)
         if args.checkpoint or args.prime is not None or args.prime_file:

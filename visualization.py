@@ -933,6 +933,52 @@ def gradient_flow(params: dict, chars, text: str, k_max: int = 100, streams: int
 
 
 # -----------------------------------------------------------------------------
+# 9. The RNN against an n-gram, by how familiar the context is
+# -----------------------------------------------------------------------------
+
+@_plain_text
+def ngram_comparison(labels, count, mean_loss: dict, order: int | None = None) -> Figure:
+    """Caption: where the n-gram's context was seen often in training, counting is hard
+    to beat; where it was rare or never seen, the model that generalises wins.
+
+    labels: the bins of how often the characters before each target occurred in
+    the training text (analysis.FREQUENCY_LABELS); count: (bins,) characters per
+    bin; mean_loss: {model name: (bins,) mean nats per character, NaN for an empty
+    bin}, e.g. analysis.loss_by_context_frequency(...); order: the n-gram's order.
+    """
+    labels = [str(x) for x in labels]
+    count = np.asarray(count, float)
+    means = {k: np.asarray(v, float) for k, v in mean_loss.items()}
+    x = np.arange(len(labels))
+    fig = _figure(9, 6.2)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[1.6, 1])
+    width = 0.8 / max(len(means), 1)
+    colors = {"rnn": "tab:blue", "ngram": "tab:orange"}
+    names = {"rnn": "RNN", "ngram": f"n-gram (order {order})" if order else "n-gram"}
+    for i, (k, v) in enumerate(means.items()):
+        ax1.bar(x + (i - (len(means) - 1) / 2) * width, v, width, color=colors.get(k), label=names.get(k, k))
+    ax1.set_ylabel("mean loss (nats per character)")
+    ax1.secondary_yaxis("right", functions=(lambda n: n / LN2, lambda b: b * LN2)).set_ylabel("bits")
+    ax1.grid(alpha=0.3, axis="y")
+    if means:
+        ax1.legend(fontsize=9)
+    share = 100 * count / count.sum() if count.sum() > 0 else np.zeros_like(count)
+    ax2.bar(x, share, 0.6, color="gray")
+    for xi, s, c in zip(x, share, count):
+        ax2.text(xi, s, f"{int(c):,}", ha="center", va="bottom", fontsize=8)
+    ax2.set_ylim(0, max(share.max(initial=0) * 1.25, 1))
+    ax2.set_ylabel("characters (%)")
+    context = f"the {order - 1} characters before it" if order and order > 1 else "its context"
+    ax2.set_xlabel(f"how often {context} occurred in the training text")
+    ax2.set_xticks(x, labels)
+    ax2.grid(alpha=0.3, axis="y")
+    fig.suptitle("Where each model wins: loss per character by how familiar the context is",
+                 fontweight="bold")
+    fig.data = {"labels": labels, "count": count, "mean_loss": means, "order": order}
+    return fig
+
+
+# -----------------------------------------------------------------------------
 # Rendering everything, and the command line
 # -----------------------------------------------------------------------------
 
