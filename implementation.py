@@ -1130,9 +1130,11 @@ def _check_zip_index(f, size: int) -> None:
     i = tail.rfind(b"PK\x05\x06")                                     # the end-of-archive record
     if i < 0 or len(tail) - i < 22:
         raise CheckpointError("not a .npz checkpoint (not a zip archive; truncated or another kind of file)")
+    if tail[max(i - 20, 0) : i].startswith(b"PK\x06\x07"):
+        raise CheckpointError("a zip64 archive (for files over 4 GiB); a checkpoint is far smaller")
     index_size = struct.unpack("<I", tail[i + 12 : i + 16])[0]
-    if index_size > _ZIP_INDEX_MAX or tail[max(i - 20, 0) : i].startswith(b"PK\x06\x07"):
-        raise CheckpointError(f"the zip index is larger than a checkpoint's ({index_size:,} bytes)")
+    if index_size > _ZIP_INDEX_MAX:
+        raise CheckpointError(f"the zip index takes {index_size:,} bytes; a checkpoint's takes a few thousand")
 
 
 def _checked_members(zf: zipfile.ZipFile) -> dict:
@@ -1179,7 +1181,8 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple:
 # The dtypes a member may have: (test, description).
 _FLOAT = (lambda d: d.kind == "f" and d.itemsize in (4, 8), "float32 or float64")
 _INTEGER = (lambda d: d.kind in "iu" and d.itemsize <= 8, "an integer type")
-_UNICODE = (lambda d: d.kind == "U" and d.itemsize <= 4 * META_MAX_CHARS, "a unicode string")
+_UNICODE = (lambda d: d.kind == "U" and d.itemsize <= 4 * META_MAX_CHARS,
+            f"a unicode string of at most {META_MAX_CHARS:,} characters")
 
 
 def _check_layout(headers: dict, infos: dict) -> tuple[int, int, int]:
@@ -1290,9 +1293,10 @@ def _read_checkpoint(f, size: int) -> dict:
             meta = json.loads(str(_read_member(zf, infos["meta"])))
         except (ValueError, RecursionError):
             raise CheckpointError("checkpoint metadata is not valid JSON") from None
-        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-            fmt = meta.get("format") if isinstance(meta, dict) else None
-            raise CheckpointError(f"not a char-rnn checkpoint (format {_show(fmt)})")
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"meta must be a JSON object, got {_show(meta)}")
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"not a char-rnn checkpoint (format {_show(meta.get('format'))})")
         _check_meta(meta)
         rng = rng_from_json(meta["rng_state"]) if meta["rng_state"] is not None else None
         optimizer, averaged = _check_optimizer(meta, infos)
