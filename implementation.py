@@ -882,7 +882,7 @@ def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
 CHECKPOINT_FORMAT = "numpy-char-rnn-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_MAX_DIM = 100_000            # largest H, V or B a checkpoint may declare
-CHECKPOINT_MAX_BYTES = 2 << 30          # all its arrays together (a 384-unit model takes ~4 MB)
+CHECKPOINT_MAX_BYTES = 2 << 30          # all its arrays together (the fast preset's take ~3 MB)
 META_MAX_CHARS = 1 << 20                # the JSON text in meta
 
 # The arrays each optimiser keeps per parameter (opt/<slot>/<name>) and its scalars (in meta).
@@ -909,6 +909,14 @@ def _show(value, width: int = 60) -> str:
     """A value from a file, for an error message: its repr, cut short."""
     r = repr(value)
     return r if len(r) <= width else r[: width - 3] + "..."
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)          # JSON's true is not a count
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # --- The RNG state -----------------------------------------------------------
@@ -979,14 +987,6 @@ def rng_from_json(s: str) -> np.random.Generator:
 
 # --- The schema of meta ------------------------------------------------------
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)          # JSON's true is not a count
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 # Each check is (test, what the value must be); the error message quotes the second.
 _COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
 _POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "an integer > 0")
@@ -1018,8 +1018,9 @@ META_SCHEMA = {
     "best_val_loss": _or_none(_NUMBER), "best_step": _or_none(_COUNT), "evals_since_best": _COUNT,
     "elapsed": _NON_NEGATIVE, "train_seconds": _NON_NEGATIVE,
 }
-# config: train_minimal.py's settings (its PRESETS and check_config), and the data
-# sizes it logs; other keys are ignored.
+# config: train_minimal.py's settings (its PRESETS and check_config) and the data sizes
+# it logs, each checked when present (train_minimal.py writes them all); other keys
+# are ignored.
 CONFIG_SCHEMA = {
     "hidden_size": _POSITIVE_INT, "seq_length": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
     "optimizer": _one_of(*OPTIMIZER_SLOTS), "learning_rate": _POSITIVE,
@@ -1243,12 +1244,10 @@ def _check_optimizer(meta: dict, infos: dict) -> tuple[str, bool]:
         missing = [k for k in PARAM_NAMES if f"opt/{slot}/{k}" not in infos]
         if missing:
             raise CheckpointError(f"opt/{slot} has no {', '.join(missing)}")
-    scalars = meta["opt_scalars"]
-    _check_fields(scalars, {k: _COUNT for k in OPTIMIZER_SCALARS[optimizer]}, OPTIMIZER_SCALARS[optimizer],
-                  "meta.opt_scalars")
-    if set(scalars) != set(OPTIMIZER_SCALARS[optimizer]):
-        raise CheckpointError(f"meta.opt_scalars has keys {_show(sorted(scalars))}, {optimizer} keeps "
-                              f"{list(OPTIMIZER_SCALARS[optimizer])}")
+    scalars, want = meta["opt_scalars"], OPTIMIZER_SCALARS[optimizer]
+    if set(scalars) != set(want):
+        raise CheckpointError(f"meta.opt_scalars has keys {_show(sorted(scalars))}, {optimizer} keeps {list(want)}")
+    _check_fields(scalars, {k: _COUNT for k in want}, (), "meta.opt_scalars")       # Adam's step
     return optimizer, averaged
 
 

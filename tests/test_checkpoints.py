@@ -631,6 +631,63 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]
 
 
+def test_adam_step_must_be_a_count(tmp_path):
+    path, _ = save(tmp_path / "adam.npz", "adam")
+    base = Base(path)
+    for scalars, pattern in (({"step": -1}, r"meta\.opt_scalars: step must be an integer >= 0, got -1"),
+                             ({"step": "3"}, r"step must be an integer >= 0, got '3'"),
+                             ({}, r"meta\.opt_scalars has keys \[\], adam keeps \['step'\]")):
+        (tmp_path / "h.npz").write_bytes(base.with_meta(lambda m: m.update(opt_scalars=scalars)))
+        with pytest.raises(rnn.CheckpointError, match=pattern):
+            rnn.load_checkpoint(tmp_path / "h.npz")
+
+
+# The steps of save_checkpoint, in order: (module, function) to interrupt.
+SAVE_STAGES = {"write": (np, "savez"), "fsync": (os, "fsync"), "read back": (rnn, "_read_checkpoint"),
+               "chmod": (os, "chmod"), "rename": (os, "replace")}
+
+
+@pytest.mark.parametrize("stage", list(SAVE_STAGES))
+def test_a_save_interrupted_at_any_stage_keeps_the_previous_checkpoint(tmp_path, monkeypatch, stage):
+    path, tr = save(tmp_path / "ck.npz")
+    before = path.read_bytes()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(*SAVE_STAGES[stage], interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rnn.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, {**tr.state(), "step": 99})
+    monkeypatch.undo()
+    assert path.read_bytes() == before and rnn.load_checkpoint(path)["meta"]["step"] == tr.step_count
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]
+
+
+def test_save_never_writes_the_checkpoint_in_place(tmp_path, monkeypatch):
+    """The only change to the file at `path` is one atomic rename of a finished
+    temporary file over it, so a SIGKILL at any moment leaves the old or the new file."""
+    path, tr = save(tmp_path / "ck.npz")
+    writes, renames = [], []
+    real_open, real_os_open, real_replace = open, os.open, os.replace
+
+    def spy_open(file, mode="r", *a, **k):
+        if any(c in mode for c in "wax+"):
+            writes.append(os.fspath(file) if isinstance(file, (str, os.PathLike)) else file)
+        return real_open(file, mode, *a, **k)
+
+    def spy_os_open(file, flags, *a, **k):
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            writes.append(os.fspath(file))
+        return real_os_open(file, flags, *a, **k)
+    monkeypatch.setattr("builtins.open", spy_open)
+    monkeypatch.setattr(os, "open", spy_os_open)
+    monkeypatch.setattr(os, "replace", lambda src, dst: renames.append((str(src), str(dst))) or real_replace(src, dst))
+    rnn.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, tr.state())
+    monkeypatch.undo()
+    assert str(path) not in writes, f"save_checkpoint opened {path} for writing"
+    assert len(renames) == 1 and renames[0][1] == str(path)
+    assert Path(renames[0][0]).parent == path.parent, "the temporary file must be in the same folder"
+
+
 # ----------------------------------------------------------------------------- read_text
 
 def test_read_text_refuses_a_file_over_the_limit(tmp_path):
