@@ -468,12 +468,17 @@ def _state(seed=0):
     return params, opt, hprev
 
 
+def _meta(step=1, **more):
+    """The counters every checkpoint's meta holds (as Trainer.state() gives them)."""
+    return {"step": step, "epoch": 0, "window": step, "smooth_loss": 1.5, **more}
+
+
 def test_checkpoint_round_trip_is_exact(tmp_path):
     params, opt, h = _state()
     chars = list("abcdé🙂")
     rng = np.random.default_rng(42)
     rng.random(3)
-    meta = {"step": 17, "epoch": 2, "window": 5, "config": {"hidden_size": 5, "lr": 0.1}}
+    meta = {"step": 17, "epoch": 2, "window": 5, "smooth_loss": 1.25, "config": {"hidden_size": 5, "lr": 0.1}}
     path = rnn.save_checkpoint(tmp_path / "ck.npz", params, opt, chars, h, meta, rng)
     with np.load(path, allow_pickle=False) as z:                  # no pickles anywhere
         assert "meta" in z.files
@@ -513,7 +518,7 @@ def test_adam_state_round_trips(tmp_path):
     params, _, h = _state()
     opt = rnn.init_optimizer("adam", params)
     opt["step"] = 3
-    ck = rnn.load_checkpoint(rnn.save_checkpoint(tmp_path / "a.npz", params, opt, list("abcdef"), h, {}))
+    ck = rnn.load_checkpoint(rnn.save_checkpoint(tmp_path / "a.npz", params, opt, list("abcdef"), h, _meta()))
     assert ck["opt_state"]["step"] == 3 and set(ck["opt_state"]["m"]) == set(params)
 
 
@@ -538,7 +543,7 @@ def test_resumed_run_is_bit_identical(tmp_path):
     pb = {k: v.copy() for k, v in p0.items()}
     ob = rnn.init_optimizer("adagrad", pb)
     hb = run(pb, ob, np.zeros((10, 2)), 0, 23)
-    path = rnn.save_checkpoint(tmp_path / "mid.npz", pb, ob, list("abcdef"), hb, {"step": 23})
+    path = rnn.save_checkpoint(tmp_path / "mid.npz", pb, ob, list("abcdef"), hb, _meta(23))
     ck = rnn.load_checkpoint(path)
     hb = run(ck["params"], ck["opt_state"], ck["hidden"], ck["meta"]["step"], 50)
     for k in pa:
@@ -548,7 +553,7 @@ def test_resumed_run_is_bit_identical(tmp_path):
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):
     params, opt, h = _state()
-    good = rnn.save_checkpoint(tmp_path / "good.npz", params, opt, list("abcdef"), h, {"step": 1})
+    good = rnn.save_checkpoint(tmp_path / "good.npz", params, opt, list("abcdef"), h, _meta())
     raw = good.read_bytes()
 
     with pytest.raises(rnn.CheckpointError, match="not found"):
@@ -574,14 +579,14 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 
 def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     params, opt, h = _state()
-    path = rnn.save_checkpoint(tmp_path / "ck.npz", params, opt, list("abcdef"), h, {"step": 1})
+    path = rnn.save_checkpoint(tmp_path / "ck.npz", params, opt, list("abcdef"), h, _meta())
     before = path.read_bytes()
 
     def boom(*a, **k):
         raise KeyboardInterrupt
     monkeypatch.setattr(np, "savez", boom)
     with pytest.raises(KeyboardInterrupt):
-        rnn.save_checkpoint(path, params, opt, list("abcdef"), h, {"step": 2})
+        rnn.save_checkpoint(path, params, opt, list("abcdef"), h, _meta(2))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
 

@@ -343,7 +343,8 @@ def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, ca
     chars = rnn.build_vocab(text)
     V = len(chars)
     params = rnn.init_params(V, 8, np.random.default_rng(12), np.float64, init_scale=0.5)
-    ck = rnn.save_checkpoint(tmp_path / "rnn.npz", params, {}, chars, np.zeros((8, 1)), {"step": 0})
+    ck = rnn.save_checkpoint(tmp_path / "rnn.npz", params, rnn.init_optimizer("adagrad", params), chars,
+                             np.zeros((8, 1)), {"step": 0, "epoch": 0, "window": 0, "smooth_loss": 4.0})
     out = tmp_path / "out"
     out.mkdir()
     (out / "best.npz").write_bytes(b"a training run's checkpoint")
@@ -412,6 +413,7 @@ def test_ngram_command_rejects_a_checkpoint_with_another_vocabulary(tmp_path, ca
     data, text = _cli_corpus(tmp_path)
     chars = rnn.build_vocab(text + "Z")
     params = rnn.init_params(len(chars), 4, np.random.default_rng(0))
-    ck = rnn.save_checkpoint(tmp_path / "other.npz", params, {}, chars, np.zeros((4, 1)), {})
+    ck = rnn.save_checkpoint(tmp_path / "other.npz", params, rnn.init_optimizer("adagrad", params), chars,
+                             np.zeros((4, 1)), {"step": 0, "epoch": 0, "window": 0, "smooth_loss": 4.0})
     code = train_minimal.main(["--ngram", "--data", data, "--out", tmp_path / "o", "--checkpoint", ck, "--quiet"])
     assert code == 2 and "vocabulary" in capsys.readouterr().err
