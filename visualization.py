@@ -1328,14 +1328,15 @@ def neuron_page_data(params: dict, chars, text: str, units=None, features: dict 
     ranked = rank_units(run["h"], features)
     names = [x["feature"] for x in ranked]
     R = np.array([x["correlations"] for x in ranked]).reshape(len(ranked), H)    # (F,H)
-    entries = []
+    entries, strength = [], []
     for u in units.tolist():
         col = np.nan_to_num(np.abs(R[:, u]), nan=-1.0)               # a constant feature never wins
         f = int(np.argmax(col)) if len(names) and col.max() >= 0 else None
         entries.append({"unit": u, "feature": None if f is None else names[f],
                         "r": None if f is None else round(float(R[f, u]), 3),
                         "activation": np.rint(1000 * run["h"][:, u]).astype(int).tolist()})
-    entries.sort(key=lambda e: -abs(e["r"]) if e["r"] is not None else 1.0)    # stable: ties by unit
+        strength.append(-1.0 if f is None else float(col[f]))
+    entries = [entries[i] for i in np.argsort(-np.array(strength), kind="stable")]   # strongest first
     top_ids, top_p = top_k(run["probs"], k)
     return {"text": text, "chars": list(chars), "k": k, "units": entries,
             "top_ids": top_ids.tolist(), "top_p": np.rint(1000 * top_p).astype(int).tolist()}
