@@ -1143,7 +1143,8 @@ h1 { font-size: 20px; margin: 0 0 6px; }
            border: 1px solid #ccc; border-radius: 4px; padding: 10px 12px; font-size: 13px; }
 #guesses h2 { font-size: 13px; margin: 0 0 6px; font-weight: 600; }
 .context, .ch { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; }
-.context { white-space: pre; }
+.context { white-space: pre; background: #eee; border-radius: 3px; padding: 2px 6px; display: inline-block; }
+@media (max-width: 700px) { .layout { flex-direction: column; } #guesses { position: static; width: auto; } }
 #guess-table { border-collapse: collapse; width: 100%; margin-top: 6px; }
 #guess-table td { padding: 2px 4px; }
 .ch { width: 2.5em; text-align: center; }
@@ -1270,7 +1271,7 @@ guesses for the next one. Units are listed by how strongly they follow a feature
 <div class="layout">
 <div id="text"></div>
 <aside id="guesses">
-<h2>Top {k} guesses after</h2>
+<h2>Top {k} guesses for the next character, after</h2>
 <div id="context" class="context"></div>
 <table id="guess-table"></table>
 <p id="next" class="note"></p>
