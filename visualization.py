@@ -1119,7 +1119,7 @@ import html as html_lib  # noqa: E402
 from cli import atomic_write_text  # noqa: E402
 
 PAGE_MAX_CHARS = 2000      # characters of text on the page
-PAGE_MAX_UNITS = 1024      # hidden units offered in the picker
+PAGE_MAX_UNITS = 1024      # hidden units offered by default (the strongest), to bound the page's size
 
 _PAGE_STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222;
@@ -1305,7 +1305,8 @@ def neuron_page_data(params: dict, chars, text: str, units=None, features: dict 
 
     text         the first max_chars characters of `text` (the model reads them from h = 0)
     chars        the vocabulary
-    units        one entry per offered unit, best first: {"unit", "feature", "r", "activation"}.
+    units        one entry per offered unit (by default every unit, at most PAGE_MAX_UNITS of the
+                 strongest), best first: {"unit", "feature", "r", "activation"}.
                  feature/r: the feature (text_features by default) this unit correlates with
                  most strongly over the text and that correlation, rounded to 3 decimals
                  (None if no feature varies in the text); the list is ordered by |r|.
@@ -1317,7 +1318,8 @@ def neuron_page_data(params: dict, chars, text: str, units=None, features: dict 
     text = text[:max_chars]
     run = model_on_text(params, chars, text)                  # raises on an empty text
     H = run["h"].shape[1]
-    units = np.arange(min(H, PAGE_MAX_UNITS)) if units is None else np.asarray(units).ravel()
+    keep = PAGE_MAX_UNITS if units is None else None
+    units = np.arange(H) if units is None else np.asarray(units).ravel()
     if units.size == 0 or units.dtype.kind not in "iu":
         raise ValueError(f"neuron page: units must be a non-empty list of unit numbers, got {units!r}")
     bad = units[(units < 0) | (units >= H)]
@@ -1337,7 +1339,7 @@ def neuron_page_data(params: dict, chars, text: str, units=None, features: dict 
                         "r": None if f is None else round(float(R[f, u]), 3),
                         "activation": np.rint(1000 * run["h"][:, u]).astype(int).tolist()})
         strength.append(-1.0 if f is None else float(col[f]))
-    entries = [entries[i] for i in np.argsort(-np.array(strength), kind="stable")]   # strongest first
+    entries = [entries[i] for i in np.argsort(-np.array(strength), kind="stable")][:keep]   # strongest first
     top_ids, top_p = top_k(run["probs"], k)
     return {"text": text, "chars": list(chars), "k": k, "units": entries,
             "top_ids": top_ids.tolist(), "top_p": np.rint(1000 * top_p).astype(int).tolist()}
