@@ -16,6 +16,8 @@ No training: the model is init_params with a large init_scale (0.5), so that the
 units swing over the whole -1..+1 range and the top-5 guesses differ from place to place.
 """
 
+import base64
+import hashlib
 import json
 import math
 import os
@@ -141,8 +143,6 @@ def test_page_loads_nothing_from_outside(model):
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)
     assert csp and "default-src 'none'" in csp.group(1), "the page should forbid every outside resource"
     # the policy names the page's own script by its hash, or the browser would refuse to run it
-    import base64
-    import hashlib
     script = re.findall(r"<script>(.*?)</script>", page, re.S)
     assert len(script) == 1
     digest = base64.b64encode(hashlib.sha256(script[0].encode()).digest()).decode()
@@ -153,7 +153,7 @@ HOSTILE = ('a</script><script>window.pwned = 1</script>\n<img src=x onerror="win
            '<!-- &amp; &lt;b&gt; <b>bold</b> </SCRIPT >\u2028"quoted"\n')
 
 
-def test_a_text_full_of_html_stays_inside_its_data_block(model):
+def test_a_text_full_of_html_stays_inside_its_data_block():
     chars = rnn.build_vocab(HOSTILE)
     params = rnn.init_params(len(chars), 8, np.random.default_rng(0), np.float64, INIT_SCALE)
     page = viz.neuron_page_html(params, chars, HOSTILE, title="<b>title</b>")
@@ -173,11 +173,12 @@ def test_write_neuron_page_replaces_the_file_whole_or_not_at_all(model, tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["neurons.html"], "temporary files were left behind"
 
 
-def _checkpoint_and_log(model, folder: Path):
-    """A checkpoint of the test model and a one-line training log, in train_minimal.py's formats."""
-    params, chars = model["params"], model["chars"]
-    # the figures need a few hundred characters (and matplotlib's font has no tab glyph)
-    text = "\n".join([model["text"]] * 4).replace("\t", " ")
+def _checkpoint_and_log(folder: Path):
+    """A checkpoint of an init model, a two-step training log (train_minimal.py's formats) and a text."""
+    # the figures need a few hundred characters; no tab, which the PNG figures' font cannot draw
+    text = "\n".join([small_text()] * 4).replace("\t", " ")
+    chars = rnn.build_vocab(text)
+    params = rnn.init_params(len(chars), HIDDEN, np.random.default_rng(SEED), np.float64, INIT_SCALE)
     (folder / "text.txt").write_text(text, encoding="utf-8")
     config = {"hidden_size": HIDDEN, "vocab_size": len(chars), "init_scale": INIT_SCALE}
     ckpt = rnn.save_checkpoint(folder / "best.npz", params, rnn.init_optimizer("adagrad", params), chars,
@@ -189,16 +190,16 @@ def _checkpoint_and_log(model, folder: Path):
             "--out", str(folder / "plots"), "--chars", "40", "--dpi", "20"], text
 
 
-def test_cli_html_writes_the_page_for_the_resolved_text(model, tmp_path, capsys):
-    argv, text = _checkpoint_and_log(model, tmp_path)
+def test_cli_html_writes_the_page_for_the_resolved_text(tmp_path, capsys):
+    argv, text = _checkpoint_and_log(tmp_path)
     assert viz.main(argv + ["--html", str(tmp_path / "neurons.html")]) == 0, capsys.readouterr().err
     assert f"wrote {tmp_path / 'neurons.html'}" in capsys.readouterr().out
     data = page_json((tmp_path / "neurons.html").read_text(encoding="utf-8"))
     assert data["text"] == text[viz._line_start(text):][:viz.PAGE_MAX_CHARS]
 
 
-def test_cli_html_into_a_missing_folder_is_one_line_exit_2(model, tmp_path, capsys):
-    argv, _ = _checkpoint_and_log(model, tmp_path)
+def test_cli_html_into_a_missing_folder_is_one_line_exit_2(tmp_path, capsys):
+    argv, _ = _checkpoint_and_log(tmp_path)
     code = viz.main(argv + ["--html", str(tmp_path / "no" / "such" / "folder" / "neurons.html")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error:") and err.count("\n") == 1, \
@@ -314,7 +315,7 @@ def test_resting_on_a_character_shows_the_top_5_guesses(browser, model, tmp_path
         expect_actual = [IN_BOX.get(nxt, nxt)] if nxt is not None and chars.index(nxt) in order else []
         assert actual == expect_actual, f"after text[{t}]: the row marked as what came next should be {expect_actual}"
         context = view.page.text_content("#context")
-        assert context.endswith(IN_BOX.get(text[t], text[t])), f"the box should name the character under the pointer"
+        assert context.endswith(IN_BOX.get(text[t], text[t])), "the box should name the character under the pointer"
     view.check_quiet()
 
 
