@@ -1,4 +1,4 @@
-"""Fetch the training corpora: tiny Shakespeare and The Federalist Papers.
+"""Fetch the training corpora: tiny Shakespeare, The Federalist Papers, War and Peace.
 
 Each corpus is downloaded once into this folder (``data/``), checked against its
 recorded sha256, and reused afterwards::
@@ -8,13 +8,25 @@ recorded sha256, and reused afterwards::
 
 Offline, point the code at copies you already have with the ``RNN_DATA_MIRROR``
 environment variable (or ``--mirror``): either a local folder holding files named
-like the corpora (``tiny_shakespeare.txt``, ``federalist.txt``) or an http(s) URL
-prefix under which those file names can be fetched. When a mirror is set, the
-original URLs are not used.
+like the corpora (``tiny_shakespeare.txt``, ``federalist.txt``, ``war_and_peace.txt``)
+or an http(s) URL prefix under which those file names can be fetched. When a
+mirror is set, the original URLs are not used.
 
-Downloads go to a temporary file next to the target and are moved into place only
-after the checksum matches, so a failed or interrupted download never leaves a
-partial corpus behind.
+What a download goes through, in order:
+
+1. Stale temporary files of earlier, killed downloads are removed (only those no
+   running download holds a lock on).
+2. The file is streamed into a locked temporary file next to the target, with a
+   size cap and an overall deadline, so a hostile or trickling server cannot fill
+   the disk or hang forever.
+3. War and Peace only: the text is normalised (byte-order mark dropped, CRLF and
+   lone CR turned into LF; a Project Gutenberg copy loses its licence header and
+   footer) before its checksum is taken.
+4. The sha256 must match the recorded one. Corpora whose source is re-released now
+   and then (federalist, war_and_peace) are also accepted, with a one-line note,
+   if the text passes a structural check: length, known passages, character set.
+5. Only then is the temporary file renamed into place, so a failed or interrupted
+   download never leaves a partial corpus behind.
 
 From Python, training scripts use :func:`ensure_corpus` (by corpus name) or
 :func:`ensure_data_file` (for a ``--data PATH`` argument).
@@ -22,7 +34,8 @@ From Python, training scripts use :func:`ensure_corpus` (by corpus name) or
 
 from __future__ import annotations
 
-import argparse
+import collections
+import glob
 import hashlib
 import http.client
 import os
@@ -30,12 +43,20 @@ import re
 import socket
 import sys
 import tempfile
+import time
+import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
+
+try:                      # advisory file locks; POSIX only
+    import fcntl
+except ImportError:       # Windows: no locks, so stale temporary files are never swept
+    fcntl = None
 
 DATA_DIR = Path(__file__).resolve().parent
 
@@ -45,8 +66,43 @@ MIRROR_ENV = "RNN_DATA_MIRROR"
 # Seconds to wait for the server (to connect, and for each chunk of the response).
 TIMEOUT = 30.0
 
+# A whole download must finish within GRACE + size / MIN_RATE seconds, or it is
+# abandoned: 380 s for War and Peace's 3.2 MB, enough for a link that averages
+# 10 kB/s. TIMEOUT alone cannot stop a server that sends a byte every few seconds.
+MIN_RATE = 10_000
+GRACE = 60.0
+
+# A download larger than this many times the recorded size is refused.
+MAX_SIZE_FACTOR = 2
+
+# A temporary file younger than this is never swept, even if nobody holds its lock
+# (it may belong to a download that has created it and not yet locked it).
+STALE_AFTER = 10.0
+
 _CHUNK = 1 << 16
 _USER_AGENT = "rnn-numpy-tutorial data.download (Python urllib)"
+
+
+# ----------------------------------------------------------------------------- corpora
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a copy must still look like to be accepted when its sha256 differs.
+
+    A re-released or re-wrapped copy keeps its length (within `tolerance`), its
+    sentences and its mix of characters; a file of the right headings padded with
+    junk does not. Passages are a few words each, searched for with all runs of
+    whitespace (line breaks included) read as one space.
+    """
+
+    chars: int                       # characters in the reference copy
+    passages: tuple[str, ...]        # short phrases that must all occur
+    letters: float                   # share of letters in the reference copy
+    whitespace: float                # share of spaces and newlines in it
+    begins: str = ""                 # the text must start with this (after whitespace)
+    extra: Callable[[str], str | None] | None = None  # corpus-specific check: problem or None
+    tolerance: float = 0.05          # relative length difference allowed
+    share_tolerance: float = 0.03    # absolute difference allowed in the two shares
 
 
 @dataclass(frozen=True)
@@ -56,9 +112,23 @@ class Corpus:
     name: str         # key in CORPORA and CLI argument, e.g. "tiny_shakespeare"
     filename: str     # file name inside the data folder (and inside a mirror)
     url: str          # original source
-    sha256: str       # hex digest of the exact bytes at `url` when recorded
+    sha256: str       # hex digest of the file as saved (see `normalise`)
     size: int         # size in bytes of that file
     description: str  # one line for humans
+    backup_url: str = ""      # second source, tried when `url` fails or does not check out
+    normalise: bool = False   # sha256 and size are of the text after _normalise()
+    fingerprint: Fingerprint | None = None  # structural fallback; None: sha256 must match
+
+
+_FEDERALIST_HEADING = re.compile(r"FEDERALIST\s+No\.\s*(\d+)", re.IGNORECASE)
+
+
+def _federalist_headings(text: str) -> str | None:
+    """None if `text` has the headings of all 85 papers, "FEDERALIST No. 1" to 85."""
+    missing = set(range(1, 86)) - {int(n) for n in _FEDERALIST_HEADING.findall(text)}
+    if missing:
+        return f"the headings FEDERALIST No. {', '.join(map(str, sorted(missing)[:5]))}... are missing"
+    return None
 
 
 CORPORA: dict[str, Corpus] = {
@@ -77,6 +147,29 @@ CORPORA: dict[str, Corpus] = {
         sha256="8db1b89d8d20560138650fcdf6d329975efa25dca8df3731bd1eccdbe9c1d122",
         size=1_167_144,
         description="The Federalist Papers, all 85 essays (Project Gutenberg etext 1404)",
+        fingerprint=Fingerprint(
+            chars=1_167_139, letters=0.810, whitespace=0.169,
+            passages=("the peace of America that she", "the celebrated Belgic confederacy",
+                      "proposed Constitution ought to", "authorities of a President",
+                      "your own State constitution"),
+            extra=_federalist_headings),
+    ),
+    "war_and_peace": Corpus(
+        name="war_and_peace",
+        filename="war_and_peace.txt",
+        url="https://cs.stanford.edu/people/karpathy/char-rnn/warpeace_input.txt",
+        sha256="b0fc81c399971eaf738c8be89809e6a0d95c151749112b04f06b6af648d8a39f",
+        size=3_196_228,
+        description="War and Peace (Maude translation), 3.2 MB, as cleaned for "
+                    "Karpathy, Johnson & Fei-Fei's char-rnn paper",
+        backup_url="https://www.gutenberg.org/files/2600/2600-0.txt",
+        normalise=True,
+        fingerprint=Fingerprint(
+            chars=3_196_211, letters=0.785, whitespace=0.179,
+            begins='"Well, Prince, so Genoa and Lucca',
+            passages=("SECOND EPILOGUE", "Prince Andrew possessed", "Bilibin who found",
+                      "Bogucharovo had lain", "approached Yaroslavl",
+                      "thousand men into Russia")),
     ),
 }
 
@@ -89,23 +182,117 @@ class DataFileNotFoundError(DownloadError, FileNotFoundError):
     """A ``--data`` path does not exist and is not a corpus we can download."""
 
 
-# ----------------------------------------------------------------------------- checks
-
-_FEDERALIST_HEADING = re.compile(rb"FEDERALIST\s+No\.\s*(\d+)", re.IGNORECASE)
-
-
-def _looks_like_federalist(text: bytes) -> bool:
-    """True if `text` has the headings of all 85 papers, "FEDERALIST No. 1" to 85."""
-    found = {int(n) for n in _FEDERALIST_HEADING.findall(text)}
-    return set(range(1, 86)) <= found
+class _SourceFailed(Exception):
+    """One source did not deliver a good copy; the next source (if any) is tried."""
 
 
-# Corpora whose source gets re-released now and then: when the checksum differs,
-# the file is still accepted if this check recognises the text.
-_CONTENT_CHECKS = {"federalist": _looks_like_federalist}
+class _TooSlow(OSError):
+    """A download ran past its overall deadline (see MIN_RATE)."""
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- text checks
+
+_GUTENBERG_START = re.compile(rb"^\*\*\* ?START[^\n]*\n", re.MULTILINE)
+_GUTENBERG_END = re.compile(rb"^\*\*\* ?END", re.MULTILINE)
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+
+
+def _normalise(data: bytes) -> bytes:
+    """Drop a UTF-8 byte-order mark; CRLF and lone CR become LF."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def _cut_gutenberg(data: bytes, begins: str = "") -> bytes:
+    """Cut a Project Gutenberg file down to the book (normalised bytes in, bytes out).
+
+    Everything up to the ``*** START ...`` line and from the ``*** END ...`` line
+    on is licence text. If `begins` is given (the book's first words), the front
+    matter before the line holding them (title, contents) goes too. A file without
+    both markers is returned unchanged.
+    """
+    start, end = _GUTENBERG_START.search(data), _GUTENBERG_END.search(data)
+    if start is None or end is None or end.start() < start.end():
+        return data
+    book = data[start.end():end.start()]
+    if begins:
+        words = begins.lstrip("\"'").encode()  # the opening quote may be straight or curly
+        at = book.find(words)
+        if at >= 0:
+            book = book[book.rfind(b"\n", 0, at) + 1:]
+    return book.strip(b"\n")
+
+
+def _fingerprint_problem(data: bytes, fp: Fingerprint) -> str | None:
+    """None if `data` reads as the corpus `fp` describes, else what is wrong with it."""
+    try:
+        text = _normalise(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text (byte {exc.start:,})"
+    n = len(text)
+    if abs(n - fp.chars) > fp.tolerance * fp.chars:
+        return f"{n:,} characters, expected {fp.chars:,} within {fp.tolerance:.0%}"
+    counts = collections.Counter(text)
+    odd = sorted(c for c in counts if c != "\n" and unicodedata.category(c).startswith("C"))
+    if odd:
+        return f"control, format or unassigned characters such as {odd[0]!r} ({len(odd)} kinds)"
+    for what, share, expected in (
+            ("letters", sum(v for c, v in counts.items() if c.isalpha()) / n, fp.letters),
+            ("spaces and newlines", (counts[" "] + counts["\n"]) / n, fp.whitespace)):
+        if abs(share - expected) > fp.share_tolerance:
+            return f"{share:.1%} {what}, expected {expected:.1%} within {fp.share_tolerance:.0%}"
+    if fp.begins and not text.lstrip()[:len(fp.begins)].translate(_QUOTES) == fp.begins:
+        return f"does not begin with {fp.begins!r}"
+    flat = " ".join(text.split())                      # re-wrapped copies read the same
+    for passage in fp.passages:
+        if passage not in flat:
+            return f"the passage {passage!r} is missing"
+    return fp.extra(text) if fp.extra is not None else None
+
+
+# ----------------------------------------------------------------------------- temporary files
+
+def _temp_pattern(corpus: Corpus) -> str:
+    """Glob of the temporary files of `corpus` (names made by tempfile.mkstemp below)."""
+    return f".{glob.escape(corpus.filename)}.*.tmp"
+
+
+def _open_locked_temp(data_dir: Path, corpus: Corpus):
+    """A new temporary file next to the target, open for writing and locked; (file, path)."""
+    fd, name = tempfile.mkstemp(dir=data_dir, prefix=f".{corpus.filename}.", suffix=".tmp")
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until the file is closed
+    return os.fdopen(fd, "w+b"), Path(name)
+
+
+def _sweep_stale_temps(data_dir: Path, corpus: Corpus) -> list[Path]:
+    """Remove temporary files of `corpus` left by downloads that were killed; return them.
+
+    A running download holds an exclusive lock on its temporary file, so a file
+    whose lock we can take belongs to nobody. Without fcntl (Windows) nothing is
+    removed.
+    """
+    removed = []
+    if fcntl is None or not data_dir.is_dir():
+        return removed
+    for path in data_dir.glob(_temp_pattern(corpus)):
+        try:
+            if time.time() - path.stat().st_mtime < STALE_AFTER:
+                continue
+            with open(path, "rb") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue                           # a live download is writing it
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue                                   # gone already, or not ours to read
+    return removed
+
+
+# ----------------------------------------------------------------------------- fetching
 
 def _fix_hint(corpus: Corpus, target: Path) -> str:
     """The second line of every DownloadError: how to get the file in place by hand."""
@@ -127,6 +314,8 @@ def _describe(exc: BaseException) -> str:
         if not isinstance(exc.reason, BaseException):
             return str(exc.reason)
         exc = exc.reason
+    if isinstance(exc, _TooSlow):
+        return str(exc)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return f"timed out (no answer within {TIMEOUT:g} s)"
     if isinstance(exc, ConnectionRefusedError):
@@ -138,31 +327,107 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _copy_stream(src, dst, total: int | None, desc: str, progress: bool) -> str:
-    """Copy file object `src` to `dst` in chunks with a progress bar; return the sha256."""
+def _copy_stream(src, dst, corpus: Corpus, total: int | None, progress: bool) -> str:
+    """Copy file object `src` to `dst` in chunks with a progress bar; return the sha256.
+
+    Raises OSError if more than MAX_SIZE_FACTOR times the recorded size arrives, and
+    _TooSlow if the copy takes longer than GRACE + size / MIN_RATE seconds.
+    read1 returns whatever the network has delivered, so a server that trickles
+    a byte at a time is caught here, between reads.
+    """
+    limit = MAX_SIZE_FACTOR * corpus.size
+    deadline = GRACE + corpus.size / MIN_RATE
+    read = getattr(src, "read1", src.read)
     digest = hashlib.sha256()
-    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+    start = time.monotonic()
+    with tqdm(total=total, desc=corpus.filename, unit="B", unit_scale=True, unit_divisor=1024,
               disable=not progress, leave=False) as bar:
         while True:
-            chunk = src.read(_CHUNK)
+            chunk = read(_CHUNK)
             if not chunk:
                 break
+            if dst.tell() + len(chunk) > limit:
+                raise OSError(f"more than {limit:,} bytes, {MAX_SIZE_FACTOR}x the expected "
+                              f"{corpus.size:,}")
             dst.write(chunk)
             digest.update(chunk)
             bar.update(len(chunk))
+            if time.monotonic() - start > deadline:
+                raise _TooSlow(f"too slow: {dst.tell():,} of {corpus.size:,} bytes in "
+                               f"{deadline:g} s (the least allowed is {MIN_RATE:,} bytes/s "
+                               f"after {GRACE:g} s of grace)")
     return digest.hexdigest()
 
 
-def _fetch_url(url: str, dst, corpus: Corpus, progress: bool) -> str:
-    """Stream `url` into the file object `dst` and return its sha256."""
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+def _fetch(source: str, local: bool, dst, corpus: Corpus, progress: bool) -> str:
+    """Stream `source` (a local file or a URL) into file object `dst`; return the sha256."""
+    if local:
+        with open(source, "rb") as src:
+            return _copy_stream(src, dst, corpus, os.fstat(src.fileno()).st_size, progress)
+    request = urllib.request.Request(source, headers={"User-Agent": _USER_AGENT})
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
         length = response.headers.get("Content-Length", "")
         expected = int(length) if length.isdigit() else None
-        sha = _copy_stream(response, dst, expected or corpus.size, corpus.filename, progress)
+        sha = _copy_stream(response, dst, corpus, expected or corpus.size, progress)
     if expected is not None and dst.tell() != expected:
         raise OSError(f"connection closed after {dst.tell():,} of {expected:,} bytes")
     return sha
+
+
+def _try_source(corpus: Corpus, source: str, local: bool, origin: str, data_dir: Path,
+                target: Path, progress: bool) -> None:
+    """Fetch, normalise, check and move one copy into place; _SourceFailed if it is no good."""
+    try:
+        dst, tmp = _open_locked_temp(data_dir, corpus)
+    except OSError as exc:
+        raise DownloadError(f"cannot write to folder {data_dir}: {_describe(exc)}") from None
+    try:
+        with dst:
+            try:
+                sha = _fetch(source, local, dst, corpus, progress)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                what = "copy" if local else "download"
+                raise _SourceFailed(f"could not {what} {corpus.filename} from {source}{origin}: "
+                                    f"{_describe(exc)}") from None
+            data = None
+            if corpus.normalise:
+                dst.seek(0)
+                raw = dst.read()
+                data = _cut_gutenberg(_normalise(raw), corpus.fingerprint.begins
+                                      if corpus.fingerprint else "")
+                if data != raw:                        # save the normalised text instead
+                    dst.seek(0)
+                    dst.truncate()
+                    dst.write(data)
+                    sha = hashlib.sha256(data).hexdigest()
+
+            if sha != corpus.sha256:
+                mismatch = (f"checksum mismatch for {corpus.filename} from {source}: "
+                            f"got sha256 {sha}, expected {corpus.sha256}")
+                if corpus.fingerprint is None:
+                    raise _SourceFailed(mismatch)
+                if data is None:
+                    dst.seek(0)
+                    data = dst.read()
+                problem = _fingerprint_problem(data, corpus.fingerprint)
+                if problem is not None:
+                    raise _SourceFailed(f"{mismatch}, and it does not read as a re-release: "
+                                        f"{problem}")
+                print(f"note: {corpus.filename} from {source} has sha256 {sha}, not the "
+                      f"recorded {corpus.sha256}; accepted since its length, passages and "
+                      f"characters match {corpus.description}", file=sys.stderr)
+
+            try:
+                dst.flush()
+                os.chmod(tmp, 0o644)
+                if fcntl is None:
+                    dst.close()                        # Windows cannot rename an open file
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise DownloadError(f"cannot move the download into place as {target}: "
+                                    f"{_describe(exc)}") from None
+    finally:                                           # errors, Ctrl-C: no temporary file left
+        tmp.unlink(missing_ok=True)                    # a no-op after the os.replace
 
 
 # ----------------------------------------------------------------------------- API
@@ -172,12 +437,13 @@ def ensure_corpus(name: str, data_dir: str | os.PathLike = DATA_DIR,
     """Return the path of corpus `name` in `data_dir`, fetching it first if missing.
 
     The source is `mirror` if given, else the ``RNN_DATA_MIRROR`` environment
-    variable, else the corpus URL. A mirror is a local folder holding a copy named
-    ``corpus.filename``, or a URL prefix (the file is fetched from prefix/filename).
-    An existing file is returned as is, without fetching or re-checking it.
+    variable, else the corpus URL (and then its backup URL if it has one). A mirror
+    is a local folder holding a copy named ``corpus.filename``, or a URL prefix
+    (the file is fetched from prefix/filename). An existing file is returned as is,
+    without fetching or re-checking it.
 
-    Raises DownloadError, leaving no partial or temporary file behind, if the
-    fetch fails or the checksum does not match.
+    Raises DownloadError, leaving no partial or temporary file behind, if every
+    source fails or no copy passes the checks.
     """
     try:
         corpus = CORPORA[name]
@@ -193,63 +459,40 @@ def ensure_corpus(name: str, data_dir: str | os.PathLike = DATA_DIR,
         mirror, origin = os.environ[MIRROR_ENV], f" (from {MIRROR_ENV})"
     hint = _fix_hint(corpus, target)
 
-    # Pick the source; a local mirror folder is checked before anything is created.
-    local_copy = None
+    # Pick the sources; a local mirror folder is checked before anything is created.
+    local = False
     if mirror is None:
-        source = corpus.url
+        sources = [url for url in (corpus.url, corpus.backup_url) if url]
     elif _is_url(os.fspath(mirror)):
-        source = os.fspath(mirror).rstrip("/") + "/" + corpus.filename
+        sources = [os.fspath(mirror).rstrip("/") + "/" + corpus.filename]
     else:
-        folder = Path(mirror).expanduser()
-        if not folder.is_dir():
-            raise DownloadError(f"mirror folder {folder}{origin} does not exist\n{hint}")
-        local_copy = folder / corpus.filename
-        if not local_copy.is_file():
-            raise DownloadError(f"mirror folder {folder}{origin} has no {corpus.filename}\n{hint}")
-        source = str(local_copy)
-
-    tmp = None
-    try:
+        folder, local = Path(mirror).expanduser(), True
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=data_dir, prefix=f".{corpus.filename}.",
-                                            suffix=".tmp")
+            if not folder.is_dir():
+                raise DownloadError(f"mirror folder {folder}{origin} does not exist\n{hint}")
+            if not (folder / corpus.filename).is_file():
+                raise DownloadError(f"mirror folder {folder}{origin} has no {corpus.filename}\n{hint}")
         except OSError as exc:
-            raise DownloadError(f"cannot write to folder {data_dir}: {_describe(exc)}\n{hint}") from None
-        tmp = Path(tmp_name)
-
-        with os.fdopen(fd, "wb") as dst:
-            try:
-                if local_copy is not None:
-                    with open(local_copy, "rb") as src:
-                        sha = _copy_stream(src, dst, local_copy.stat().st_size,
-                                           corpus.filename, progress)
-                else:
-                    sha = _fetch_url(source, dst, corpus, progress)
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                what = "copy" if local_copy is not None else "download"
-                raise DownloadError(f"could not {what} {corpus.filename} from {source}{origin}: "
-                                    f"{_describe(exc)}\n{hint}") from None
-
-        if sha != corpus.sha256:
-            check = _CONTENT_CHECKS.get(corpus.name)
-            if check is None or not check(tmp.read_bytes()):
-                raise DownloadError(f"checksum mismatch for {corpus.filename} from {source}: "
-                                    f"got sha256 {sha}, expected {corpus.sha256}\n{hint}")
-            print(f"note: {corpus.filename} from {source} has sha256 {sha}, not the recorded "
-                  f"{corpus.sha256}; accepted since it still reads as {corpus.description}",
-                  file=sys.stderr)
-
-        try:
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise DownloadError(f"cannot move the download into place as {target}: "
+            raise DownloadError(f"cannot read mirror folder {folder}{origin}: "
                                 f"{_describe(exc)}\n{hint}") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)  # a no-op after the os.replace
-    return target
+        sources = [str(folder / corpus.filename)]
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"cannot write to folder {data_dir}: {_describe(exc)}\n{hint}") from None
+    _sweep_stale_temps(data_dir, corpus)
+
+    failures = []
+    for source in sources:
+        try:
+            _try_source(corpus, source, local, origin, data_dir, target, progress)
+            return target
+        except _SourceFailed as exc:
+            failures.append(str(exc))
+        except DownloadError as exc:
+            raise DownloadError(f"{exc}\n{hint}") from None
+    raise DownloadError("; then ".join(failures) + "\n" + hint)
 
 
 def ensure_data_file(path: str | os.PathLike, progress: bool = True,
@@ -275,9 +518,17 @@ def ensure_data_file(path: str | os.PathLike, progress: bool = True,
 
 # ----------------------------------------------------------------------------- CLI
 
+EXIT_FAILED = 1  # a corpus could not be fetched (cli.EXIT_USAGE: bad arguments)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the process exit code (0 ok, 1 error)."""
-    parser = argparse.ArgumentParser(
+    """Command line entry point; returns the exit code (0 ok, 1 failed, 2 usage, 130 Ctrl-C).
+
+    Every failure is one line on stderr, never a traceback.
+    """
+    import cli  # the repository root's shared command-line plumbing
+
+    parser = cli.ArgumentParser(
         prog="python -m data.download",
         description="Download the training corpora into data/ and verify their sha256.",
         epilog=f"Offline, set {MIRROR_ENV} (or --mirror) to a folder holding copies "
@@ -299,23 +550,28 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown corpus {unknown[0]!r} (known: {', '.join(CORPORA)})",
               file=sys.stderr)
-        return 1
+        return cli.EXIT_USAGE
 
-    status = 0
+    status = cli.EXIT_OK
     for name in names:
-        present = (args.data_dir / CORPORA[name].filename).exists()
         try:
+            present = (args.data_dir / CORPORA[name].filename).exists()
             path = ensure_corpus(name, data_dir=args.data_dir, mirror=args.mirror,
                                  progress=not args.no_progress)
-        except DownloadError as exc:
-            print("error: " + "; ".join(str(exc).splitlines()), file=sys.stderr)
-            status = 1
+            size = path.stat().st_size
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
-            return 1
+            return cli.EXIT_INTERRUPTED
+        except DownloadError as exc:
+            print("error: " + "; ".join(str(exc).splitlines()), file=sys.stderr)
+            status = EXIT_FAILED
+        except (OSError, ValueError) as exc:               # e.g. an unreadable --data-dir
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            print(f"error: {name}: {_describe(exc)}{where}", file=sys.stderr)
+            status = EXIT_FAILED
         else:
             state = "already present" if present else "downloaded"
-            print(f"{name}: {path} ({state}, {path.stat().st_size:,} bytes)")
+            print(f"{name}: {path} ({state}, {size:,} bytes)")
     return status
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from data.download import CORPORA, DATA_DIR, MIRROR_ENV, DownloadError, ensure_corpus
 
-_TITLES = {"tiny_shakespeare": "tiny Shakespeare", "federalist": "The Federalist Papers"}
+_TITLES = {"tiny_shakespeare": "tiny Shakespeare", "federalist": "The Federalist Papers",
+           "war_and_peace": "War and Peace"}
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,19 +5,24 @@ http.server on 127.0.0.1 serving fixture files, and test corpora are patched int
 CORPORA with checksums computed from those fixtures.
 """
 
+import collections
+import dataclasses
 import functools
 import hashlib
 import http.server
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from data import download
+from corpora import corpus_path
 from data.download import (CORPORA, Corpus, DataFileNotFoundError, DownloadError,
                            ensure_corpus, ensure_data_file, main)
 
@@ -30,7 +35,8 @@ def sha256(data: bytes) -> str:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; /partial/NAME promises 1000 bytes and sends 10."""
+    """Serves a folder; /partial/NAME promises 1000 bytes and sends 10;
+    /trickle/NAME promises 1000 bytes and sends one every 0.05 s, at most 100."""
 
     def do_GET(self):
         if self.path.startswith("/partial/"):
@@ -40,6 +46,19 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.wfile.write(b"0123456789")
             self.wfile.flush()
             self.close_connection = True
+            return
+        if self.path.startswith("/trickle/"):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.close_connection = True
+            for _ in range(100):         # ends by itself after 5 s, or when the client hangs up
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.05)
             return
         super().do_GET()
 
@@ -183,24 +202,82 @@ def test_progress_bar_goes_to_stderr(served, dest, monkeypatch, capsys):
     assert out == "" and "toy.txt" in err
 
 
-# ----------------------------------------------------------------------------- federalist
+# ----------------------------------------------------------------------------- structural checks
 
-@pytest.mark.parametrize("accepted", [True, False])
-def test_federalist_rerelease(served, dest, monkeypatch, capsys, accepted):
-    """A different sha256 is fine for federalist if all 85 headings are there."""
+def rewrap(data: bytes) -> bytes:
+    """The same text with every paragraph on one line (paragraphs stay apart)."""
+    return b"\n\n".join(p.replace(b"\n", b" ") for p in data.split(b"\n\n"))
+
+
+def crlf(data: bytes) -> bytes:
+    return data.replace(b"\n", b"\r\n")
+
+
+def headings_and_junk(length: int) -> bytes:
+    """The 85 paper headings, padded with plain English to `length` bytes."""
+    filler = b"the federal government of these states shall preserve their union, liberty and commerce.\n"
+    parts = []
+    for n in range(1, 86):
+        parts.append(b"FEDERALIST No. %d\n\n" % n)
+        parts.append(filler * (length // 85 // len(filler)))
+    text = b"".join(parts)
+    return text + filler[:length - len(text)] if len(text) < length else text[:length]
+
+
+def serve_as_mirror(served, name: str, data: bytes) -> str:
+    """Put `data` in the served folder under the corpus's file name; return the URL prefix."""
     folder, base = served
-    text = federalist_like() if accepted else federalist_like(range(1, 85))
-    (folder / "federalist.txt").write_bytes(text)
-    add_corpus(monkeypatch, f"{base}/1404.txt", data=b"the recorded release", name="federalist")
-    if accepted:
-        path = ensure_corpus("federalist", data_dir=dest, mirror=base, progress=False)
-        assert path.read_bytes() == text
-        err = capsys.readouterr().err
-        assert err.startswith("note: ") and len(err.splitlines()) == 1
-    else:
-        with pytest.raises(DownloadError, match="checksum mismatch"):
-            ensure_corpus("federalist", data_dir=dest, mirror=base, progress=False)
-        assert os.listdir(dest) == []
+    (folder / CORPORA[name].filename).write_bytes(data)
+    return base
+
+
+def assert_refused(name, mirror, dest, *phrases):
+    with pytest.raises(DownloadError, match="checksum mismatch") as info:
+        ensure_corpus(name, data_dir=dest, mirror=mirror, progress=False)
+    message = str(info.value)
+    assert len(message.splitlines()) == 2, message
+    for phrase in phrases:
+        assert phrase in message.splitlines()[0], message
+    assert os.listdir(dest) == [], "a refused download must leave nothing behind"
+
+
+def test_headings_plus_junk_is_not_the_federalist(served, dest):
+    """All 85 headings, the right length and an English-like mix of letters is still
+    refused: the known passages are missing."""
+    junk = headings_and_junk(CORPORA["federalist"].size)
+    # the junk really does get past the length and character checks (computed here)
+    text = junk.decode()
+    counts = collections.Counter(text)
+    letters = sum(v for c, v in counts.items() if c.isalpha()) / len(text)
+    whitespace = (counts[" "] + counts["\n"]) / len(text)
+    assert abs(letters - 0.810) < 0.03 and abs(whitespace - 0.169) < 0.03
+    assert abs(len(text) - 1_167_139) < 0.05 * 1_167_139
+    assert_refused("federalist", serve_as_mirror(served, "federalist", junk), dest,
+                   "does not read as a re-release", "passage")
+
+
+@pytest.mark.parametrize("mutation, reason", [
+    (lambda d: d[:len(d) * 8 // 10], "characters, expected"),                 # truncated
+    (lambda d: d[:500_000] + b"\x00" + d[500_000:], "control"),               # a NUL byte
+    (lambda d: d.replace(b"Belgic", b"Flemish"), "Belgic"),                    # a passage gone
+    (lambda d: d.replace(b"FEDERALIST No. 85", b"FEDERALIST No. 58"),          # a paper gone
+     "FEDERALIST No. 85"),
+    (lambda d: d.decode("utf-8").upper().encode(), "passage"),
+])
+def test_damaged_federalist_is_refused(federalist_path, served, dest, mutation, reason):
+    damaged = mutation(federalist_path.read_bytes())
+    assert_refused("federalist", serve_as_mirror(served, "federalist", damaged), dest, reason)
+
+
+def test_rewrapped_crlf_federalist_is_accepted(federalist_path, served, dest, capsys):
+    """A re-release with other line breaks (re-wrapped, CRLF) is accepted with a note."""
+    copy = crlf(rewrap(federalist_path.read_bytes()))
+    path = ensure_corpus("federalist", data_dir=dest,
+                         mirror=serve_as_mirror(served, "federalist", copy), progress=False)
+    assert path.read_bytes() == copy
+    err = capsys.readouterr().err
+    assert err.startswith("note: ") and len(err.splitlines()) == 1
+    assert os.listdir(dest) == ["federalist.txt"]
 
 
 def test_other_corpora_are_strict(dest, tmp_path, monkeypatch):
@@ -210,6 +287,125 @@ def test_other_corpora_are_strict(dest, tmp_path, monkeypatch):
     (mirror / "tiny_shakespeare.txt").write_bytes(federalist_like())
     with pytest.raises(DownloadError, match=CORPORA["tiny_shakespeare"].sha256):
         ensure_corpus("tiny_shakespeare", data_dir=dest, mirror=mirror, progress=False)
+    assert os.listdir(dest) == []
+
+
+# ----------------------------------------------------------------------------- War and Peace
+
+# The reference copy, as described in data/README.md (measured with sha256sum and Python).
+WAP_SHA256 = "b0fc81c399971eaf738c8be89809e6a0d95c151749112b04f06b6af648d8a39f"
+WAP_BYTES, WAP_CHARS, WAP_DISTINCT = 3_196_228, 3_196_211, 82
+
+
+@pytest.fixture(scope="session")
+def war_and_peace_path():
+    return corpus_path("war_and_peace")
+
+
+def gutenberg_style(book: bytes) -> bytes:
+    """`book` wrapped the way Project Gutenberg ships a text: CRLF, a byte-order mark,
+    a licence header, front matter and a licence footer."""
+    head = (b"\xef\xbb\xbfThe Project Gutenberg eBook of a test book\n\nLicence terms.\n\n"
+            b"*** START OF THE PROJECT GUTENBERG EBOOK A TEST BOOK ***\n\n\n"
+            b"WAR AND PEACE\n\nContents\n\nBOOK ONE: 1805\n\nCHAPTER I\n\n")
+    foot = b"\n\n\n\n*** END OF THE PROJECT GUTENBERG EBOOK A TEST BOOK ***\n\nMore licence.\n"
+    return crlf(head + book + foot)
+
+
+def test_real_war_and_peace(war_and_peace_path):
+    corpus = CORPORA["war_and_peace"]
+    data = war_and_peace_path.read_bytes()
+    text = data.decode("utf-8")
+    assert (len(data), len(text), len(set(text))) == (WAP_BYTES, WAP_CHARS, WAP_DISTINCT)
+    assert sha256(data) == corpus.sha256 == WAP_SHA256 and corpus.size == WAP_BYTES
+    assert download._fingerprint_problem(data, corpus.fingerprint) is None
+    # the recorded shares are those of the reference copy (computed here, independently)
+    counts = collections.Counter(text)
+    assert abs(sum(v for c, v in counts.items() if c.isalpha()) / len(text) - 0.785) < 0.001
+    assert abs((counts[" "] + counts["\n"]) / len(text) - corpus.fingerprint.whitespace) < 0.001
+
+
+def test_war_and_peace_from_the_mirror_folder(war_and_peace_path, dest):
+    path = ensure_corpus("war_and_peace", data_dir=dest, mirror=war_and_peace_path.parent,
+                         progress=False)
+    assert sha256(path.read_bytes()) == WAP_SHA256
+
+
+def test_war_and_peace_crlf_bom_is_normalised(war_and_peace_path, served, dest, capsys):
+    """A CRLF copy with a byte-order mark is saved as the reference text, sha256 and all."""
+    reference = war_and_peace_path.read_bytes()
+    base = serve_as_mirror(served, "war_and_peace", b"\xef\xbb\xbf" + crlf(reference))
+    path = ensure_corpus("war_and_peace", data_dir=dest, mirror=base, progress=False)
+    assert sha256(path.read_bytes()) == WAP_SHA256
+    assert capsys.readouterr().err == ""               # an exact match: no note
+    assert os.listdir(dest) == ["war_and_peace.txt"]
+
+
+def test_war_and_peace_lone_cr_is_normalised(war_and_peace_path, dest, tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "war_and_peace.txt").write_bytes(war_and_peace_path.read_bytes().replace(b"\n", b"\r"))
+    path = ensure_corpus("war_and_peace", data_dir=dest, mirror=mirror, progress=False)
+    assert sha256(path.read_bytes()) == WAP_SHA256
+
+
+def test_war_and_peace_falls_back_to_gutenberg(war_and_peace_path, served, dest, monkeypatch,
+                                               capsys):
+    """The first URL fails; the Gutenberg copy loses header, front matter and footer."""
+    folder, base = served
+    (folder / "2600-0.txt").write_bytes(gutenberg_style(war_and_peace_path.read_bytes()))
+    monkeypatch.setitem(CORPORA, "war_and_peace", dataclasses.replace(
+        CORPORA["war_and_peace"], url=f"{base}/missing.txt", backup_url=f"{base}/2600-0.txt"))
+    path = ensure_corpus("war_and_peace", data_dir=dest, progress=False)
+    assert sha256(path.read_bytes()) == WAP_SHA256
+    assert capsys.readouterr().err == ""
+    assert os.listdir(dest) == ["war_and_peace.txt"]
+
+
+def test_war_and_peace_gutenberg_rerelease_with_curly_quotes(war_and_peace_path, served, dest,
+                                                             capsys):
+    """A Gutenberg release with typographic quotes and chapter headings: accepted, with a note."""
+    book = war_and_peace_path.read_bytes()
+    book = "\u201c".encode() + book[1:].replace(b"\n\nIt was in July", b"\n\nCHAPTER II\n\nIt was in July")
+    base = serve_as_mirror(served, "war_and_peace", gutenberg_style(book))
+    path = ensure_corpus("war_and_peace", data_dir=dest, mirror=base, progress=False)
+    assert path.read_bytes() == book                   # header, footer, CR and BOM gone
+    err = capsys.readouterr().err
+    assert err.startswith("note: ") and len(err.splitlines()) == 1
+
+
+def test_rewrapped_war_and_peace_is_accepted(war_and_peace_path, served, dest, capsys):
+    copy = rewrap(war_and_peace_path.read_bytes())
+    base = serve_as_mirror(served, "war_and_peace", crlf(copy))
+    path = ensure_corpus("war_and_peace", data_dir=dest, mirror=base, progress=False)
+    assert path.read_bytes() == copy
+    assert capsys.readouterr().err.startswith("note: ")
+
+
+@pytest.mark.parametrize("mutation, reason", [
+    (lambda d: d[:2_900_000], "characters, expected"),
+    (lambda d: d + b"\x07", "control"),
+    (lambda d: d.replace(b"Bogucharovo", b"Bogucharova"), "Bogucharovo"),
+    (lambda d: d[d.index(b"\n\n") + 2:], "does not begin with"),
+    (lambda d: d.replace(b"SECOND EPILOGUE", b"EPILOGUE TWO"), "SECOND EPILOGUE"),
+    (lambda d: d.replace(b" ", b"_"), "spaces and newlines"),
+    (lambda d: d.decode().encode("utf-16-le"), "not UTF-8"),
+])
+def test_damaged_war_and_peace_is_refused(war_and_peace_path, served, dest, mutation, reason):
+    damaged = mutation(war_and_peace_path.read_bytes())
+    assert_refused("war_and_peace", serve_as_mirror(served, "war_and_peace", damaged), dest,
+                   reason)
+
+
+def test_both_sources_failing_names_both(served, dest, monkeypatch):
+    folder, base = served
+    (folder / "2600-0.txt").write_bytes(gutenberg_style(headings_and_junk(3_000_000)))
+    monkeypatch.setitem(CORPORA, "war_and_peace", dataclasses.replace(
+        CORPORA["war_and_peace"], url=f"{base}/missing.txt", backup_url=f"{base}/2600-0.txt"))
+    with pytest.raises(DownloadError) as info:
+        ensure_corpus("war_and_peace", data_dir=dest, progress=False)
+    first = str(info.value).splitlines()[0]
+    assert "404" in first and "2600-0.txt" in first and "does not read as" in first
     assert os.listdir(dest) == []
 
 
@@ -261,14 +457,15 @@ def test_ensure_data_file_existing(tmp_path):
     assert ensure_data_file(str(path), progress=False) == path
 
 
-def test_ensure_data_file_known_corpus(tmp_path):
+def test_ensure_data_file_known_corpus(tmp_path, monkeypatch):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    (mirror / "federalist.txt").write_bytes(federalist_like())
-    target = tmp_path / "new" / "data" / "federalist.txt"
+    (mirror / "toy.txt").write_bytes(TEXT)
+    add_corpus(monkeypatch, f"http://127.0.0.1:{free_port()}/never-used.txt")
+    target = tmp_path / "new" / "data" / "toy.txt"
     path = ensure_data_file(target, progress=False, mirror=mirror)
-    assert path == target and path.read_bytes() == federalist_like()
-    assert os.listdir(target.parent) == ["federalist.txt"]
+    assert path == target and path.read_bytes() == TEXT
+    assert os.listdir(target.parent) == ["toy.txt"]
 
 
 def test_ensure_data_file_unknown(tmp_path):
@@ -278,7 +475,7 @@ def test_ensure_data_file_unknown(tmp_path):
     assert isinstance(info.value, (DownloadError, DataFileNotFoundError))
     assert str(info.value) == (
         f"no such file: {path} (known corpora that are downloaded automatically: "
-        "data/tiny_shakespeare.txt, data/federalist.txt)")
+        "data/tiny_shakespeare.txt, data/federalist.txt, data/war_and_peace.txt)")
     assert not path.exists()
 
 
@@ -307,7 +504,7 @@ def test_cli_failure_is_one_line(served, dest, monkeypatch, capsys):
 
 
 def test_cli_unknown_name(capsys):
-    assert main(["no_such_corpus"]) == 1
+    assert main(["no_such_corpus"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown corpus") and len(err.splitlines()) == 1
 
@@ -325,6 +522,151 @@ def test_cli_process_prints_no_traceback(tmp_path):
     assert not (tmp_path / "dest").exists()
 
 
+def test_cli_bad_flag_is_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--no-such-flag"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+def test_cli_ctrl_c_is_one_line_and_130(dest, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(download, "ensure_corpus", interrupted)
+    assert main(["tiny_shakespeare", "--data-dir", str(dest), "--no-progress"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
+# What the kernel does when a folder cannot be read: stat() of anything inside fails
+# with EACCES. Faked in the child process, because root reads a chmod 000 folder anyway.
+_UNREADABLE = """
+import errno, os, runpy, sys
+folder, real_stat = sys.argv[1], os.stat
+def stat(path, *args, **kwargs):
+    if os.fspath(path).startswith(folder + os.sep):
+        raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+    return real_stat(path, *args, **kwargs)
+os.stat = stat
+sys.argv = ["data.download"] + sys.argv[2:]
+runpy.run_module("data.download", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["chmod", "faked"])
+def test_cli_unreadable_mirror_is_one_line(tmp_path, how):
+    """`--mirror FOLDER` that cannot be read: exit 1, one line, no traceback, nothing written."""
+    if how == "chmod" and os.geteuid() == 0:
+        pytest.skip("root reads a chmod 000 folder; the 'faked' case covers it")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "tiny_shakespeare.txt").write_bytes(TEXT)
+    args = ["tiny_shakespeare", "--no-progress", "--mirror", str(mirror),
+            "--data-dir", str(tmp_path / "dest")]
+    if how == "chmod":
+        mirror.chmod(0)
+        command = [sys.executable, "-m", "data.download"] + args
+    else:
+        command = [sys.executable, "-c", _UNREADABLE, str(mirror)] + args
+    env = {k: v for k, v in os.environ.items() if k != download.MIRROR_ENV}
+    try:
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=60)
+    finally:
+        mirror.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, \
+        result.stderr
+    assert "Permission denied" in result.stderr and str(mirror) in result.stderr
+    assert not (tmp_path / "dest").exists()
+
+
+# ----------------------------------------------------------------------------- slow servers
+
+def test_trickling_server_hits_the_deadline(served, dest, monkeypatch):
+    """One byte every 0.05 s never trips the per-read timeout; the overall deadline ends it."""
+    _, base = served
+    add_corpus(monkeypatch, f"{base}/trickle/toy.txt")
+    monkeypatch.setattr(download, "GRACE", 0.3)          # deadline: 0.3 s + size / MIN_RATE
+    monkeypatch.setattr(download, "MIN_RATE", 10**9)
+    with pytest.raises(DownloadError, match="too slow") as info:
+        ensure_corpus("toy", data_dir=dest, progress=False)
+    assert len(str(info.value).splitlines()) == 2
+    assert os.listdir(dest) == []
+
+
+def test_default_deadline_allows_a_slow_link():
+    """War and Peace at 10 kB/s (an old modem would be slower) fits in the default deadline."""
+    size = CORPORA["war_and_peace"].size
+    assert download.GRACE + size / download.MIN_RATE >= size / 10_000
+
+
+def test_oversized_download_is_refused(served, dest, monkeypatch):
+    folder, base = served
+    (folder / "big.txt").write_bytes(TEXT * 3)
+    add_corpus(monkeypatch, f"{base}/big.txt")             # recorded size: len(TEXT)
+    with pytest.raises(DownloadError, match="more than"):
+        ensure_corpus("toy", data_dir=dest, progress=False)
+    assert os.listdir(dest) == []
+
+
+# ----------------------------------------------------------------------------- temporary files
+
+_HOLD_LOCK = """
+import fcntl, sys, time
+f = open(sys.argv[1], "wb")
+fcntl.flock(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)   # ends by itself if the test forgets it
+"""
+
+
+def hold_lock(path: Path) -> subprocess.Popen:
+    """A process that writes `path` and holds its lock, like a running download."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(path)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "locked\n"
+    return proc
+
+
+@pytest.mark.skipif(download.fcntl is None, reason="no advisory locks on this platform")
+def test_stale_temp_files_are_swept_live_ones_kept(dest, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "toy.txt").write_bytes(TEXT)
+    add_corpus(monkeypatch, f"http://127.0.0.1:{free_port()}/never-used.txt")
+    dead, live = dest / ".toy.txt.dead1234.tmp", dest / ".toy.txt.live1234.tmp"
+    other = dest / ".other.txt.dead1234.tmp"            # another file's: not ours to sweep
+    killed = hold_lock(dead)
+    killed.send_signal(signal.SIGKILL)                   # killed mid-download: no cleanup
+    killed.wait()
+    running = hold_lock(live)
+    try:
+        other.write_bytes(b"x")
+        old = time.time() - 3600                         # old enough to be swept by age
+        for path in (dead, live, other):
+            os.utime(path, (old, old))
+        assert ensure_corpus("toy", data_dir=dest, mirror=mirror, progress=False).is_file()
+        assert sorted(os.listdir(dest)) == sorted([live.name, other.name, "toy.txt"])
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_ctrl_c_mid_download_leaves_no_temp_file(served, dest, monkeypatch):
+    folder, base = served
+    (folder / "toy.txt").write_bytes(TEXT)
+    add_corpus(monkeypatch, f"{base}/toy.txt")
+
+    def interrupted(src, dst, *args):
+        dst.write(src.read(100))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(download, "_copy_stream", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_corpus("toy", data_dir=dest, progress=False)
+    assert os.listdir(dest) == []
+
+
 # ----------------------------------------------------------------------------- real data
 
 def test_real_tiny_shakespeare(shakespeare_path):
@@ -336,6 +678,12 @@ def test_real_tiny_shakespeare(shakespeare_path):
 
 def test_real_federalist(federalist_path):
     """The real etext passes the re-release check that the fallback relies on."""
+    corpus = CORPORA["federalist"]
     data = federalist_path.read_bytes()
-    assert len(data) > 1_000_000
-    assert download._looks_like_federalist(data)
+    assert len(data) == corpus.size and sha256(data) == corpus.sha256
+    assert download._fingerprint_problem(data, corpus.fingerprint) is None
+    text = data.decode("utf-8").lstrip("\ufeff")
+    assert len(text) == corpus.fingerprint.chars
+    counts = collections.Counter(text)
+    assert abs(sum(v for c, v in counts.items() if c.isalpha()) / len(text) - 0.810) < 0.001
+    assert abs((counts[" "] + counts["\n"]) / len(text) - corpus.fingerprint.whitespace) < 0.001
