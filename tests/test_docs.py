@@ -16,7 +16,7 @@ from corpora import corpus_path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ["README.md", "CHEATSHEET.md", "paper_notes.md", "exercises/README.md", "data/README.md"]
 # files the project writes or downloads: named in the docs, absent from a fresh clone
-GENERATED = re.compile(r"^(out|plots)/|(^|/)(tiny_shakespeare|federalist)\.txt$|^\.venv|\.npz$|log\.jsonl$|metrics\.json$")
+GENERATED = re.compile(r"^(out|plots)/|(^|/)(tiny_shakespeare|federalist|war_and_peace)\.txt$|^\.venv|\.npz$|log\.jsonl$|metrics\.json$")
 
 
 def read(doc):
