@@ -86,6 +86,14 @@ def _wrap(text: str, width: int, max_lines: int | None = None) -> str:
     return "\n".join(lines)
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(value, _pos=None) -> str:
+    """A log-axis tick label as 10⁻¹⁰ in plain text (mathtext is off in these figures)."""
+    return "10" + str(round(math.log10(value))).translate(_SUPERSCRIPT) if value > 0 else ""
+
+
 def _plain_text(make):
     """Decorator: draw `$` and `_` in texts literally (no mathtext), so any sample text is safe."""
     @functools.wraps(make)
@@ -698,7 +706,7 @@ def quote_unit(params: dict, chars, text: str, unit: int | None = None, width: i
                 label=f"mean outside quotes: {prof['mean_outside']:+.2f}")
     ax2.set_xlabel("k: characters since the opening quotation mark")
     ax2.set_ylabel(f"mean activation of unit {unit}")
-    ax2.set_xlim(-1, max_distance + 1)
+    ax2.set_xlim(-1, (int(np.flatnonzero(ok).max()) if ok.any() else max_distance) + 1)
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8, loc="best")
     right = ax2.twinx()
@@ -784,7 +792,7 @@ def _decade_ticks(ax, values, max_ticks=8):
     ticks = [10.0 ** e for e in range(lo - lo % step, hi + 1, step)]
     ax.yaxis.set_major_locator(ticker.FixedLocator(ticks))
     ax.yaxis.set_minor_locator(ticker.NullLocator())
-    ax.yaxis.set_major_formatter(ticker.LogFormatterSciNotation())
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(_power_of_ten))
     ax.set_ylim(10.0 ** (lo - 0.3), 10.0 ** (hi + 0.3))
 
 
