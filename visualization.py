@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import io
 import json
 import math
@@ -1014,6 +1015,19 @@ def known_corpus(stored):
     return next((c for c in download.CORPORA.values() if c.filename == name), None)
 
 
+def _verified_copy(stored: str, corpus) -> Path | None:
+    """`stored` itself if it is a file holding exactly `corpus` (its recorded size and
+    sha256), else None. A file with the corpus's checksum is the public corpus, wherever
+    it lies, so reading it reveals nothing; anything else is not opened beyond a stat."""
+    path = Path(stored)
+    try:
+        if not path.is_file() or path.stat().st_size != corpus.size:
+            return None
+        return path if hashlib.sha256(path.read_bytes()).hexdigest() == corpus.sha256 else None
+    except OSError:
+        return None
+
+
 def _val_fraction(config: dict) -> float:
     vf = config.get("val_fraction", 0.1)
     if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not (math.isfinite(vf) and 0 <= vf < 1):
@@ -1041,10 +1055,12 @@ def _resolve_text(args, checkpoint, log, say=print):
         what = "--data"
     elif known_corpus(stored) is not None:
         corpus = known_corpus(stored)
-        try:
-            data_path = download.ensure_corpus(corpus.name, data_dir=download.DATA_DIR, progress=False)
-        except download.DownloadError as e:
-            raise UserError(f"the run's training text {corpus.filename}: {_one_line(e)}") from None
+        data_path = _verified_copy(stored, corpus)
+        if data_path is None:
+            try:
+                data_path = download.ensure_corpus(corpus.name, data_dir=download.DATA_DIR, progress=False)
+            except download.DownloadError as e:
+                raise UserError(f"the run's training text {corpus.filename}: {_one_line(e)}") from None
         what = "the run's training text"
         say(f"training text: {data_path}, the known corpus {corpus.name} that the run's config names "
             f"({stored!r}); pass --data FILE to use another file")

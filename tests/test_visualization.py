@@ -566,6 +566,18 @@ def test_a_known_corpus_in_the_config_is_read_from_the_data_folder(run, tmp_path
     assert (text, train_text) == ("the cat sat", corpus[:n])
 
 
+def test_a_stored_path_holding_the_exact_corpus_is_read_where_it_is(run, tmp_path, monkeypatch,
+                                                                   shakespeare_path):
+    """A file whose size and sha256 are tiny Shakespeare's is the public corpus: no copy is made."""
+    monkeypatch.setattr(download, "DATA_DIR", tmp_path / "empty")
+    ckpt, log = _checkpoint_naming(run, tmp_path, str(shakespeare_path))
+    args = viz.build_parser().parse_args(["--checkpoint", ckpt, "--log", log])
+    text, train_text, source = viz._resolve_text(args, rnn.load_checkpoint(ckpt), viz.load_log(log),
+                                                 lambda m: None)
+    assert source.startswith(str(shakespeare_path)) and len(text) + len(train_text) == 1_115_394
+    assert not (tmp_path / "empty").exists(), "the corpus must not be copied when the stored file is it"
+
+
 def test_data_flag_splits_like_training(run, tmp_path):
     ck, log = rnn.load_checkpoint(run["ckpt"]), viz.load_log(run["log_path"])
     args = viz.build_parser().parse_args(["--data", run["config"]["data"]])
