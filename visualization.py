@@ -879,7 +879,7 @@ def max_dpi(sizes) -> int:
 
 def check_dpi(sizes, dpi: float, name: str = "dpi") -> None:
     """UserError (one line) if a figure of `sizes` ((width, height) in inches) cannot be drawn at `dpi`."""
-    for w, h in sizes:
+    for w, h in sorted(sizes, key=lambda size: -size[0] * size[1]):      # the largest first
         need = image_bytes(w, h, dpi)
         if need > MAX_IMAGE_BYTES or max(w, h) * dpi > MAX_IMAGE_SIDE:
             raise UserError(f"{name} {dpi:g}: a {w:.1f} x {h:.1f} inch figure would be "
@@ -982,7 +982,8 @@ MAX_TEXT_BYTES = 64 << 20
 
 
 def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())
+    """An error message on one line: its lines joined with "; "."""
+    return "; ".join(" ".join(line.split()) for line in str(e).splitlines() if line.strip())
 
 
 def _read_text_file(path, what: str) -> str:
@@ -1091,24 +1092,26 @@ def _resolve_text(args, checkpoint, log, say=print):
 MAX_CHARS = 1000
 
 
-def _whole_number(flag: str, low: int, high: int | None = None):
-    """An argparse type: a whole number in [low, high], else a one-line error naming the flag."""
+def _whole_number(low: int, high: int | None = None):
+    """An argparse type: a whole number in [low, high]; argparse names the flag in the error
+    ("error: argument --dpi: must be at least 10, got 3")."""
     def parse(raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, got {raw!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {raw!r}") from None
         if value < low or (high is not None and value > high):
             span = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"{flag} must be {span}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
         return value
     return parse
 
 
-def _non_empty(flag: str, what: str):
+def _non_empty(what: str):
+    """An argparse type: any string but an empty one (which would mean "here" for a path)."""
     def parse(raw: str) -> str:
-        if not raw.strip():
-            raise argparse.ArgumentTypeError(f"{flag} needs {what}, got an empty string")
+        if not raw:
+            raise argparse.ArgumentTypeError(f"needs {what}, got an empty string")
         return raw
     return parse
 
@@ -1119,35 +1122,35 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: python visualization.py --checkpoint out/best.npz --log out/log.jsonl --out plots/")
     g = p.add_argument_group("inputs")
     g.add_argument("--checkpoint", default="out/best.npz", metavar="PATH",
-                   type=_non_empty("--checkpoint", "a file path"),
+                   type=_non_empty("a file path"),
                    help="checkpoint written by train_minimal.py (default: %(default)s)")
-    g.add_argument("--log", default="out/log.jsonl", metavar="PATH", type=_non_empty("--log", "a file path"),
+    g.add_argument("--log", default="out/log.jsonl", metavar="PATH", type=_non_empty("a file path"),
                    help="training log (JSON lines) written by train_minimal.py (default: %(default)s)")
-    g.add_argument("--text", default=None, metavar="PATH", type=_non_empty("--text", "a file path"),
+    g.add_argument("--text", default=None, metavar="PATH", type=_non_empty("a file path"),
                    help="text file the model reads for the text figures, read as it is (default: the "
                         "validation part of the training text, see --data)")
-    g.add_argument("--data", default=None, metavar="PATH", type=_non_empty("--data", "a file path"),
+    g.add_argument("--data", default=None, metavar="PATH", type=_non_empty("a file path"),
                    help="the run's training text: split like train_minimal.py does, its validation part is "
                         "read (unless --text is given) and its training part gives the real-word share "
                         "(default: the run's config, only if it names a known corpus such as "
                         "data/tiny_shakespeare.txt)")
     g = p.add_argument_group("figures")
-    g.add_argument("--chars", type=_whole_number("--chars", 20, MAX_CHARS), default=100, metavar="N",
+    g.add_argument("--chars", type=_whole_number(20, MAX_CHARS), default=100, metavar="N",
                    help="length of the text window for the heatmap, predictions and neuron view, "
                         f"20 to {MAX_CHARS} (default: %(default)s)")
-    g.add_argument("--unit", type=_whole_number("--unit", 0), default=None, metavar="I",
+    g.add_argument("--unit", type=_whole_number(0), default=None, metavar="I",
                    help="hidden unit for the neuron view, 0 to H-1 (default: the unit that best tracks "
                         "position in line)")
-    g.add_argument("--prime", default=None, metavar="TEXT", type=_non_empty("--prime", "at least one character"),
+    g.add_argument("--prime", default=None, metavar="TEXT", type=_non_empty("at least one character"),
                    help="prime for the temperature samples, in the model's vocabulary, at most 1000 characters "
                         "(default: the first line of the text window)")
-    g.add_argument("--seed", type=_whole_number("--seed", 0, 2**63 - 1), default=0, metavar="N",
+    g.add_argument("--seed", type=_whole_number(0, 2**63 - 1), default=0, metavar="N",
                    help="seed (>= 0) for the temperature samples and the initial weights in the gradient-flow "
                         "plot (default: %(default)s)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default="plots", metavar="DIR", type=_non_empty("--out", "a folder name"),
+    g.add_argument("--out", default="plots", metavar="DIR", type=_non_empty("a folder name"),
                    help="folder for the PNG files, created if needed (default: %(default)s)")
-    g.add_argument("--dpi", type=_whole_number("--dpi", 10), default=100, metavar="N",
+    g.add_argument("--dpi", type=_whole_number(10), default=100, metavar="N",
                    help="resolution of the PNG files: at least 10, and small enough that the largest figure "
                         f"fits in {MAX_IMAGE_BYTES >> 30} GB of memory (default: %(default)s)")
     return p
