@@ -352,8 +352,11 @@ def unit_controls(params: dict, init_params: dict, chars, text: str, features: d
     """The unit analysis with its two controls, for each feature present in `text`.
 
     params: the trained model; init_params: the same architecture at its initial
-    weights (implementation.init_params with the run's seed and init_scale, or the
-    init_params of gradient_flow_data). features: {name: (N,) array}, text_features(text)
+    weights. The weights a train_minimal.py run started from are
+    implementation.init_params(V, H, np.random.default_rng(seed), dtype, init_scale)
+    with the seed, dtype and init_scale of the run's config (the run's first random
+    draws); any other draw at the same scale is an equally fair control.
+    features: {name: (N,) array}, text_features(text)
     by default; constant ones are skipped. Both networks are tested against the same
     shifted copies (the same seed).
 

@@ -51,12 +51,12 @@ try:
     from matplotlib.figure import Figure
 
     import implementation as rnn
-    from data import download
     from analysis import (gradient_flow_data, model_on_text, per_step_factor,  # noqa: F401 (re-exported)
                           quote_distance, quote_profile, rank_units, real_word_share, shift_null,
                           similarity_order, temperature_data, text_features, top_k, tracking_units,
                           unit_controls, unit_correlations, words)
     from cli import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UserError, atomic_write_bytes, limit_threads
+    from data import download
 except KeyboardInterrupt:
     if __name__ != "__main__":
         raise
