@@ -1,14 +1,455 @@
-"""Numbers about trained models and texts, computed with implementation.py; no plotting.
+"""The numbers behind the pictures: what a trained char-RNN does with a text.
 
-Every function returns arrays or dicts, for the figures in visualization.py, the
-notebook and the tests to use.
+Everything here computes arrays with `implementation.py` and NumPy; nothing is
+drawn (visualization.py draws these numbers, and re-exports every name below so
+``visualization.real_word_share`` and friends keep working). Importing this module
+imports NumPy and implementation.py and does nothing else: no file read, no
+matplotlib, no global random state.
+
+    the model reading a text     model_on_text, top_k, similarity_order
+    samples and temperature      words, real_word_share, temperature_data
+    features of the text         quote_chars, text_features, quote_distance
+    units that track features    unit_correlations, rank_units
+    ... with controls            shift_null, tracking_units, unit_controls
+    the quote unit               quote_profile
+    gradient flow through time   gradient_flow_data, per_step_factor
+    where the RNN and the n-gram win   per_char_losses, loss_by_context_frequency,
+                                 loss_by_position_kind, verbatim_stats, sample_novelty,
+                                 compare_models
+
+Controls for "unit k tracks feature f". A trained network has hundreds of units
+and a text has long stretches where a feature is constant, so some unit always
+correlates with a feature by chance. Two controls tell chance from learning:
+
+* a permutation null: the feature shifted circularly by a random offset along
+  the text keeps everything about it (how often it is on, how long its runs
+  last) except where it sits in the text; the correlations with hundreds of such
+  shifted copies show how large |r| gets by chance (`shift_null`);
+* the untrained network: the same architecture at its initial weights. A unit
+  that tracks a feature before any training (say, "inside a word", which the
+  input alone drives) shows what the architecture gives for free.
 """
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 
 import implementation as rnn
+
+# -----------------------------------------------------------------------------
+# The model reading a text
+# -----------------------------------------------------------------------------
+
+
+def model_on_text(params: dict, chars, text: str, hprev=None) -> dict:
+    """Run the model over `text` once, from hprev (zeros by default), with implementation.forward.
+
+    Returns, for the N characters of the text:
+        ids     (N,)    character ids
+        h       (N,H)   h[t]: hidden state after reading text[t]
+        logp    (N,V)   logp[t]: log-probabilities of the character after text[t]
+        probs   (N,V)   exp(logp)
+        entropy (N,)    entropy of probs[t] in nats
+        p_next  (N-1,)  probs[t, ids[t+1]]: the probability given to the character that came next
+    """
+    ids = rnn.encode(text, chars)
+    if ids.size == 0:
+        raise ValueError("model_on_text: the text is empty")
+    hs, logp = rnn.forward(params, ids[:, None], hprev)      # (N+1,H,1), (N,V,1)
+    logp = logp[:, :, 0].astype(np.float64)                   # (N,V)
+    probs = np.exp(logp)
+    return {"text": text, "ids": ids, "h": hs[1:, :, 0], "logp": logp, "probs": probs,
+            "entropy": -(probs * logp).sum(axis=1),
+            "p_next": probs[np.arange(len(ids) - 1), ids[1:]]}
+
+
+def top_k(probs, k: int = 5):
+    """(indices, values) of the k largest entries of each row of probs (..., V), largest first."""
+    probs = np.asarray(probs)
+    idx = np.argsort(-probs, axis=-1, kind="stable")[..., :k]
+    return idx, np.take_along_axis(probs, idx, axis=-1)
+
+
+def similarity_order(h) -> np.ndarray:
+    """An order of the units (columns of h (N,H)) in which units that switch together sit
+    together: sorted by their weight in the first principal component of the activity,
+    the one pattern that explains most of how the hidden state changes over the text.
+    Units at the two ends of the order swing most strongly with it, in opposite directions."""
+    h = np.asarray(h, float)
+    hc = h - h.mean(axis=0)
+    if h.shape[0] < 2 or not np.any(hc):
+        return np.arange(h.shape[1])
+    _, _, vt = np.linalg.svd(hc, full_matrices=False)             # vt[0] (H,): the units' weights
+    return np.argsort(vt[0] * np.sign(vt[0].sum() or 1.0), kind="stable")
+
+
+# -----------------------------------------------------------------------------
+# Samples and temperature
+# -----------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+
+
+def words(text: str, min_length: int = 1) -> list[str]:
+    """The words of a text, lower-cased: runs of letters (any alphabet), with inner
+    apostrophes ("don't" is one word); words shorter than min_length letters are dropped."""
+    return [w.lower() for w in _WORD.findall(text) if len(w) >= min_length]
+
+
+def real_word_share(sample: str, vocabulary: set, min_length: int = 1) -> tuple[float, int]:
+    """(share of the sample's words found in `vocabulary`, number of words counted).
+
+    The one definition of "real words" in the project. Words as in `words`
+    (lower case, letters with inner apostrophes, at least min_length letters);
+    every occurrence counts (word tokens, not distinct words). The last word is
+    left out if the sample stops in the middle of it, since a cut-off word is no
+    evidence either way. Without any word: (NaN, 0), not 0.0, since "no words" is
+    not "no real words". `vocabulary` is usually set(words(training_text)).
+    """
+    found = [m.group() for m in _WORD.finditer(sample)]
+    if found and sample[-1].isalpha():
+        found = found[:-1]                               # the sample stops inside its last word
+    ws = [w.lower() for w in found if len(w) >= min_length]
+    if not ws:
+        return float("nan"), 0
+    return sum(w in vocabulary for w in ws) / len(ws), len(ws)
+
+
+def temperature_data(params: dict, chars, prime: str, temperatures, n: int = 300, seed: int = 0,
+                     train_text: str | None = None) -> dict:
+    """Samples at each temperature, with the entropy of the distributions they were drawn from.
+
+    Every temperature uses the same random numbers (np.random.default_rng(seed)), so
+    only the temperature differs. entropy[i] is the mean, over the n sampled
+    characters, of the entropy (nats) of softmax(y / T) (implementation.sample_probs).
+    word_share[i] is the share of sampled words that occur in train_text (NaN without it).
+    """
+    vocabulary = set(words(train_text)) if train_text else None
+    H = params["Whh"].shape[0]
+    out = {"temperatures": np.asarray(temperatures, float), "samples": [], "entropy": [],
+           "word_share": [], "n_words": []}
+    for T in out["temperatures"]:
+        s = rnn.sample_text(params, chars, prime, n, T, np.random.default_rng(seed))
+        # the distributions s was drawn from: logits after prime + s[:j] (log p = y - const)
+        _, logp = rnn.forward(params, rnn.encode(prime + s[:-1], chars)[:, None],
+                              np.zeros((H, 1), params["Whh"].dtype))
+        ent = []
+        for lp in logp[len(prime) - 1:, :, 0]:
+            q = rnn.sample_probs(lp, T)                                   # softmax(y / T)
+            nz = q[q > 0]
+            ent.append(float(-(nz * np.log(nz)).sum()))
+        share, nw = real_word_share(s, vocabulary) if vocabulary is not None else (float("nan"), 0)
+        out["samples"].append(s)
+        out["entropy"].append(float(np.mean(ent)))
+        out["word_share"].append(share)
+        out["n_words"].append(nw)
+    for k in ("entropy", "word_share", "n_words"):
+        out[k] = np.asarray(out[k], float)
+    return out
+
+
+# -----------------------------------------------------------------------------
+# Features of the text
+# -----------------------------------------------------------------------------
+
+def quote_chars(text: str) -> tuple[str, str]:
+    """The quotation marks a text uses: ("“", "”") if it has curly double quotes, else ('"', '"')."""
+    return ("“", "”") if ("“" in text or "”" in text) else ('"', '"')
+
+
+def _inside_quotes(text: str, quotes: tuple[str, str]) -> np.ndarray:
+    """1 after reading an opening quote up to (not including) its closing quote, else 0.
+
+    With straight quotes (open == close) each quote mark flips inside/outside. A blank
+    line always ends a quotation: in novels a speech running over several paragraphs
+    leaves each paragraph's closing mark out and opens the next one again, so without
+    the reset one missing mark would flip the rest of the book.
+    """
+    opening, closing = quotes
+    out = np.zeros(len(text))
+    inside, blank_line = False, True
+    for t, c in enumerate(text):
+        if c == "\n":
+            if blank_line:
+                inside = False                       # a paragraph break ends any quotation
+            blank_line = True
+        elif not c.isspace():
+            blank_line = False
+        if opening == closing and c == opening:
+            inside = not inside
+        elif c == opening:
+            inside = True
+        elif c == closing:
+            inside = False
+        out[t] = inside
+    return out
+
+
+def text_features(text: str, quotes: tuple[str, str] | None = None) -> dict:
+    """Simple features of each position t of `text`, as seen after reading text[t].
+
+    inside quotes        1 from an opening quote mark up to its closing one, else 0;
+                         quotes: (opening, closing) marks, by default those the text
+                         uses (quote_chars); a blank line ends a quotation
+    inside brackets      1 inside ( ), [ ] or { } (nested counts once), else 0
+    position in line     characters since the last newline (0 for a line's first character)
+    after a newline      1 if text[t] is a newline (the next character starts a line)
+    inside a word        1 if text[t] is a letter
+    start of a sentence  1 from a sentence end (. ! ?), and from the start of the text, up
+                         to the next letter: the next word begins a sentence (and a capital
+                         letter is likely); 0 from that letter on
+    """
+    n = len(text)
+    brackets, pos, newline, letter, sentence = (np.zeros(n) for _ in range(5))
+    depth, col, awaiting = 0, 0, True
+    for t, c in enumerate(text):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        if c.isalpha():
+            awaiting = False
+        elif c in ".!?":
+            awaiting = True
+        brackets[t], pos[t] = depth > 0 or c in ")]}", col
+        newline[t], letter[t], sentence[t] = c == "\n", c.isalpha(), awaiting
+        col = 0 if c == "\n" else col + 1
+    return {"inside quotes": _inside_quotes(text, quotes or quote_chars(text)),
+            "inside brackets": brackets, "position in line": pos, "after a newline": newline,
+            "inside a word": letter, "start of a sentence": sentence}
+
+
+def quote_distance(text: str, quotes: tuple[str, str] | None = None) -> np.ndarray:
+    """(N,) for each position inside a quotation (text_features' "inside quotes"), how many
+    characters it comes after the opening quote mark (0 at the mark itself); -1 outside."""
+    inside = _inside_quotes(text, quotes or quote_chars(text)).astype(bool)
+    t = np.arange(len(text))
+    starts = np.flatnonzero(inside & ~np.concatenate([[False], inside[:-1]]))   # opening marks
+    # index of the latest opening mark at or before t: a running maximum of the marks' positions
+    last_open = np.maximum.accumulate(np.where(np.isin(t, starts), t, -1)) if len(text) else t
+    return np.where(inside, t - last_open, -1)
+
+
+# -----------------------------------------------------------------------------
+# Units that track features
+# -----------------------------------------------------------------------------
+
+def unit_correlations(h, feature) -> np.ndarray:
+    """Pearson correlation of each hidden unit with a feature: h (N,H), feature (N,) -> (H,).
+
+    Units that never change get 0. All NaN if the feature is constant (absent from the text).
+    """
+    h, f = np.asarray(h, float), np.asarray(feature, float)
+    hc, fc = h - h.mean(axis=0), f - f.mean()
+    fn = np.sqrt((fc ** 2).sum())
+    if fn == 0:
+        return np.full(h.shape[1], np.nan)
+    hn = np.sqrt((hc ** 2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (hc * fc[:, None]).sum(axis=0) / (hn * fn)
+    return np.where(hn > 0, r, 0.0)
+
+
+def rank_units(h, features: dict) -> list[dict]:
+    """For each feature present in the text, the units ranked by |correlation|.
+
+    Returns [{"feature", "unit" (the best), "r" (its correlation), "order" (all units,
+    best first), "correlations" (H,)}], skipping features that are constant.
+    """
+    ranked = []
+    for name, f in features.items():
+        r = unit_correlations(h, f)
+        if np.all(np.isnan(r)):
+            continue
+        order = np.argsort(-np.abs(r), kind="stable")
+        ranked.append({"feature": name, "unit": int(order[0]), "r": float(r[order[0]]),
+                       "order": order, "correlations": r})
+    return ranked
+
+
+def _unit_scores(h) -> np.ndarray:
+    """h (N,H) centred and scaled so each column has norm 1 (constant units stay 0)."""
+    hc = np.asarray(h, float) - np.mean(h, axis=0)
+    hn = np.sqrt((hc ** 2).sum(axis=0))
+    return np.divide(hc, hn, out=np.zeros_like(hc), where=hn > 0)
+
+
+def shift_null(h, feature, draws: int = 500, rng: np.random.Generator | None = None,
+               min_shift: int | None = None) -> dict:
+    """Correlations of every unit with `draws` circularly shifted copies of the feature.
+
+    Copy d is np.roll(feature, offsets[d]): the same values in the same order, so
+    the feature's share of ones and the lengths of its runs are kept, but moved
+    away from the text they describe (the start wraps round to the end). The
+    offsets are uniform in [min_shift, N - min_shift] (default min_shift N // 10), so no
+    copy sits almost on top of the original. rng: np.random.Generator (default
+    np.random.default_rng(0)).
+
+    Returns {"offsets": (draws,), "r": (draws, H)}, r[d, u] the Pearson correlation
+    of unit u with copy d (the same number unit_correlations gives for it).
+    """
+    hz = _unit_scores(h)                                                # (N,H) unit-norm columns
+    f = np.asarray(feature, float)
+    N = len(f)
+    fc = f - f.mean()
+    fn = math.sqrt(float((fc ** 2).sum()))
+    if fn == 0:
+        raise ValueError("shift_null: the feature is constant, so it has no correlation to test")
+    if hz.shape[0] != N:
+        raise ValueError(f"shift_null: h has {hz.shape[0]} rows but the feature has {N} values")
+    rng = np.random.default_rng(0) if rng is None else rng
+    min_shift = max(1, N // 10) if min_shift is None else int(min_shift)
+    if not 1 <= min_shift <= N - min_shift:
+        raise ValueError(f"shift_null: min_shift {min_shift} leaves no offsets for a text of {N} characters")
+    offsets = rng.integers(min_shift, N - min_shift, endpoint=True, size=draws)
+    fz = fc / fn                                                        # (N,) unit norm
+    r = np.empty((draws, hz.shape[1]))
+    chunk = max(1, 4_000_000 // max(N, 1))                              # ~32 MB of shifted copies at a time
+    t = np.arange(N)
+    for a in range(0, draws, chunk):
+        idx = (t[:, None] - offsets[None, a:a + chunk]) % N             # (N,c) np.roll(f, s)[t] = f[t - s]
+        r[a:a + chunk] = (hz.T @ fz[idx]).T                             # (c,H) r = <h_u, f_shifted>
+    return {"offsets": offsets, "r": r}
+
+
+def tracking_units(h, feature, draws: int = 500, seed: int = 0, percentile: float = 99.0) -> dict:
+    """Which units track a feature beyond chance, judged against the circular-shift null.
+
+    The test, unit by unit: unit u tracks the feature when |r_u| is above the
+    `percentile` (99th) percentile of its own |r| over the shifted copies (shift_null,
+    np.random.default_rng(seed)). Per unit, because units differ: one that changes
+    slowly lines up with a slow feature by chance far more often than one that
+    flips at every character, and the shifted copies keep both the unit's and the
+    feature's slowness. Under the null every unit passes with probability 1%, so on
+    a feature no unit tracks about 1% of the units pass: read n_above against that.
+
+    The best of H units is the largest of H chances, so "this feature has a unit
+    that tracks it" is judged with a stricter threshold: max_threshold, the 99th
+    percentile of the largest |r| over all units in each shifted copy (a 1% chance
+    that any unit at all passes it by luck). best_tracks says whether the best unit does.
+
+    Returns {"unit", "r" (its correlation), "threshold" (the best unit's own null
+    threshold), "max_threshold", "best_tracks", "n_above", "share_above",
+    "correlations" (H,), "thresholds" (H,), "above" (H,) bool, "null": shift_null's dict}.
+    """
+    r = unit_correlations(h, feature)
+    if np.all(np.isnan(r)):
+        raise ValueError("tracking_units: the feature is constant over the text")
+    null = shift_null(h, feature, draws, np.random.default_rng(seed))
+    null_abs = np.abs(null["r"])                                        # (draws,H)
+    thresholds = np.percentile(null_abs, percentile, axis=0)            # (H,) per unit
+    max_threshold = float(np.percentile(null_abs.max(axis=1), percentile))
+    above = np.abs(r) > thresholds
+    best = int(np.argmax(np.abs(r)))
+    return {"unit": best, "r": float(r[best]), "threshold": float(thresholds[best]),
+            "max_threshold": max_threshold, "best_tracks": bool(abs(r[best]) > max_threshold),
+            "n_above": int(above.sum()), "share_above": float(above.mean()),
+            "correlations": r, "thresholds": thresholds, "above": above, "null": null}
+
+
+def unit_controls(params: dict, init_params: dict, chars, text: str, features: dict | None = None,
+                  draws: int = 500, seed: int = 0, percentile: float = 99.0) -> list[dict]:
+    """The unit analysis with its two controls, for each feature present in `text`.
+
+    params: the trained model; init_params: the same architecture at its initial
+    weights. The weights a train_minimal.py run started from are
+    implementation.init_params(V, H, np.random.default_rng(seed), dtype, init_scale)
+    with the seed, dtype and init_scale of the run's config (the run's first random
+    draws); any other draw at the same scale is an equally fair control.
+    features: {name: (N,) array}, text_features(text)
+    by default; constant ones are skipped. Both networks are tested against the same
+    shifted copies (the same seed).
+
+    Returns [{"feature", **tracking_units(trained h), "untrained": tracking_units(untrained h)}],
+    in the order of `features`.
+    """
+    h = model_on_text(params, chars, text)["h"]
+    h0 = model_on_text(init_params, chars, text)["h"]
+    if h0.shape != h.shape:
+        raise ValueError(f"unit_controls: init_params give {h0.shape[1]} hidden units, params {h.shape[1]}")
+    features = text_features(text) if features is None else features
+    out = []
+    for name, f in features.items():
+        if np.ptp(np.asarray(f, float)) == 0:
+            continue
+        trained = tracking_units(h, f, draws, seed, percentile)
+        out.append({"feature": name, **trained,
+                    "untrained": tracking_units(h0, f, draws, seed, percentile)})
+    return out
+
+
+# -----------------------------------------------------------------------------
+# The quote unit
+# -----------------------------------------------------------------------------
+
+def quote_profile(h, text: str, unit: int, max_distance: int = 200,
+                  quotes: tuple[str, str] | None = None) -> dict:
+    """How one unit behaves inside quotations: its mean activation k characters after
+    the opening quote mark, for k = 0..max_distance.
+
+    h: (N,H) hidden states after each character of `text` (model_on_text's "h").
+    Returns {"unit", "distance" (K,), "mean" (K,) (NaN where no quotation is that long),
+    "count" (K,) how many positions were averaged, "mean_inside", "mean_outside"
+    (the unit's mean activation over all positions inside / outside quotes),
+    "activation" (N,), "quote_distance" (N,) from quote_distance}.
+    """
+    act = np.asarray(h, float)[:, unit]
+    dist = quote_distance(text, quotes)
+    if act.shape != dist.shape:
+        raise ValueError(f"quote_profile: h has {act.shape[0]} rows but the text has {len(text)} characters")
+    k = np.arange(max_distance + 1)
+    ok = (dist >= 0) & (dist <= max_distance)
+    count = np.bincount(dist[ok], minlength=max_distance + 1).astype(float)
+    total = np.bincount(dist[ok], weights=act[ok], minlength=max_distance + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    inside = dist >= 0
+    return {"unit": int(unit), "distance": k, "mean": mean, "count": count,
+            "mean_inside": float(act[inside].mean()) if inside.any() else float("nan"),
+            "mean_outside": float(act[~inside].mean()) if (~inside).any() else float("nan"),
+            "activation": act, "quote_distance": dist}
+
+
+# -----------------------------------------------------------------------------
+# Gradient flow through time
+# -----------------------------------------------------------------------------
+
+def gradient_flow_data(params: dict, chars, text: str, k_max: int = 100, streams: int = 8,
+                       init_scale: float = 0.01, seed: int = 0) -> dict:
+    """||d loss at the last step / d h k steps earlier|| for k = 0..k_max, trained and at init.
+
+    Uses implementation.hidden_grad_norms on up to `streams` consecutive windows of
+    k_max + 1 characters of `text` (averaged over them), in float64 so tiny norms do
+    not underflow. "init" is implementation.init_params with the same vocabulary and
+    hidden size, `init_scale`, and np.random.default_rng(seed).
+    """
+    ids = rnn.encode(text, chars)
+    T = k_max + 1
+    B = min(streams, (len(ids) - 1) // T)
+    if B < 1:
+        raise ValueError(f"gradient_flow: need at least {T + 1} characters of text, got {len(ids)}")
+    inputs = np.stack([ids[b * T:b * T + T] for b in range(B)], axis=1)           # (T,B)
+    targets = np.stack([ids[b * T + 1:b * T + T + 1] for b in range(B)], axis=1)  # (T,B) shifted by one
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    H, V = p64["Wxh"].shape
+    p0 = rnn.init_params(V, H, np.random.default_rng(seed), np.float64, init_scale)
+    return {"k": np.arange(T), "trained": rnn.hidden_grad_norms(p64, inputs, targets),
+            "init": rnn.hidden_grad_norms(p0, inputs, targets), "inputs": inputs, "targets": targets,
+            "init_params": p0}
+
+
+def per_step_factor(norms) -> float:
+    """The average factor by which the gradient norm changes per step back:
+    (last / first positive norm) ** (1 / steps between them); NaN with fewer than two."""
+    v = np.asarray(norms, float)
+    ok = np.flatnonzero(v > 0)
+    if ok.size < 2:
+        return float("nan")
+    return float((v[ok[-1]] / v[ok[0]]) ** (1.0 / (ok[-1] - ok[0])))
+
 
 
 # -----------------------------------------------------------------------------

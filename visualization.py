@@ -8,11 +8,16 @@ functions compute the same numbers without drawing anything.
 
     figures from the training log    loss_curves, gradient_health, training_samples
     figures from a model and a text  hidden_heatmap, next_char_probs, temperature_figure,
-                                     neuron_view, feature_neurons, gradient_flow
-    the numbers behind them          load_log, log_arrays, smooth, best_validation,
-                                     model_on_text, top_k, temperature_data, text_features,
-                                     unit_correlations, rank_units, gradient_flow_data
+                                     neuron_view, feature_neurons, quote_unit, gradient_flow
+    the numbers behind the log       load_log, log_arrays, smooth, best_validation
     everything at once               render_all (and the command line below)
+
+The numbers behind the text figures live in analysis.py (no matplotlib there);
+they are imported here too, so ``visualization.model_on_text``,
+``visualization.real_word_share`` and the rest still work: model_on_text,
+top_k, similarity_order, words, real_word_share, temperature_data,
+text_features, quote_distance, unit_correlations, rank_units, shift_null,
+tracking_units, unit_controls, quote_profile, gradient_flow_data.
 
 Each figure's docstring starts with a one-line caption: what to look for.
 
@@ -29,21 +34,38 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import io
 import json
+import base64
+import hashlib
+import html as html_lib
 import math
-import re
 import sys
 from pathlib import Path
 
-import numpy as np
-from matplotlib import colormaps, rc_context, ticker
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import ListedColormap, Normalize
-from matplotlib.figure import Figure
+# The heavy imports. Under `python visualization.py`, Ctrl-C while they load ends the
+# script with one line and exit status 130 instead of a traceback from inside a library.
+try:
+    import numpy as np
+    from matplotlib import colormaps, rc_context, ticker
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.figure import Figure
 
-import implementation as rnn
-from cli import limit_threads
+    import implementation as rnn
+    from analysis import (gradient_flow_data, model_on_text, per_step_factor,  # noqa: F401 (re-exported)
+                          quote_distance, quote_profile, rank_units, real_word_share, shift_null,
+                          similarity_order, temperature_data, text_features, top_k, tracking_units,
+                          unit_controls, unit_correlations, words)
+    from cli import (EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UserError, atomic_write_bytes,
+                     atomic_write_text, limit_threads)
+    from data import download
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise
+    print("interrupted while starting up; nothing was written", file=sys.stderr)
+    sys.exit(130)
 
 LN2 = math.log(2)
 ACT_CMAP = "RdBu_r"        # hidden activations: blue -1 ... white 0 ... red +1
@@ -67,6 +89,14 @@ def _wrap(text: str, width: int, max_lines: int | None = None) -> str:
         lines = lines[:max_lines]
         lines[-1] = lines[-1][: max(0, width - 1)] + "…"
     return "\n".join(lines)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(value, _pos=None) -> str:
+    """A log-axis tick label as 10⁻¹⁰ in plain text (mathtext is off in these figures)."""
+    return "10" + str(round(math.log10(value))).translate(_SUPERSCRIPT) if value > 0 else ""
 
 
 def _plain_text(make):
@@ -332,30 +362,8 @@ def gradient_health(steps, grad_norms: dict, clip_fracs: dict, clip: float | Non
 
 
 # -----------------------------------------------------------------------------
-# The model reading a text (shared by figures 3, 4 and 6)
+# Characters under a plot (figures 3, 4 and 6)
 # -----------------------------------------------------------------------------
-
-def model_on_text(params: dict, chars, text: str, hprev=None) -> dict:
-    """Run the model over `text` once, from hprev (zeros by default), with implementation.forward.
-
-    Returns, for the N characters of the text:
-        ids     (N,)    character ids
-        h       (N,H)   h[t]: hidden state after reading text[t]
-        logp    (N,V)   logp[t]: log-probabilities of the character after text[t]
-        probs   (N,V)   exp(logp)
-        entropy (N,)    entropy of probs[t] in nats
-        p_next  (N-1,)  probs[t, ids[t+1]]: the probability given to the character that came next
-    """
-    ids = rnn.encode(text, chars)
-    if ids.size == 0:
-        raise ValueError("model_on_text: the text is empty")
-    hs, logp = rnn.forward(params, ids[:, None], hprev)      # (N+1,H,1), (N,V,1)
-    logp = logp[:, :, 0].astype(np.float64)                   # (N,V)
-    probs = np.exp(logp)
-    return {"text": text, "ids": ids, "h": hs[1:, :, 0], "logp": logp, "probs": probs,
-            "entropy": -(probs * logp).sum(axis=1),
-            "p_next": probs[np.arange(len(ids) - 1), ids[1:]]}
-
 
 def _char_ticks(ax, labels, axis="x", fontsize=None):
     n = len(labels)
@@ -368,19 +376,6 @@ def _char_ticks(ax, labels, axis="x", fontsize=None):
 # -----------------------------------------------------------------------------
 # 3. Hidden-state heatmap
 # -----------------------------------------------------------------------------
-
-def similarity_order(h) -> np.ndarray:
-    """An order of the units (columns of h (N,H)) in which units that switch together sit
-    together: sorted by their weight in the first principal component of the activity,
-    the one pattern that explains most of how the hidden state changes over the text.
-    Units at the two ends of the order swing most strongly with it, in opposite directions."""
-    h = np.asarray(h, float)
-    hc = h - h.mean(axis=0)
-    if h.shape[0] < 2 or not np.any(hc):
-        return np.arange(h.shape[1])
-    _, _, vt = np.linalg.svd(hc, full_matrices=False)             # vt[0] (H,): the units' weights
-    return np.argsort(vt[0] * np.sign(vt[0].sum() or 1.0), kind="stable")
-
 
 @_plain_text
 def hidden_heatmap(params: dict, chars, text: str, hprev=None, units=None, sort: bool = True) -> Figure:
@@ -427,13 +422,6 @@ def _default_positions(p_next, entropy, n=3):
     for cand in (np.argsort(-p_next), np.argsort(-entropy[:-1]), np.argsort(p_next)):
         picks.append(next(int(i) for i in cand if int(i) not in picks))
     return sorted(picks[:n])
-
-
-def top_k(probs, k: int = 5):
-    """(indices, values) of the k largest entries of each row of probs (..., V), largest first."""
-    probs = np.asarray(probs)
-    idx = np.argsort(-probs, axis=-1, kind="stable")[..., :k]
-    return idx, np.take_along_axis(probs, idx, axis=-1)
 
 
 @_plain_text
@@ -507,60 +495,6 @@ def next_char_probs(params: dict, chars, text: str, positions=None, k: int = 5, 
 # -----------------------------------------------------------------------------
 # 5. Temperature
 # -----------------------------------------------------------------------------
-
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
-
-
-def words(text: str) -> list[str]:
-    """The words of a text (runs of letters, with inner apostrophes), lower-cased."""
-    return [w.lower() for w in _WORD.findall(text)]
-
-
-def real_word_share(sample: str, vocabulary: set) -> tuple[float, int]:
-    """(share of the sample's words found in `vocabulary`, number of words counted).
-
-    The last word is left out if the sample stops in the middle of it.
-    """
-    ws = words(sample)
-    if ws and sample and sample[-1].isalpha():
-        ws = ws[:-1]
-    if not ws:
-        return float("nan"), 0
-    return sum(w in vocabulary for w in ws) / len(ws), len(ws)
-
-
-def temperature_data(params: dict, chars, prime: str, temperatures, n: int = 300, seed: int = 0,
-                     train_text: str | None = None) -> dict:
-    """Samples at each temperature, with the entropy of the distributions they were drawn from.
-
-    Every temperature uses the same random numbers (np.random.default_rng(seed)), so
-    only the temperature differs. entropy[i] is the mean, over the n sampled
-    characters, of the entropy (nats) of softmax(y / T) (implementation.sample_probs).
-    word_share[i] is the share of sampled words that occur in train_text (NaN without it).
-    """
-    vocabulary = set(words(train_text)) if train_text else None
-    H = params["Whh"].shape[0]
-    out = {"temperatures": np.asarray(temperatures, float), "samples": [], "entropy": [],
-           "word_share": [], "n_words": []}
-    for T in out["temperatures"]:
-        s = rnn.sample_text(params, chars, prime, n, T, np.random.default_rng(seed))
-        # the distributions s was drawn from: logits after prime + s[:j] (log p = y - const)
-        _, logp = rnn.forward(params, rnn.encode(prime + s[:-1], chars)[:, None],
-                              np.zeros((H, 1), params["Whh"].dtype))
-        ent = []
-        for lp in logp[len(prime) - 1:, :, 0]:
-            q = rnn.sample_probs(lp, T)                                   # softmax(y / T)
-            nz = q[q > 0]
-            ent.append(float(-(nz * np.log(nz)).sum()))
-        share, nw = real_word_share(s, vocabulary) if vocabulary is not None else (float("nan"), 0)
-        out["samples"].append(s)
-        out["entropy"].append(float(np.mean(ent)))
-        out["word_share"].append(share)
-        out["n_words"].append(nw)
-    for k in ("entropy", "word_share", "n_words"):
-        out[k] = np.asarray(out[k], float)
-    return out
-
 
 @_plain_text
 def temperature_figure(params: dict, chars, prime: str, temperatures=(0.2, 0.5, 1.0, 1.5),
@@ -671,69 +605,6 @@ def neuron_view(params: dict, chars, text: str, unit: int, k: int = 5, width: in
     return fig
 
 
-def text_features(text: str) -> dict:
-    """Simple features of each position t of `text`, as seen after reading text[t].
-
-    inside quotes        1 between an opening and a closing " (or “ ”), else 0
-    inside brackets      1 inside ( ), [ ] or { } (nested counts once), else 0
-    position in line     characters since the last newline (0 for a line's first character)
-    after a newline      1 if text[t] is a newline (the next character starts a line)
-    inside a word        1 if text[t] is a letter
-    """
-    n = len(text)
-    quotes, brackets, pos, newline, letter = (np.zeros(n) for _ in range(5))
-    inside, depth, col = False, 0, 0
-    for t, c in enumerate(text):
-        if c == '"':
-            inside = not inside
-        elif c == "“":
-            inside = True
-        elif c == "”":
-            inside = False
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth = max(0, depth - 1)
-        quotes[t], brackets[t], pos[t] = inside, depth > 0 or c in ")]}", col
-        newline[t], letter[t] = c == "\n", c.isalpha()
-        col = 0 if c == "\n" else col + 1
-    return {"inside quotes": quotes, "inside brackets": brackets, "position in line": pos,
-            "after a newline": newline, "inside a word": letter}
-
-
-def unit_correlations(h, feature) -> np.ndarray:
-    """Pearson correlation of each hidden unit with a feature: h (N,H), feature (N,) -> (H,).
-
-    Units that never change get 0. All NaN if the feature is constant (absent from the text).
-    """
-    h, f = np.asarray(h, float), np.asarray(feature, float)
-    hc, fc = h - h.mean(axis=0), f - f.mean()
-    fn = np.sqrt((fc ** 2).sum())
-    if fn == 0:
-        return np.full(h.shape[1], np.nan)
-    hn = np.sqrt((hc ** 2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (hc * fc[:, None]).sum(axis=0) / (hn * fn)
-    return np.where(hn > 0, r, 0.0)
-
-
-def rank_units(h, features: dict) -> list[dict]:
-    """For each feature present in the text, the units ranked by |correlation|.
-
-    Returns [{"feature", "unit" (the best), "r" (its correlation), "order" (all units,
-    best first), "correlations" (H,)}], skipping features that are constant.
-    """
-    ranked = []
-    for name, f in features.items():
-        r = unit_correlations(h, f)
-        if np.all(np.isnan(r)):
-            continue
-        order = np.argsort(-np.abs(r), kind="stable")
-        ranked.append({"feature": name, "unit": int(order[0]), "r": float(r[order[0]]),
-                       "order": order, "correlations": r})
-    return ranked
-
-
 def _passage(feature, n, width):
     """Start of a `width`-character window where the feature changes, for display."""
     f = np.asarray(feature)
@@ -791,6 +662,66 @@ def feature_neurons(params: dict, chars, text: str, features: dict | None = None
         title += f"\n(absent from this text, so not shown: {', '.join(absent)})"
     fig.suptitle(title, fontweight="bold")
     fig.data = {"ranked": ranked, "absent": absent, "h": run["h"]}
+    return fig
+
+
+@_plain_text
+def quote_unit(params: dict, chars, text: str, unit: int | None = None, width: int = 120,
+               max_distance: int = 150, hprev=None) -> Figure:
+    """Caption: a unit that has learned quotation marks switches at the opening mark and
+    holds its value until the closing one, however long the speech goes on.
+
+    Top: the unit's activation along a passage of `width` characters around the first
+    quotation in `text`, quotations shaded. Bottom: its mean activation k characters
+    after the opening mark, k = 0..max_distance (analysis.quote_profile), against its
+    mean outside quotations. unit: which unit (default: the one whose activation
+    correlates most with "inside quotes", analysis.rank_units).
+    """
+    run = model_on_text(params, chars, text, hprev)
+    inside = text_features(text)["inside quotes"]
+    H = run["h"].shape[1]
+    r = unit_correlations(run["h"], inside)
+    if np.all(np.isnan(r)):
+        raise ValueError("quote_unit: the text has no quotation marks (or is all one quotation)")
+    unit = int(np.nanargmax(np.abs(r))) if unit is None else int(unit)
+    if not 0 <= unit < H:
+        raise ValueError(f"quote_unit: unit {unit} outside 0..{H - 1}")
+    prof = quote_profile(run["h"], text, unit, max_distance)
+    start = _passage(inside, len(text), width)
+    seg = slice(start, min(len(text), start + width))
+    act, shade = prof["activation"][seg], inside[seg]
+    fig = _figure(max(9.0, 0.1 * len(act) + 1.5), 7.0)
+    ax1, ax2 = fig.subplots(2, 1, height_ratios=[1, 1.1])
+    x = np.arange(len(act))
+    ax1.fill_between(x, -1.05, 1.05, where=shade > 0, step="mid", color="gold", alpha=0.3,
+                     label="inside quotes")
+    ax1.plot(x, act, color="tab:purple", lw=1.5, drawstyle="steps-mid", label=f"unit {unit}")
+    ax1.axhline(0, color="gray", lw=0.8)
+    ax1.set_ylim(-1.05, 1.05)
+    ax1.set_xlim(-0.5, len(act) - 0.5)
+    _char_ticks(ax1, text[seg])
+    ax1.set_ylabel("activation h")
+    ax1.set_title(f"Unit {unit} along the text: correlation with \"inside quotes\" r = {r[unit]:+.2f} "
+                  f"(over {len(text):,} characters)", fontsize=10, loc="left")
+    ax1.legend(loc="upper right", fontsize=8)
+    ok = prof["count"] > 0
+    ax2.plot(prof["distance"][ok], prof["mean"][ok], "o-", ms=2.5, color="tab:purple",
+             label="mean inside quotes, k characters after the opening mark")
+    ax2.axhline(prof["mean_outside"], color="tab:gray", ls="--",
+                label=f"mean outside quotes: {prof['mean_outside']:+.2f}")
+    ax2.set_xlabel("k: characters since the opening quotation mark")
+    ax2.set_ylabel(f"mean activation of unit {unit}")
+    ax2.set_xlim(-1, (int(np.flatnonzero(ok).max()) if ok.any() else max_distance) + 1)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8, loc="best")
+    right = ax2.twinx()
+    right.bar(prof["distance"], prof["count"], width=1.0, color="lightgray", alpha=0.5, zorder=0)
+    right.set_ylabel("positions averaged", color="gray")
+    ax2.set_zorder(right.get_zorder() + 1)
+    ax2.patch.set_visible(False)
+    fig.suptitle("The quote unit: does it remember that a quotation is open?", fontweight="bold")
+    fig.data = {**prof, "r": float(r[unit]), "passage_start": start, "passage_activation": act,
+                "passage_inside": shade, "correlations": r}
     return fig
 
 
@@ -855,30 +786,6 @@ def training_samples(steps, texts, chars_seen=None, val_loss=None, max_samples: 
 # 8. Gradient flow through time
 # -----------------------------------------------------------------------------
 
-def gradient_flow_data(params: dict, chars, text: str, k_max: int = 100, streams: int = 8,
-                       init_scale: float = 0.01, seed: int = 0) -> dict:
-    """||d loss at the last step / d h k steps earlier|| for k = 0..k_max, trained and at init.
-
-    Uses implementation.hidden_grad_norms on up to `streams` consecutive windows of
-    k_max + 1 characters of `text` (averaged over them), in float64 so tiny norms do
-    not underflow. "init" is implementation.init_params with the same vocabulary and
-    hidden size, `init_scale`, and np.random.default_rng(seed).
-    """
-    ids = rnn.encode(text, chars)
-    T = k_max + 1
-    B = min(streams, (len(ids) - 1) // T)
-    if B < 1:
-        raise ValueError(f"gradient_flow: need at least {T + 1} characters of text, got {len(ids)}")
-    inputs = np.stack([ids[b * T:b * T + T] for b in range(B)], axis=1)           # (T,B)
-    targets = np.stack([ids[b * T + 1:b * T + T + 1] for b in range(B)], axis=1)  # (T,B) shifted by one
-    p64 = {k: v.astype(np.float64) for k, v in params.items()}
-    H, V = p64["Wxh"].shape
-    p0 = rnn.init_params(V, H, np.random.default_rng(seed), np.float64, init_scale)
-    return {"k": np.arange(T), "trained": rnn.hidden_grad_norms(p64, inputs, targets),
-            "init": rnn.hidden_grad_norms(p0, inputs, targets), "inputs": inputs, "targets": targets,
-            "init_params": p0}
-
-
 def _decade_ticks(ax, values, max_ticks=8):
     """Log-axis ticks every 1, 2, 5, 10, 20 or 50 decades, so huge ranges stay readable."""
     v = np.asarray(values, float)
@@ -890,16 +797,8 @@ def _decade_ticks(ax, values, max_ticks=8):
     ticks = [10.0 ** e for e in range(lo - lo % step, hi + 1, step)]
     ax.yaxis.set_major_locator(ticker.FixedLocator(ticks))
     ax.yaxis.set_minor_locator(ticker.NullLocator())
-    ax.yaxis.set_major_formatter(ticker.LogFormatterSciNotation())
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(_power_of_ten))
     ax.set_ylim(10.0 ** (lo - 0.3), 10.0 ** (hi + 0.3))
-
-
-def _per_step_factor(norms):
-    v = np.asarray(norms, float)
-    ok = np.flatnonzero(v > 0)
-    if ok.size < 2:
-        return float("nan")
-    return float((v[ok[-1]] / v[ok[0]]) ** (1.0 / (ok[-1] - ok[0])))
 
 
 @_plain_text
@@ -909,7 +808,11 @@ def gradient_flow(params: dict, chars, text: str, k_max: int = 100, streams: int
     straight line on a log scale): that is why a vanilla RNN struggles to learn long-range
     dependencies; training makes the decay slower.
 
-    See gradient_flow_data for what is computed.
+    See gradient_flow_data for what is computed. The y-axis spans the trained curve
+    (and the largest value of the other): an untrained network's gradient can fall to
+    1e-80 within 100 steps, and an axis down there would flatten the trained curve
+    into a line. The initial curve is drawn in full but leaves the axis where it
+    falls below it; a note gives where, and how small it gets. fig.data holds every value.
     """
     d = gradient_flow_data(params, chars, text, k_max, streams, init_scale, seed)
     fig = _figure(9, 5.2)
@@ -917,11 +820,21 @@ def gradient_flow(params: dict, chars, text: str, k_max: int = 100, streams: int
     curves = (("trained", "trained model", "-"), ("init", f"at initialisation (scale {init_scale:g})", "--"))
     for key, label, style in curves:
         v = d[key]
-        f = _per_step_factor(v)
+        f = per_step_factor(v)
         ax.plot(d["k"], np.where(v > 0, v, np.nan), style, lw=2,
                 label=f"{label}: ×{f:.3g} per step back")
     ax.set_yscale("log")
-    _decade_ticks(ax, np.concatenate([d["trained"], d["init"]]))
+    init = np.asarray(d["init"], float)
+    _decade_ticks(ax, np.concatenate([d["trained"], init[init > 0][:1]]))
+    bottom = ax.get_ylim()[0]
+    below = np.flatnonzero(~(init >= bottom))                         # below the axis, or 0
+    if below.size:
+        positive = init[init > 0]
+        smallest = f"{positive.min():.1e}" if positive.size else "0"
+        ax.annotate(f"at initialisation: below the axis from k = {below[0]} on, "
+                    f"down to {smallest} at k = {int(np.argmin(np.where(init > 0, init, np.inf)))}",
+                    (below[0], bottom), xytext=(8, 14), textcoords="offset points", fontsize=9,
+                    color="tab:orange", arrowprops={"arrowstyle": "->", "color": "tab:orange"})
     ax.set_xlabel("k: how many steps back in time")
     ax.set_ylabel("‖∂ loss at the last step / ∂ h k steps earlier‖\n(log scale)")
     ax.set_title(f"Averaged over {d['inputs'].shape[1]} windows of {k_max + 1} characters", fontsize=10)
@@ -997,15 +910,65 @@ def _line_start(text: str) -> int:
     return 0
 
 
+# A PNG is drawn as an RGBA image in memory first (4 bytes per pixel), and Agg draws
+# at most 2**16 - 1 pixels along a side.
+MAX_IMAGE_BYTES = 1 << 30
+MAX_IMAGE_SIDE = (1 << 16) - 1
+
+
+def image_bytes(width: float, height: float, dpi: float) -> int:
+    """Memory needed to draw a figure of width x height inches at `dpi`: 4 bytes per pixel."""
+    return 4 * math.ceil(width * dpi) * math.ceil(height * dpi)
+
+
+def max_dpi(sizes) -> int:
+    """The largest dpi at which every figure of `sizes` ((width, height) inches) can be drawn."""
+    dpi = min(min(math.sqrt(MAX_IMAGE_BYTES / (4 * w * h)), MAX_IMAGE_SIDE / max(w, h)) for w, h in sizes)
+    return max(1, math.floor(dpi) - 1)
+
+
+def check_dpi(sizes, dpi: float, name: str = "dpi") -> None:
+    """UserError (one line) if a figure of `sizes` ((width, height) in inches) cannot be drawn at `dpi`."""
+    for w, h in sorted(sizes, key=lambda size: -size[0] * size[1]):      # the largest first
+        need = image_bytes(w, h, dpi)
+        if need > MAX_IMAGE_BYTES or max(w, h) * dpi > MAX_IMAGE_SIDE:
+            raise UserError(f"{name} {dpi:g}: a {w:.1f} x {h:.1f} inch figure would be "
+                            f"{math.ceil(w * dpi):,} x {math.ceil(h * dpi):,} pixels and need {need / 2**30:,.1f} GB "
+                            f"of memory to draw (limit {MAX_IMAGE_BYTES / 2**30:g} GB, at most "
+                            f"{MAX_IMAGE_SIDE:,} pixels a side); use a dpi of at most {max_dpi(sizes)}")
+
+
+def figure_sizes(n_chars: int, hidden_size: int = 512) -> list[tuple[float, float]]:
+    """Upper bounds on the sizes (inches) of the figures render_all draws for a text
+    window of n_chars characters: the heatmap, predictions and neuron view grow with it."""
+    n = n_chars
+    W = min(50, n)
+    return [(9, 5.2), (9, 6.2), (max(8.0, 0.12 * n + 2.2), float(np.clip(2.5 + 0.02 * hidden_size, 4, 8))),
+            (max(9.0, 0.11 * n + 1.5), 7.5), (14.4, 7.2),
+            (W * 0.21 + 0.8, (-(-n // W) * 7 - 1) * 0.175 + 1.9), (12.45, 8.3), (9.5, 7.9), (9, 5.2)]
+
+
+def save_figure(fig: Figure, path, dpi: float = 100) -> Path:
+    """Save `fig` as a PNG at `path`, safely: drawn in memory first, then written with
+    cli.atomic_write_bytes, so Ctrl-C, a full disk or a drawing error never leaves a
+    half-written file and a previous file at `path` stays intact until the new one is
+    complete. Refuses (UserError) a dpi whose image would not fit in memory."""
+    check_dpi([tuple(fig.get_size_inches())], dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | None = None,
                n_chars: int = 100, seed: int = 0, dpi: int = 100, unit: int | None = None,
-               prime: str | None = None) -> list[Path]:
+               prime: str | None = None, report=None) -> list[Path]:
     """Draw every figure and save it as a PNG in `out`; returns the paths written.
 
     checkpoint: implementation.load_checkpoint's dict; log: load_log's dict; text: the
     text the model reads (features are ranked over up to 20,000 characters of it, the
     other text figures use a window of n_chars starting at a line); train_text: the
-    training text, for the real-word share (optional).
+    training text, for the real-word share (optional). Each file is written with
+    save_figure (never half-written); report(path) is called after each one.
     """
     params, chars = checkpoint["params"], checkpoint["chars"]
     H = params["Whh"].shape[0]
@@ -1017,6 +980,7 @@ def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | No
     window = text[start:start + n_chars]
     if len(window) < 2:
         raise ValueError(f"the text has only {len(text)} characters; the figures need more")
+    check_dpi(figure_sizes(len(window), H), dpi)
     long_text = text[:20000]
     prime = prime if prime is not None else (window.split("\n", 1)[0][:60] + "\n")
     ranked = rank_units(model_on_text(params, chars, long_text)["h"], text_features(long_text))
@@ -1029,6 +993,10 @@ def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | No
         note = None
     samples = log["sample"]
     val_at = dict(zip(a["val_step"], a["val_loss"]))
+    init_scale = config.get("init_scale", 0.01)
+    if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) \
+            or not (math.isfinite(init_scale) and init_scale > 0):
+        init_scale = 0.01                                # a stored value that makes no sense
     figures = [
         lambda: loss_curves(a["chars"], a["loss"], a["val_chars"], a["val_loss"],
                             vocab_size=config.get("vocab_size") or len(chars),
@@ -1042,73 +1010,199 @@ def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | No
         lambda: training_samples([e["step"] for e in samples], [e["text"] for e in samples],
                                  [e.get("chars", np.nan) for e in samples],
                                  [val_at.get(float(e["step"]), np.nan) for e in samples]),
-        lambda: gradient_flow(params, chars, text[start:], init_scale=float(config.get("init_scale", 0.01)),
-                              seed=seed),
+        lambda: gradient_flow(params, chars, text[start:], init_scale=float(init_scale), seed=seed),
     ]
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output folder {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, make in zip(FIGURE_FILES, figures):
-        fig = make()
-        fig.savefig(out / name, dpi=dpi)
-        written.append(out / name)
+        written.append(save_figure(make(), out / name, dpi))
+        if report is not None:
+            report(written[-1])
     return written
 
 
-def _resolve_text(args, checkpoint, log):
-    """(text for the figures, training text or None, description)."""
+# The text the figures read. A checkpoint or a log is someone else's file: the training
+# text its config names is read only if it is one of the project's known corpora
+# (data/download.py), and then from the project's data folder, never from the stored path.
+
+MAX_TEXT_BYTES = 64 << 20
+
+
+def _one_line(e: BaseException) -> str:
+    """An error message on one line: its lines joined with "; "."""
+    return "; ".join(" ".join(line.split()) for line in str(e).splitlines() if line.strip())
+
+
+def _read_text_file(path, what: str) -> str:
+    """rnn.read_text with the checks a path from the command line needs; errors name `what`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{what}: file not found: {path}")
+    if not path.is_file():
+        raise UserError(f"{what}: {path} is not a file")
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise UserError(f"{what}: {path} is {size / 2**20:,.0f} MB; the figures read at most "
+                        f"{MAX_TEXT_BYTES >> 20} MB (cut a part out with head -c)")
+    try:
+        text = rnn.read_text(path)
+    except ValueError as e:
+        raise UserError(f"{what}: {_one_line(e)}") from None
+    if not text:
+        raise UserError(f"{what}: {path} is empty")
+    return text
+
+
+def known_corpus(stored):
+    """The corpus of data/download.py whose file name `stored` (a path from a run's config)
+    ends in, or None. Only the file name counts: data/tiny_shakespeare.txt and
+    /elsewhere/tiny_shakespeare.txt both name tiny Shakespeare."""
+    if not isinstance(stored, str) or not stored:
+        return None
+    name = stored.replace("\\", "/").rsplit("/", 1)[-1]
+    return next((c for c in download.CORPORA.values() if c.filename == name), None)
+
+
+def _verified_copy(stored: str, corpus) -> Path | None:
+    """`stored` itself if it is a file holding exactly `corpus` (its recorded size and
+    sha256), else None. A file with the corpus's checksum is the public corpus, wherever
+    it lies, so reading it reveals nothing; anything else is not opened beyond a stat."""
+    path = Path(stored)
+    try:
+        if not path.is_file() or path.stat().st_size != corpus.size:
+            return None
+        return path if hashlib.sha256(path.read_bytes()).hexdigest() == corpus.sha256 else None
+    except OSError:
+        return None
+
+
+def _val_fraction(config: dict) -> float:
+    vf = config.get("val_fraction", 0.1)
+    if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not (math.isfinite(vf) and 0 <= vf < 1):
+        raise UserError(f"the run's config has val_fraction={vf!r}, not a number in [0, 1)")
+    return float(vf)
+
+
+def _resolve_text(args, checkpoint, log, say=print):
+    """(text for the figures, training text or None, description).
+
+    --text FILE is read as it is. --data FILE is the run's training text: it is split
+    like train_minimal.py splits it (rnn.train_val_split with the run's val_fraction);
+    its validation part is the text (unless --text is given) and its training part
+    the vocabulary for the real-word share. Without either, the config's training
+    text is used only if it is a known corpus (see known_corpus), and `say` tells so.
+    """
     config = {**log.get("config", {}), **checkpoint["meta"].get("config", {})}
-    data, train_text = config.get("data"), None
+    stored = config.get("data")
     data_path = None
-    if data:
-        for cand in (Path(data), Path(__file__).resolve().parent / data):
-            if cand.is_file():
-                data_path = cand
-                break
+    if args.data is not None:
+        try:
+            data_path = download.ensure_data_file(args.data, progress=False)
+        except download.DownloadError as e:
+            raise UserError(f"--data: {_one_line(e)}") from None
+        what = "--data"
+    elif known_corpus(stored) is not None:
+        corpus = known_corpus(stored)
+        data_path = _verified_copy(stored, corpus)
+        if data_path is None:
+            try:
+                data_path = download.ensure_corpus(corpus.name, data_dir=download.DATA_DIR, progress=False)
+            except download.DownloadError as e:
+                raise UserError(f"the run's training text {corpus.filename}: {_one_line(e)}") from None
+        what = "the run's training text"
+        say(f"training text: {data_path}, the known corpus {corpus.name} that the run's config names "
+            f"({stored!r}); pass --data FILE to use another file")
+    elif not args.text:
+        where = (f"the run's config names {stored!r} as its training text, which is not one of the known "
+                 f"corpora ({', '.join('data/' + c.filename for c in download.CORPORA.values())}) and is "
+                 f"not read from a stored path" if stored else
+                 "the checkpoint and log do not name their training text")
+        raise UserError(f"{where}; pass --text FILE (a text in the model's vocabulary) "
+                        "or --data FILE (the run's training text)")
+    train_text = val_text = full = None
     if data_path is not None:
-        full = rnn.read_text(data_path)
-        split = int(len(full) * (1.0 - float(config.get("val_fraction", 0.1))))
-        train_text, val_text = full[:split], full[split:]
+        full = _read_text_file(data_path, what)
+        train_text, val_text = rnn.train_val_split(full, _val_fraction(config))   # strings slice like ids
     if args.text:
-        if not Path(args.text).is_file():
-            raise ValueError(f"--text: file not found: {args.text}")
-        return rnn.read_text(args.text), train_text, str(args.text)
-    if data_path is None:
-        where = f"the training text {data!r} from the run's config was not found" if data else \
-            "the checkpoint and log do not name their training text"
-        raise ValueError(f"{where}; pass --text FILE (a text in the model's vocabulary)")
+        if data_path is None:
+            say("real-word share: not computed (pass --data FILE, the run's training text, for it)")
+        return _read_text_file(args.text, "--text"), train_text, str(args.text)
     if len(val_text) < 500:                  # no (or a tiny) validation split: read the training text
         return full, train_text, f"{data_path} (no validation part; the training text)"
     return val_text, train_text, f"{data_path} (validation part, last {len(val_text):,} characters)"
 
 
+# -----------------------------------------------------------------------------
+# The command line
+# -----------------------------------------------------------------------------
+
+MAX_CHARS = 1000
+
+
+def _whole_number(low: int, high: int | None = None):
+    """An argparse type: a whole number in [low, high]; argparse names the flag in the error
+    ("error: argument --dpi: must be at least 10, got 3")."""
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {raw!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
+        return value
+    return parse
+
+
+def _non_empty(what: str):
+    """An argparse type: any string but an empty one (which would mean "here" for a path)."""
+    def parse(raw: str) -> str:
+        if not raw:
+            raise argparse.ArgumentTypeError(f"needs {what}, got an empty string")
+        return raw
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Render every figure of a trained char-RNN to PNG files (headless).",
         epilog="example: python visualization.py --checkpoint out/best.npz --log out/log.jsonl --out plots/")
     g = p.add_argument_group("inputs")
     g.add_argument("--checkpoint", default="out/best.npz", metavar="PATH",
+                   type=_non_empty("a file path"),
                    help="checkpoint written by train_minimal.py (default: %(default)s)")
-    g.add_argument("--log", default="out/log.jsonl", metavar="PATH",
+    g.add_argument("--log", default="out/log.jsonl", metavar="PATH", type=_non_empty("a file path"),
                    help="training log (JSON lines) written by train_minimal.py (default: %(default)s)")
-    g.add_argument("--text", default=None, metavar="PATH",
-                   help="text file the model reads for the text figures (default: the validation part "
-                        "of the training text named in the run's config)")
+    g.add_argument("--text", default=None, metavar="PATH", type=_non_empty("a file path"),
+                   help="text file the model reads for the text figures, read as it is (default: the "
+                        "validation part of the training text, see --data)")
+    g.add_argument("--data", default=None, metavar="PATH", type=_non_empty("a file path"),
+                   help="the run's training text: split like train_minimal.py does, its validation part is "
+                        "read (unless --text is given) and its training part gives the real-word share "
+                        "(default: the run's config, only if it names a known corpus such as "
+                        "data/tiny_shakespeare.txt)")
     g = p.add_argument_group("figures")
-    g.add_argument("--chars", type=int, default=100, metavar="N",
-                   help="length of the text window for the heatmap, predictions and neuron view (default: %(default)s)")
-    g.add_argument("--unit", type=int, default=None, metavar="I",
-                   help="hidden unit for the neuron view (default: the unit that best tracks position in line)")
-    g.add_argument("--prime", default=None, metavar="TEXT",
-                   help="prime for the temperature samples (default: the first line of the text window)")
-    g.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed for the temperature samples and the initial weights in the gradient-flow plot "
-                        "(default: %(default)s)")
+    g.add_argument("--chars", type=_whole_number(20, MAX_CHARS), default=100, metavar="N",
+                   help="length of the text window for the heatmap, predictions and neuron view, "
+                        f"20 to {MAX_CHARS} (default: %(default)s)")
+    g.add_argument("--unit", type=_whole_number(0), default=None, metavar="I",
+                   help="hidden unit for the neuron view, 0 to H-1 (default: the unit that best tracks "
+                        "position in line)")
+    g.add_argument("--prime", default=None, metavar="TEXT", type=_non_empty("at least one character"),
+                   help="prime for the temperature samples, in the model's vocabulary, at most 1000 characters "
+                        "(default: the first line of the text window)")
+    g.add_argument("--seed", type=_whole_number(0, 2**63 - 1), default=0, metavar="N",
+                   help="seed (>= 0) for the temperature samples and the initial weights in the gradient-flow "
+                        "plot (default: %(default)s)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default="plots", metavar="DIR",
+    g.add_argument("--out", default="plots", metavar="DIR", type=_non_empty("a folder name"),
                    help="folder for the PNG files, created if needed (default: %(default)s)")
-    g.add_argument("--dpi", type=int, default=100, metavar="N",
-                   help="resolution of the PNG files (default: %(default)s)")
+    g.add_argument("--dpi", type=_whole_number(10), default=100, metavar="N",
+                   help="resolution of the PNG files: at least 10, and small enough that the largest figure "
+                        f"fits in {MAX_IMAGE_BYTES >> 30} GB of memory (default: %(default)s)")
     g.add_argument("--html", default=None, metavar="PATH",
                    help="also write the neuron view as one self-contained web page (opens offline): pick any "
                         "unit, rest the pointer on a character for the next-character guesses "
@@ -1117,30 +1211,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    limit_threads()                          # one BLAS thread unless RNN_THREADS says otherwise
-    if args.chars < 20:
-        parser.error(f"--chars must be at least 20, got {args.chars}")
-    if args.dpi < 10:
-        parser.error(f"--dpi must be at least 10, got {args.dpi}")
-    print("settings: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
+    """Command-line entry point; returns the exit status (0 ok, 2 bad input, 130 Ctrl-C)."""
     try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("error: interrupted; the figures written so far are complete, the one being drawn was "
+              "not written (an earlier file of that name is intact)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv) -> int:
+    parser = build_parser()
+    args = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    try:
+        limit_threads()                      # one BLAS thread unless RNN_THREADS says otherwise
+        check_dpi(figure_sizes(args.chars), args.dpi, "--dpi")
+        if args.prime is not None and len(args.prime) > 1000:
+            raise UserError(f"--prime is {len(args.prime):,} characters; at most 1000")
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {args.out} is a file; give a folder (created if needed)")
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
         checkpoint = rnn.load_checkpoint(args.checkpoint)
+        H = checkpoint["params"]["Whh"].shape[0]
+        if args.unit is not None and args.unit >= H:
+            raise UserError(f"--unit {args.unit}: the model has {H} hidden units, numbered 0..{H - 1}")
+        if args.prime is not None:
+            try:
+                rnn.encode(args.prime, checkpoint["chars"])
+            except ValueError as e:
+                raise UserError(f"--prime: {_one_line(e).removeprefix('encode: ')}") from None
         log = load_log(args.log)
-        text, train_text, source = _resolve_text(args, checkpoint, log)
-        print(f"text: {source}")
-        written = render_all(checkpoint, log, text, args.out, train_text, args.chars, args.seed,
-                             args.dpi, args.unit, args.prime)
+        text, train_text, source = _resolve_text(args, checkpoint, log, say=lambda m: print(m, flush=True))
+        print(f"text: {source}", flush=True)
+        render_all(checkpoint, log, text, out, train_text, args.chars, args.seed, args.dpi, args.unit,
+                   args.prime, report=lambda path: print(f"wrote {path}", flush=True))
         if args.html:
-            written.append(write_neuron_page(args.html, checkpoint["params"], checkpoint["chars"],
-                                             text[_line_start(text):]))
-    except (ValueError, OSError) as e:       # CheckpointError and LogError are ValueErrors
-        msg = " ".join(str(e).split())
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-    for path in written:
-        print(f"wrote {path}")
+            page = write_neuron_page(args.html, checkpoint["params"], checkpoint["chars"],
+                                     text[_line_start(text):])
+            print(f"wrote {page}", flush=True)
+    except (ValueError, OSError, download.DownloadError) as e:   # UserError, CheckpointError, LogError too
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
@@ -1157,12 +1269,6 @@ def main(argv=None) -> int:
 # cannot end the block), and the page's script puts each character on screen with
 # textContent. A Content-Security-Policy lets only the page's own style and script
 # (named by their SHA-256) run and forbids every network request.
-
-import base64  # noqa: E402  (used only by the web page below)
-import hashlib  # noqa: E402
-import html as html_lib  # noqa: E402
-
-from cli import atomic_write_text  # noqa: E402
 
 PAGE_MAX_CHARS = 2000      # characters of text on the page
 PAGE_MAX_UNITS = 1024      # hidden units offered by default (the strongest), to bound the page's size

@@ -182,7 +182,8 @@ def _checkpoint_and_log(folder: Path):
     (folder / "text.txt").write_text(text, encoding="utf-8")
     config = {"hidden_size": HIDDEN, "vocab_size": len(chars), "init_scale": INIT_SCALE}
     ckpt = rnn.save_checkpoint(folder / "best.npz", params, rnn.init_optimizer("adagrad", params), chars,
-                               np.zeros((HIDDEN, 1)), {"step": 1, "config": config})
+                               np.zeros((HIDDEN, 1)), {"step": 1, "epoch": 0, "window": 1, "smooth_loss": 3.0,
+                                                       "config": config})
     lines = [{"kind": "config", **config}] + [{"kind": "train", "step": s, "chars": 64 * s, "loss": 3.0}
                                               for s in (1, 2)]
     (folder / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))

@@ -10,6 +10,8 @@ newlines, so its hidden units have something to track.
 import io
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +20,10 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+import analysis as an
 import implementation as rnn
 import visualization as viz
+from data import download
 
 HIDDEN, INIT_SCALE, SEED = 24, 0.05, 3
 
@@ -197,18 +201,6 @@ def test_gradient_health_draws_the_logged_norms_and_clip_fractions(run):
 # 3-4. The model reading a text: hidden states and predictions
 # -----------------------------------------------------------------------------
 
-def test_model_on_text_is_implementation_forward(run, passage):
-    r = viz.model_on_text(run["params"], run["chars"], passage)
-    ids = rnn.encode(passage, run["chars"])
-    hs, logp = rnn.forward(run["params"], ids)                   # (N+1,H,1), (N,V,1)
-    np.testing.assert_array_equal(r["h"], hs[1:, :, 0])
-    np.testing.assert_allclose(r["probs"], np.exp(logp[:, :, 0]))
-    np.testing.assert_allclose(r["probs"].sum(axis=1), 1.0)
-    p = np.exp(logp[:, :, 0])
-    np.testing.assert_allclose(r["entropy"], -(p * np.log(p)).sum(axis=1))
-    np.testing.assert_allclose(r["p_next"], [p[t, ids[t + 1]] for t in range(len(ids) - 1)])
-
-
 @pytest.mark.parametrize("sort", [False, True])
 def test_hidden_heatmap_shows_forward_hidden_states(run, passage, sort):
     fig = viz.hidden_heatmap(run["params"], run["chars"], passage, sort=sort)
@@ -249,37 +241,6 @@ def test_next_char_probs_rejects_a_position_without_a_next_char(run, passage):
 # 5. Temperature
 # -----------------------------------------------------------------------------
 
-def test_real_word_share():
-    vocab = {"the", "cat", "don't"}
-    assert viz.real_word_share("The cat don't xq ca", vocab) == (3 / 4, 4), "a cut-off last word is not counted"
-    assert viz.real_word_share("the zz.", vocab) == (0.5, 2)
-    share, n = viz.real_word_share("...", vocab)
-    assert math.isnan(share) and n == 0
-
-
-def test_temperature_data_matches_sampling_and_softmax_over_T(run):
-    params, chars, prime = run["params"], run["chars"], "the cat"
-    d = viz.temperature_data(params, chars, prime, [0.5, 1.0], n=40, seed=7, train_text=run["train_text"])
-    H = params["Whh"].shape[0]
-    for T, sample, ent in zip(d["temperatures"], d["samples"], d["entropy"]):
-        assert sample == rnn.sample_text(params, chars, prime, 40, T, np.random.default_rng(7))
-        # reference: step the textbook recurrence by hand, entropy of softmax(y / T) at each step
-        h = np.zeros((H, 1))
-        ents = []
-        for c_in in prime + sample[:-1]:
-            x = rnn.encode(c_in, chars)[0]
-            h = np.tanh(params["Wxh"][:, [x]] + params["Whh"] @ h + params["bh"])
-            y = params["Why"] @ h + params["by"]
-            q = rnn.softmax(y[:, 0] / T)
-            ents.append(float(-(q * np.log(q)).sum()))
-        assert ent == pytest.approx(np.mean(ents[len(prime) - 1:]), rel=1e-9), \
-            f"temperature_data: entropy at T={T} is not the mean entropy of softmax(y/T) over the sample"
-    vocab = set(viz.words(run["train_text"]))
-    for share, sample in zip(d["word_share"], d["samples"]):
-        assert share == viz.real_word_share(sample, vocab)[0]
-    assert d["entropy"][0] < d["entropy"][1], "a lower temperature must give a sharper distribution"
-
-
 def test_temperature_figure_shows_the_computed_samples(run):
     fig = viz.temperature_figure(run["params"], run["chars"], "the", temperatures=(0.5, 1.5),
                                  curve_temperatures=(1.0,), n=60, train_text=run["train_text"])
@@ -310,37 +271,6 @@ def test_neuron_view_colours_each_char_by_the_units_activation(run, passage):
     np.testing.assert_allclose(fig.data["top_p"][t], np.sort(p[t])[::-1][:5])
 
 
-def test_text_features_by_hand():
-    f = viz.text_features('a "b" (c)\nd')
-    #                       a  ␣  "  b  "  ␣  (  c  )  ↵  d
-    assert list(f["inside quotes"]) == [0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]
-    assert list(f["inside brackets"]) == [0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0]
-    assert list(f["position in line"]) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0]
-    assert list(f["after a newline"]) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]
-    assert list(f["inside a word"]) == [1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1]
-
-
-def test_rank_units_finds_a_planted_unit():
-    rng = np.random.default_rng(0)
-    feature = (rng.random(200) < 0.3).astype(float)
-    h = np.tanh(rng.standard_normal((200, 10)))
-    h[:, 7] = 0.8 * feature - 0.4                                  # unit 7 tracks the feature exactly
-    h[:, 2] = 0.0                                                  # a dead unit
-    ranked = viz.rank_units(h, {"f": feature, "absent": np.ones(200)})
-    assert [r["feature"] for r in ranked] == ["f"], "a constant feature must be skipped"
-    assert ranked[0]["unit"] == 7 and ranked[0]["r"] == pytest.approx(1.0)
-    assert ranked[0]["correlations"][2] == 0.0
-
-
-def test_unit_correlations_are_pearson(run):
-    text = run["val_text"]
-    h = viz.model_on_text(run["params"], run["chars"], text)["h"]
-    feat = viz.text_features(text)["position in line"]
-    r = viz.unit_correlations(h, feat)
-    want = [np.corrcoef(h[:, u], feat)[0, 1] for u in range(h.shape[1])]
-    np.testing.assert_allclose(r, want, atol=1e-12)
-
-
 def test_feature_neurons_shows_the_best_unit_per_feature(run):
     text = run["val_text"]
     fig = viz.feature_neurons(run["params"], run["chars"], text)
@@ -352,6 +282,34 @@ def test_feature_neurons_shows_the_best_unit_per_feature(run):
         assert item["r"] == pytest.approx(r[item["unit"]])
     fig2 = viz.feature_neurons(run["params"], run["chars"], "the cat sat on the mat and the dog ran")
     assert "inside quotes" in fig2.data["absent"] and "inside brackets" in fig2.data["absent"]
+
+
+def test_the_numbers_are_analysis_functions_reexported():
+    """The notebook and the exercises call visualization.real_word_share and friends."""
+    for name in ("model_on_text", "top_k", "similarity_order", "words", "real_word_share", "temperature_data",
+                 "text_features", "unit_correlations", "rank_units", "gradient_flow_data", "tracking_units",
+                 "unit_controls", "quote_profile"):
+        assert getattr(viz, name) is getattr(an, name), f"visualization.{name} must be analysis.{name}"
+
+
+def test_quote_unit_shows_the_best_quote_unit(run):
+    text = run["text"][:3000]
+    fig = viz.quote_unit(run["params"], run["chars"], text, max_distance=20)
+    h = an.model_on_text(run["params"], run["chars"], text)["h"]
+    inside = an.text_features(text)["inside quotes"]
+    r = [np.corrcoef(h[:, u], inside)[0, 1] for u in range(HIDDEN)]
+    unit = int(np.argmax(np.abs(r)))
+    assert fig.data["unit"] == unit and fig.data["r"] == pytest.approx(r[unit])
+    prof = an.quote_profile(h, text, unit, 20)
+    np.testing.assert_array_equal(fig.data["mean"], prof["mean"])
+    top, bottom = fig.axes[:2]
+    ok = prof["count"] > 0
+    np.testing.assert_allclose(bottom.get_lines()[0].get_ydata(), prof["mean"][ok])
+    start = fig.data["passage_start"]
+    np.testing.assert_array_equal(top.get_lines()[0].get_ydata(), h[start:start + 120, unit])
+    assert inside[start:start + 120].any(), "the passage must show a quotation"
+    with pytest.raises(ValueError, match="no quotation marks"):
+        viz.quote_unit(run["params"], run["chars"], "the cat sat on the mat")
 
 
 # -----------------------------------------------------------------------------
@@ -390,6 +348,26 @@ def test_gradient_flow_is_hidden_grad_norms_trained_and_at_init(run):
     assert init[-1] < init[0], "at init the gradient must shrink going back in time"
 
 
+def test_gradient_flow_axis_spans_the_trained_curve(run):
+    """At init the gradient vanishes within a few steps; the axis must not follow it down."""
+    params, chars, text = run["params"], run["chars"], run["val_text"]
+    fig = viz.gradient_flow(params, chars, text, k_max=100, streams=2, init_scale=0.01, seed=0)
+    trained, init = fig.data["trained"], fig.data["init"]
+    assert len(trained) == len(init) == 101, "fig.data must keep every value"
+    d = an.gradient_flow_data(params, chars, text, 100, 2, 0.01, 0)
+    np.testing.assert_array_equal(init, d["init"])
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert lo <= trained.min() and trained.max() <= hi, "the trained curve must fit on the axis"
+    assert lo >= trained.min() / 10 ** 1.5, \
+        f"gradient_flow: the axis goes down to {lo:.1e}, far below the trained curve's {trained.min():.1e}"
+    assert init.min() < lo, "this init curve falls far below the trained one, so it must leave the axis"
+    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), np.where(init > 0, init, np.nan))
+    k_out = int(np.argmax(init < lo))
+    notes = [t.get_text() for t in ax.texts]
+    assert any(f"below the axis from k = {k_out} " in t for t in notes), notes
+
+
 def test_gradient_flow_needs_enough_text(run):
     with pytest.raises(ValueError, match="at least 102 characters"):
         viz.gradient_flow(run["params"], run["chars"], run["val_text"][:50])
@@ -402,14 +380,16 @@ def test_gradient_flow_needs_enough_text(run):
 def test_cli_writes_every_png_and_none_is_blank(run, tmp_path, capsys):
     out = tmp_path / "plots"
     code = viz.main(["--checkpoint", str(run["ckpt"]), "--log", str(run["log_path"]), "--out", str(out),
-                     "--chars", "60", "--dpi", "40"])
+                     "--data", run["config"]["data"], "--chars", "60", "--dpi", "40"])
     assert code == 0, capsys.readouterr().err
     for name in viz.FIGURE_FILES:
         path = out / name
         assert path.is_file(), f"main did not write {name}"
         image = matplotlib.image.imread(path)
         assert image.std() > 0.01, f"{name} is blank"
-    assert "settings:" in capsys.readouterr().out
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")], "a temporary file was left behind"
+    printed = capsys.readouterr().out
+    assert "settings:" in printed and printed.count("wrote ") == len(viz.FIGURE_FILES)
 
 
 def test_cli_with_a_bare_log_still_draws_every_figure(run, tmp_path, capsys):
@@ -419,7 +399,7 @@ def test_cli_with_a_bare_log_still_draws_every_figure(run, tmp_path, capsys):
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     out = tmp_path / "plots"
     code = viz.main(["--checkpoint", str(run["ckpt"]), "--log", str(tmp_path / "log.jsonl"),
-                     "--out", str(out), "--chars", "40", "--dpi", "30"])
+                     "--data", run["config"]["data"], "--out", str(out), "--chars", "40", "--dpi", "30"])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == sorted(viz.FIGURE_FILES)
 
@@ -437,7 +417,11 @@ def _corrupt(path):
     ("missing text", "pass --text FILE"),
     ("text outside the vocabulary", "not in the vocabulary"),
     ("missing --text file", "--text: file not found"),
-    ("unit out of range", f"the model has {HIDDEN} hidden units"),
+    ("unit out of range", f"--unit {HIDDEN}: the model has {HIDDEN} hidden units"),
+    ("prime outside the vocabulary", "--prime: 2 character(s) not in the vocabulary"),
+    ("--out is a file", "is a file; give a folder"),
+    ("huge dpi", "GB of memory"),
+    ("--data missing", "--data: no such file"),
 ])
 def test_cli_errors_are_one_line_exit_2(run, tmp_path, capsys, case, expected):
     ckpt, log = str(run["ckpt"]), str(run["log_path"])
@@ -466,11 +450,242 @@ def test_cli_errors_are_one_line_exit_2(run, tmp_path, capsys, case, expected):
         extra = ["--text", str(tmp_path / "nope.txt")]
     elif case == "unit out of range":
         extra = ["--unit", str(HIDDEN)]
+    elif case == "prime outside the vocabulary":
+        extra = ["--prime", "Zq"]
+    elif case == "--out is a file":
+        (tmp_path / "plots").write_text("not a folder")
+    elif case == "huge dpi":
+        extra = ["--dpi", "5000"]
+    elif case == "--data missing":
+        extra = ["--data", str(tmp_path / "nope.txt")]
+    before = (tmp_path / "plots").exists()
     code = viz.main(["--checkpoint", ckpt, "--log", log, "--out", str(tmp_path / "plots")] + extra)
     err = capsys.readouterr().err
     assert code == 2, f"{case}: expected exit code 2, got {code}"
     assert err.startswith("error: ") and expected in err, f"{case}: stderr was {err!r}"
     assert err.count("\n") == 1 and "Traceback" not in err, f"{case}: the error must be one line: {err!r}"
+    assert (tmp_path / "plots").exists() == before, f"{case}: nothing may be written after an error"
+
+
+def _main(argv, capsys):
+    """(exit code, stderr) of visualization.main(argv), whether it returns or argparse exits."""
+    try:
+        code = viz.main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--chars", "5"], "argument --chars: must be between 20 and 1000, got 5"),
+    (["--chars", "many"], "argument --chars: must be a whole number, got 'many'"),
+    (["--chars", "100000"], "argument --chars: must be between 20 and 1000"),
+    (["--dpi", "1e12"], "argument --dpi: must be a whole number, got '1e12'"),
+    (["--dpi", "1000000000000"], "GB of memory"),
+    (["--dpi", "5000"], "use a dpi of at most"),
+    (["--dpi", "3"], "argument --dpi: must be at least 10, got 3"),
+    (["--seed", "-1"], "argument --seed: must be between 0 and"),
+    (["--unit", "-2"], "argument --unit: must be at least 0, got -2"),
+    (["--out", ""], "argument --out: needs a folder name, got an empty string"),
+    (["--prime", ""], "argument --prime: needs at least one character"),
+    (["--prime", "x" * 1001], "--prime is 1,001 characters; at most 1000"),
+    (["--text", ""], "argument --text: needs a file path"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_cli_bad_values_are_one_line_naming_the_flag(run, tmp_path, capsys, flags, expected):
+    base = ["--checkpoint", str(run["ckpt"]), "--log", str(run["log_path"]), "--out", str(tmp_path / "plots")]
+    code, err = _main(base + flags, capsys)
+    assert code == 2, f"{flags}: expected exit code 2, got {code} ({err!r})"
+    assert err.startswith("error: ") and expected in err, f"{flags}: stderr was {err!r}"
+    assert err.count("\n") == 1 and "usage:" not in err, f"{flags}: one line, no usage dump: {err!r}"
+    assert not (tmp_path / "plots").exists(), f"{flags}: nothing may be written"
+
+
+def test_dpi_limit_is_the_memory_of_the_largest_figure():
+    sizes = [(9, 5.2), (20, 8)]
+    best = viz.max_dpi(sizes)
+    viz.check_dpi(sizes, best)                                   # fits
+    assert viz.image_bytes(20, 8, best) <= viz.MAX_IMAGE_BYTES < viz.image_bytes(20, 8, best + 2)
+    with pytest.raises(viz.UserError, match=r"20.0 x 8.0 inch figure .* GB of memory"):
+        viz.check_dpi(sizes, best + 2)
+    assert viz.image_bytes(2, 1, 10) == 4 * 20 * 10
+
+
+# -----------------------------------------------------------------------------
+# Which text is read: the command line decides, not the checkpoint
+# -----------------------------------------------------------------------------
+
+def _checkpoint_naming(run, tmp_path, data):
+    """A copy of the run's checkpoint and log whose config names `data` as the training text."""
+    config = {**run["config"], "data": data}
+    ck = rnn.load_checkpoint(run["ckpt"])
+    ckpt = rnn.save_checkpoint(tmp_path / "c.npz", ck["params"], ck["opt_state"], ck["chars"],
+                               ck["hidden"], {**ck["meta"], "config": config})
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({**e, "data": data} if e["kind"] == "config" else e) + "\n"
+                           for e in run["log"]))
+    return str(ckpt), str(log)
+
+
+def test_a_checkpoint_cannot_choose_which_local_file_is_read(run, tmp_path, capsys):
+    """A crafted config.data naming a readable file (here one the model could even read) is refused."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(run["text"])
+    ckpt, log = _checkpoint_naming(run, tmp_path, str(secret))
+    code, err = _main(["--checkpoint", ckpt, "--log", log, "--out", str(tmp_path / "plots")], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "not one of the known corpora" in err and "pass --text FILE" in err, err
+    assert not (tmp_path / "plots").exists()
+    ckpt, log = _checkpoint_naming(run, tmp_path, "/etc/passwd")
+    code, err = _main(["--checkpoint", ckpt, "--log", log, "--out", str(tmp_path / "plots")], capsys)
+    assert code == 2 and "'/etc/passwd'" in err and "pass --text FILE" in err, err
+
+
+def test_a_known_corpus_in_the_config_is_read_from_the_data_folder(run, tmp_path, monkeypatch, capsys):
+    """config.data names tiny Shakespeare: read data/tiny_shakespeare.txt, never the stored folder."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    corpus = run["text"] * 2                                     # long enough for a 10% validation part
+    (folder / "tiny_shakespeare.txt").write_text(corpus, encoding="utf-8")
+    monkeypatch.setattr(download, "DATA_DIR", folder)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "tiny_shakespeare.txt").write_text("ZZZ not this one")
+    ckpt, log = _checkpoint_naming(run, tmp_path, str(elsewhere / "tiny_shakespeare.txt"))
+    args = viz.build_parser().parse_args(["--checkpoint", ckpt, "--log", log])
+    said = []
+    text, train_text, source = viz._resolve_text(args, rnn.load_checkpoint(ckpt), viz.load_log(log), said.append)
+    n = int(len(corpus) * 0.9)                                   # train_minimal's split, val_fraction 0.1
+    assert (train_text, text) == (corpus[:n], corpus[n:])
+    assert str(folder / "tiny_shakespeare.txt") in source
+    assert len(said) == 1 and "known corpus tiny_shakespeare" in said[0], said
+    # --text FILE is read as given; the known corpus still gives the real-word share
+    (tmp_path / "t.txt").write_text("the cat sat")
+    args = viz.build_parser().parse_args(["--checkpoint", ckpt, "--log", log, "--text", str(tmp_path / "t.txt")])
+    text, train_text, _ = viz._resolve_text(args, rnn.load_checkpoint(ckpt), viz.load_log(log), said.append)
+    assert (text, train_text) == ("the cat sat", corpus[:n])
+
+
+def test_a_stored_path_holding_the_exact_corpus_is_read_where_it_is(run, tmp_path, monkeypatch,
+                                                                   shakespeare_path):
+    """A file whose size and sha256 are tiny Shakespeare's is the public corpus: no copy is made."""
+    monkeypatch.setattr(download, "DATA_DIR", tmp_path / "empty")
+    ckpt, log = _checkpoint_naming(run, tmp_path, str(shakespeare_path))
+    args = viz.build_parser().parse_args(["--checkpoint", ckpt, "--log", log])
+    text, train_text, source = viz._resolve_text(args, rnn.load_checkpoint(ckpt), viz.load_log(log),
+                                                 lambda m: None)
+    assert source.startswith(str(shakespeare_path)) and len(text) + len(train_text) == 1_115_394
+    assert not (tmp_path / "empty").exists(), "the corpus must not be copied when the stored file is it"
+
+
+def test_data_flag_splits_like_training(run, tmp_path):
+    ck, log = rnn.load_checkpoint(run["ckpt"]), viz.load_log(run["log_path"])
+    args = viz.build_parser().parse_args(["--data", run["config"]["data"]])
+    text, train_text, source = viz._resolve_text(args, ck, log, lambda m: None)
+    assert train_text == run["train_text"]
+    assert len(run["val_text"]) < 500 and text == run["text"] and "no validation part" in source, \
+        "a validation part under 500 characters is too short: the whole text is read"
+    longer = tmp_path / "longer.txt"
+    longer.write_text(run["text"] * 3)
+    n = int(len(run["text"]) * 3 * 0.9)
+    args = viz.build_parser().parse_args(["--data", str(longer)])
+    text, train_text, source = viz._resolve_text(args, ck, log, lambda m: None)
+    assert (train_text, text) == ((run["text"] * 3)[:n], (run["text"] * 3)[n:]) and "validation part" in source
+
+
+# -----------------------------------------------------------------------------
+# Safe output files and Ctrl-C
+# -----------------------------------------------------------------------------
+
+def _good_png():
+    buffer = io.BytesIO()
+    viz.training_samples([1], ["an earlier plot"]).savefig(buffer, format="png", dpi=20)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("where", ["drawing", "writing"])
+def test_save_figure_interrupted_keeps_the_earlier_file(tmp_path, monkeypatch, where):
+    target = tmp_path / "plot.png"
+    good = _good_png()
+    target.write_bytes(good)
+    fig = viz.training_samples([1], ["a new plot"])
+    if where == "drawing":
+        monkeypatch.setattr(fig, "savefig", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    else:                                                        # inside cli.atomic_write_bytes
+        monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        viz.save_figure(fig, target, dpi=20)
+    assert target.read_bytes() == good, f"Ctrl-C while {where} must leave the earlier file as it was"
+    assert os.listdir(tmp_path) == ["plot.png"], "no temporary file may be left behind"
+
+
+def test_main_turns_ctrl_c_into_one_line_and_130(run, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(viz, "render_all", interrupted)
+    code, err = _main(["--checkpoint", str(run["ckpt"]), "--log", str(run["log_path"]),
+                       "--data", run["config"]["data"], "--out", str(tmp_path / "plots")], capsys)
+    assert code == 130 and err.startswith("error: interrupted") and err.count("\n") == 1, (code, err)
+
+
+ROOT = Path(viz.__file__).resolve().parent
+
+
+def _script_env(**extra):
+    return {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def test_ctrl_c_while_rendering_leaves_no_broken_file(run, tmp_path):
+    """SIGINT after the first figure is written: exit 130, one line, every PNG readable."""
+    out = tmp_path / "plots"
+    out.mkdir()
+    good = _good_png()
+    for name in viz.FIGURE_FILES:
+        (out / name).write_bytes(good)
+    p = subprocess.Popen([sys.executable, "visualization.py", "--checkpoint", str(run["ckpt"]),
+                          "--log", str(run["log_path"]), "--data", run["config"]["data"], "--out", str(out),
+                          "--chars", "60", "--dpi", "40"],
+                         cwd=ROOT, env=_script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in p.stdout:
+            if line.startswith("wrote "):
+                break
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=300)
+    finally:
+        p.kill()
+    assert p.returncode == 130, f"expected exit status 130 after Ctrl-C, got {p.returncode}: {err}"
+    assert err.count("\n") == 1 and "Traceback" not in err and "interrupted" in err, err
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")], "a temporary file was left behind"
+    assert sorted(os.listdir(out)) == sorted(viz.FIGURE_FILES)
+    for name in viz.FIGURE_FILES:
+        assert matplotlib.image.imread(out / name).size > 0, f"{name} is not a readable PNG"
+    assert (out / viz.FIGURE_FILES[-1]).read_bytes() == good, "the figure not yet drawn must keep its earlier file"
+    assert (out / viz.FIGURE_FILES[0]).read_bytes() != good, "the first figure was written before Ctrl-C"
+
+
+def test_ctrl_c_while_importing_is_one_line(tmp_path):
+    """Ctrl-C during `import numpy` (simulated by a numpy that raises it) prints no traceback."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "numpy.py").write_text("raise KeyboardInterrupt\n")
+    r = subprocess.run([sys.executable, "visualization.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                       env=_script_env(PYTHONPATH=str(fake)))
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("flags, status, expected", [
+    (["--dpi", "5000"], 2, "GB of memory"),
+    (["--seed", "-1"], 2, "argument --seed: must be"),
+    (["--checkpoint", "nope.npz"], 2, "checkpoint not found"),
+    (["--help"], 0, ""),
+])
+def test_script_exit_status(flags, status, expected):
+    r = subprocess.run([sys.executable, "visualization.py", *flags], cwd=ROOT, capture_output=True, text=True,
+                       env=_script_env())
+    assert r.returncode == status, r.stderr
+    assert expected in r.stderr and r.stderr.count("\n") == (1 if status else 0), r.stderr
 
 
 def test_figures_show_themselves_in_a_notebook_without_pyplot(run):
