@@ -10,6 +10,8 @@ functions compute the same numbers without drawing anything.
     figures from a model and a text  hidden_heatmap, next_char_probs, temperature_figure,
                                      neuron_view, feature_neurons, quote_unit, gradient_flow
     the numbers behind the log       load_log, log_arrays, smooth, best_validation
+    the RNN against the n-gram      ngram_comparison (figure 9, drawn when the training text is known)
+    the neuron view as a web page    neuron_page_data, neuron_page_html, write_neuron_page
     everything at once               render_all (and the command line below)
 
 The numbers behind the text figures live in analysis.py (no matplotlib there);
@@ -54,7 +56,8 @@ try:
     from matplotlib.figure import Figure
 
     import implementation as rnn
-    from analysis import (gradient_flow_data, model_on_text, per_step_factor,  # noqa: F401 (re-exported)
+    from analysis import (gradient_flow_data, loss_by_context_frequency,  # noqa: F401 (re-exported)
+                          model_on_text, per_char_losses, per_step_factor,
                           quote_distance, quote_profile, rank_units, real_word_share, shift_null,
                           similarity_order, temperature_data, text_features, top_k, tracking_units,
                           unit_controls, unit_correlations, words)
@@ -898,6 +901,16 @@ def ngram_comparison(labels, count, mean_loss: dict, order: int | None = None) -
 FIGURE_FILES = ("1_loss_curves.png", "2_gradient_health.png", "3_hidden_heatmap.png",
                 "4_next_char_probs.png", "5_temperature.png", "6a_neuron_view.png",
                 "6b_feature_neurons.png", "7_training_samples.png", "8_gradient_flow.png")
+NGRAM_FIGURE_FILE = "9_ngram_comparison.png"     # drawn when the training text is known
+NGRAM_ORDER = 7                                  # the best Kneser-Ney order on tiny Shakespeare
+
+
+def _ngram_figure(params, chars, train_text: str, text: str) -> Figure:
+    """Figure 9: the RNN against a Kneser-Ney n-gram fitted on the training text, on `text`."""
+    ngram = rnn.NGram(NGRAM_ORDER).fit(rnn.encode(train_text, chars), len(chars))
+    ids = rnn.encode(text, chars)
+    d = loss_by_context_frequency(ngram.context_counts(ids), per_char_losses(params, ngram, ids))
+    return ngram_comparison(d["labels"], d["count"], d["mean_loss"], order=NGRAM_ORDER)
 
 
 def _line_start(text: str) -> int:
@@ -1012,12 +1025,16 @@ def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | No
                                  [val_at.get(float(e["step"]), np.nan) for e in samples]),
         lambda: gradient_flow(params, chars, text[start:], init_scale=float(init_scale), seed=seed),
     ]
+    names = list(FIGURE_FILES)
+    if train_text:                                       # the count model needs the training text
+        names.append(NGRAM_FIGURE_FILE)
+        figures.append(lambda: _ngram_figure(params, chars, train_text, text))
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output folder {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, make in zip(FIGURE_FILES, figures):
+    for name, make in zip(names, figures):
         written.append(save_figure(make(), out / name, dpi))
         if report is not None:
             report(written[-1])

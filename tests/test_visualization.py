@@ -382,14 +382,15 @@ def test_cli_writes_every_png_and_none_is_blank(run, tmp_path, capsys):
     code = viz.main(["--checkpoint", str(run["ckpt"]), "--log", str(run["log_path"]), "--out", str(out),
                      "--data", run["config"]["data"], "--chars", "60", "--dpi", "40"])
     assert code == 0, capsys.readouterr().err
-    for name in viz.FIGURE_FILES:
+    expected = (*viz.FIGURE_FILES, viz.NGRAM_FIGURE_FILE)     # --data gives the training text: figure 9 too
+    for name in expected:
         path = out / name
         assert path.is_file(), f"main did not write {name}"
         image = matplotlib.image.imread(path)
         assert image.std() > 0.01, f"{name} is blank"
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")], "a temporary file was left behind"
     printed = capsys.readouterr().out
-    assert "settings:" in printed and printed.count("wrote ") == len(viz.FIGURE_FILES)
+    assert "settings:" in printed and printed.count("wrote ") == len(expected)
 
 
 def test_cli_with_a_bare_log_still_draws_every_figure(run, tmp_path, capsys):
@@ -401,7 +402,27 @@ def test_cli_with_a_bare_log_still_draws_every_figure(run, tmp_path, capsys):
     code = viz.main(["--checkpoint", str(run["ckpt"]), "--log", str(tmp_path / "log.jsonl"),
                      "--data", run["config"]["data"], "--out", str(out), "--chars", "40", "--dpi", "30"])
     assert code == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == sorted(viz.FIGURE_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted((*viz.FIGURE_FILES, viz.NGRAM_FIGURE_FILE))
+
+
+def test_ngram_figure_compares_the_two_models_on_the_text(run):
+    """Figure 9's numbers: each model's mean loss per context-frequency bin, recomputed here."""
+    train_text = run["text"][:len(run["text"]) - len(run["val_text"])]
+    fig = viz._ngram_figure(run["params"], run["chars"], train_text, run["val_text"])
+    ids = rnn.encode(run["val_text"], run["chars"])
+    ngram = rnn.NGram(viz.NGRAM_ORDER).fit(rnn.encode(train_text, run["chars"]), len(run["chars"]))
+    rnn_loss = -rnn.target_logprobs(run["params"], ids)
+    ngram_loss = -ngram.logprobs(ids)
+    counts = ngram.context_counts(ids)
+    lows = [0, 1, 2, 4, 16, 64]
+    for i, lo in enumerate(lows):
+        hi = lows[i + 1] if i + 1 < len(lows) else np.inf
+        sel = (counts >= lo) & (counts < hi)
+        assert fig.data["count"][i] == sel.sum()
+        if sel.any():
+            assert fig.data["mean_loss"]["rnn"][i] == pytest.approx(rnn_loss[sel].mean())
+            assert fig.data["mean_loss"]["ngram"][i] == pytest.approx(ngram_loss[sel].mean())
+    assert fig.data["count"].sum() == len(ids) - 1
 
 
 def _corrupt(path):
