@@ -10,7 +10,7 @@ functions compute the same numbers without drawing anything.
     figures from a model and a text  hidden_heatmap, next_char_probs, temperature_figure,
                                      neuron_view, feature_neurons, quote_unit, gradient_flow
     the numbers behind the log       load_log, log_arrays, smooth, best_validation
-    the RNN against the n-gram      ngram_comparison (figure 9, drawn when the training text is known)
+    the RNN against the n-gram       ngram_comparison (figure 9, drawn when the training text is known)
     the neuron view as a web page    neuron_page_data, neuron_page_html, write_neuron_page
     everything at once               render_all (and the command line below)
 
