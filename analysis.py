@@ -646,6 +646,43 @@ def sample_novelty(params: dict, ngram: rnn.NGram, chars, train_text: str, val_t
     return stats
 
 
+# The mixture: p_mix(w) = lam * p_rnn(w) + (1 - lam) * p_ngram(w), per character.
+# lam is a setting chosen on data, so it is chosen on one half of the validation
+# text and reported on the other half (and the other way round): a number
+# measured on the text lam was tuned on would flatter the mixture.
+
+MIX_GRID = tuple(round(0.05 * i, 2) for i in range(21))            # lam = 0, 0.05, ..., 1
+
+
+def mixture_nats(lp_a, lp_b, lam: float) -> float:
+    """Mean -log(lam * p_a + (1 - lam) * p_b) per character, from log-probabilities lp_a, lp_b (M,)."""
+    with np.errstate(divide="ignore"):
+        la, lb = np.log(lam), np.log1p(-lam)                         # log lam, log(1 - lam); -inf at 0
+    return float(-np.logaddexp(la + np.asarray(lp_a), lb + np.asarray(lp_b)).mean())  # log(lam p_a + (1-lam) p_b)
+
+
+def mixture_halves(lp_rnn, lp_ngram, grid=MIX_GRID) -> list[dict]:
+    """lam chosen on one half of the validation targets, reported on the other, both ways.
+
+    lp_rnn, lp_ngram: (M,) log p of each target under each model. The first half
+    is targets [0, M//2), the second [M//2, M). Returns two dicts: choose_on,
+    report_on, lambda, chars, and the mean nats of the mixture, the RNN alone
+    and the n-gram alone on the report half.
+    """
+    lp_rnn, lp_ngram = np.asarray(lp_rnn, float), np.asarray(lp_ngram, float)
+    M = lp_rnn.size
+    halves = {"first": slice(0, M // 2), "second": slice(M // 2, M)}
+    out = []
+    for choose, report in (("first", "second"), ("second", "first")):
+        c, r = halves[choose], halves[report]
+        lam = min(grid, key=lambda g: mixture_nats(lp_rnn[c], lp_ngram[c], g))
+        out.append({"choose_on": choose, "report_on": report, "lambda": float(lam),
+                    "chars": int(lp_rnn[r].size),
+                    "mix_nats": mixture_nats(lp_rnn[r], lp_ngram[r], lam),
+                    "rnn_nats": float(-lp_rnn[r].mean()), "ngram_nats": float(-lp_ngram[r].mean())})
+    return out
+
+
 def compare_models(params: dict, ngram: rnn.NGram, chars, train_text: str, val_text: str,
                    sample_length: int = 2000, temperature: float = 1.0, seed: int = 0) -> dict:
     """(a), (b) and (c) for an RNN and a fitted n-gram on the validation text.

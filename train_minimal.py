@@ -40,6 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 import implementation as rnn
+from analysis import MIX_GRID, mixture_halves
 from cli import limit_threads
 from data.download import DownloadError, ensure_data_file
 
@@ -565,10 +566,10 @@ def sample_from_checkpoint(checkpoint, prime: str | None = None, length: int = 2
 # training split, prints its validation loss, samples from the best order, and,
 # given an RNN checkpoint, mixes the two per character:
 #   p_mix(w) = lam * p_rnn(w) + (1 - lam) * p_ngram(w)
-# with lam chosen on one half of the validation text and reported on the other.
+# with lam chosen on one half of the validation text and reported on the other
+# (analysis.mixture_halves).
 
 NGRAM_FILE = "ngram.json"
-MIX_GRID = tuple(round(0.05 * i, 2) for i in range(21))            # lam = 0, 0.05, ..., 1
 
 
 def parse_orders(spec: str) -> list[int]:
@@ -584,35 +585,6 @@ def parse_orders(spec: str) -> list[int]:
         raise UserError(f"--orders {spec!r}: give orders between 1 and 30 as a range (1-10), "
                         "one order (7) or a list (3,5,7)")
     return sorted(set(orders))
-
-
-def mixture_nats(lp_a, lp_b, lam: float) -> float:
-    """Mean -log(lam * p_a + (1 - lam) * p_b) per character, from log-probabilities lp_a, lp_b (M,)."""
-    with np.errstate(divide="ignore"):
-        la, lb = np.log(lam), np.log1p(-lam)                         # log lam, log(1 - lam); -inf at 0
-    return float(-np.logaddexp(la + np.asarray(lp_a), lb + np.asarray(lp_b)).mean())  # log(lam p_a + (1-lam) p_b)
-
-
-def mixture_halves(lp_rnn, lp_ngram, grid=MIX_GRID) -> list[dict]:
-    """lam chosen on one half of the validation targets, reported on the other, both ways.
-
-    lp_rnn, lp_ngram: (M,) log p of each target under each model. The first half
-    is targets [0, M//2), the second [M//2, M). Returns two dicts: choose_on,
-    report_on, lambda, chars, and the mean nats of the mixture, the RNN alone
-    and the n-gram alone on the report half.
-    """
-    lp_rnn, lp_ngram = np.asarray(lp_rnn, float), np.asarray(lp_ngram, float)
-    M = lp_rnn.size
-    halves = {"first": slice(0, M // 2), "second": slice(M // 2, M)}
-    out = []
-    for choose, report in (("first", "second"), ("second", "first")):
-        c, r = halves[choose], halves[report]
-        lam = min(grid, key=lambda g: mixture_nats(lp_rnn[c], lp_ngram[c], g))
-        out.append({"choose_on": choose, "report_on": report, "lambda": float(lam),
-                    "chars": int(lp_rnn[r].size),
-                    "mix_nats": mixture_nats(lp_rnn[r], lp_ngram[r], lam),
-                    "rnn_nats": float(-lp_rnn[r].mean()), "ngram_nats": float(-lp_ngram[r].mean())})
-    return out
 
 
 def ngram_baseline(data, out, orders, *, checkpoint=None, val_fraction: float = 0.1,
