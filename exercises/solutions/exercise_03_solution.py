@@ -12,7 +12,8 @@ characters shuffled (same letters, same frequencies, no structure):
 
     balanced_brackets     share of lines with brackets whose ( ) [ ] { } all match
     indent_multiple_of_4  share of indented lines indented by a multiple of 4 spaces
-    known_words           share of the sample's words (3+ letters) that occur in the training text
+    known_words           share of the sample's words that occur in the training text
+                          (visualization.real_word_share, given)
 
 and the model's validation loss is compared with the unigram entropy of the
 text, the best loss possible without any context (what shuffled text allows).
@@ -25,21 +26,19 @@ Run this file:       python exercises/solutions/exercise_03_solution.py [--data 
 
 import argparse
 import math
-import os
-import re
 import sys
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
-# Small matrices: one BLAS thread is faster than several competing for shared cores (set before NumPy loads).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
 from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
                             read_text, sample_text, train_val_split)
+from visualization import real_word_share, words  # noqa: E402
+from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors, read_data  # noqa: E402
 
 
 def collect_source(root, pattern="*.py"):
@@ -131,23 +130,6 @@ def indent_share(text, unit=4):
     return sum(d % unit == 0 for d in depths) / len(depths)
 
 
-def known_word_share(generated, training_text, min_length=3):
-    """Share of the words in `generated` that also occur in `training_text`.
-
-    A word is a run of at least min_length letters a-z, compared in lower case:
-    re.findall(r"[a-z]{3,}", text.lower()) for min_length=3 (shorter runs such as
-    "a" or "in" turn up by chance even in shuffled text). Counts every
-    occurrence (word tokens). Returns a float in [0, 1]; 0.0 if `generated`
-    has no words.
-    """
-    pattern = "[a-z]{%d,}" % min_length
-    words = re.findall(pattern, generated.lower())
-    if not words:
-        return 0.0
-    vocab = set(re.findall(pattern, training_text.lower()))
-    return sum(w in vocab for w in words) / len(words)
-
-
 def train_on_text(text, hidden_size=128, seq_length=64, batch_size=32, steps=3000,
                   learning_rate=3e-3, seed=0, val_fraction=0.1):
     """Train a char-RNN on `text` with implementation.Trainer (float32 weights, Adam).
@@ -178,8 +160,8 @@ def domain_report(params, chars, training_text, n_chars, temperature, rng):
     Samples n_chars characters with implementation.sample_text at `temperature`
     (rng: np.random.Generator), primed with "\\n" if the vocabulary has it, else
     with the first character of the training text. Takes the three measures
-    (balanced_bracket_share, indent_share with unit 4, known_word_share against
-    training_text) on three texts: the training text, the sample, and the first
+    (balanced_bracket_share, indent_share with unit 4, and
+    real_word_share(t, set(words(training_text)))[0], both imported from visualization) on three texts: the training text, the sample, and the first
     n_chars characters of shuffle_characters(training_text, rng).
     Returns {"sample": str, "training": {...}, "model": {...}, "shuffled": {...}},
     each {...} = {"balanced_brackets": float, "indent_multiple_of_4": float,
@@ -192,34 +174,40 @@ def domain_report(params, chars, training_text, n_chars, temperature, rng):
     def measures(t):
         return {"balanced_brackets": balanced_bracket_share(t),
                 "indent_multiple_of_4": indent_share(t, 4),
-                "known_words": known_word_share(t, training_text)}
+                "known_words": real_word_share(t, set(words(training_text)))[0]}
 
     return {"sample": sample, "training": measures(training_text),
             "model": measures(sample), "shuffled": measures(shuffled)}
 
 
+@one_line_errors(UserError, OSError)
 def main(argv=None):
     """Train on the repository's Python source (or --data) and report what the model learned."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    parser = ArgumentParser(description=__doc__.splitlines()[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")
     d.add_argument("--data", default=None,
                    help="any UTF-8 text file (default: this repository's *.py files, concatenated)")
     m = parser.add_argument_group("model and training")
-    m.add_argument("--hidden-size", type=int, default=128, help="H, the hidden state size")
-    m.add_argument("--seq-length", type=int, default=64, help="T, steps per window")
-    m.add_argument("--batch-size", type=int, default=32, help="B, parallel streams")
-    m.add_argument("--steps", type=int, default=4000, help="training steps (Adam, float32)")
-    m.add_argument("--learning-rate", type=float, default=3e-3, help="Adam learning rate")
-    m.add_argument("--seed", type=int, default=0, help="seed for the weights and the samples")
+    m.add_argument("--hidden-size", type=integer(1), default=128, help="H, the hidden state size")
+    m.add_argument("--seq-length", type=integer(1), default=64, help="T, steps per window")
+    m.add_argument("--batch-size", type=integer(1), default=32, help="B, parallel streams")
+    m.add_argument("--steps", type=integer(1), default=4000, help="training steps (Adam, float32)")
+    m.add_argument("--learning-rate", type=number(0), default=3e-3, help="Adam learning rate")
+    m.add_argument("--seed", type=integer(0), default=0, help="seed for the weights and the samples")
     s = parser.add_argument_group("report")
-    s.add_argument("--sample-chars", type=int, default=5000, help="characters to sample and measure")
-    s.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    s.add_argument("--sample-chars", type=integer(1), default=5000, help="characters to sample and measure")
+    s.add_argument("--temperature", type=number(0), default=0.8, help="sampling temperature")
     args = parser.parse_args(argv)
     print("settings:", vars(args))
     start = time.time()
 
-    text = read_text(args.data) if args.data else collect_source(REPO_ROOT)
+    text = read_data(args.data)[0] if args.data else collect_source(REPO_ROOT)
+    need = args.batch_size * (args.seq_length + 2)                 # one window per stream, from 90% of the text
+    if int(0.9 * len(text)) < need:
+        raise UserError(f"--data {args.data}: {len(text)} characters is too short for --batch-size "
+                        f"{args.batch_size} x --seq-length {args.seq_length} (90% of it must hold {need})")
     source = args.data or f"{REPO_ROOT.name}/**/*.py"
     print(f"corpus: {source}, {len(text):,} characters, {len(set(text))} distinct")
     run = train_on_text(text, args.hidden_size, args.seq_length, args.batch_size, args.steps,

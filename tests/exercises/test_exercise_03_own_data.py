@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import implementation as rnn
+from visualization import real_word_share, words
 from .exercise_checks import check_close, fail
 
 
@@ -124,19 +125,6 @@ def test_indent_share_exact(ex):
         fail(f"indent_share('no\\nindent') = {got!r}: with no indented line return nan")
 
 
-def test_known_word_share_exact(ex):
-    train = "def train_on_text(text): return evaluate(params)"
-    cases = [("return the text", 2 / 3),        # 'the' is not in the training text
-             ("a b c in on", 0.0),              # no word of 3+ letters
-             ("RETURN params!", 1.0),
-             ("xyz evaluate", 0.5)]
-    for gen, want in cases:
-        check_close(ex.known_word_share(gen, train), want, f"known_word_share({gen!r}, {train!r})",
-                    hint='words are re.findall(r"[a-z]{3,}", text.lower()) for min_length=3', rtol=1e-9)
-    check_close(ex.known_word_share("a in on", "a in on", min_length=1), 1.0,
-                "known_word_share('a in on', 'a in on', min_length=1)", rtol=1e-9)
-
-
 # ----------------------------------------------------------------------------- training and report
 
 def test_train_on_text_uses_the_module_trainer(ex):
@@ -174,9 +162,10 @@ def test_domain_report_structure(ex, trained):
             fail(f"domain_report: rep[{part!r}] must hold balanced_brackets, indent_multiple_of_4, known_words")
     if len(rep["sample"]) != 600:
         fail(f"domain_report: the sample must have n_chars=600 characters, got {len(rep['sample'])}")
-    for key, f in (("balanced_brackets", ex.balanced_bracket_share), ("known_words", None),
+    vocabulary = set(words(text))
+    for key, f in (("balanced_brackets", ex.balanced_bracket_share),
+                   ("known_words", lambda t: real_word_share(t, vocabulary)[0]),
                    ("indent_multiple_of_4", lambda t: ex.indent_share(t, 4))):
-        f = f or (lambda t: ex.known_word_share(t, text))
         check_close(rep["training"][key], f(text), f"domain_report: training[{key!r}]")
         check_close(rep["model"][key], f(rep["sample"]), f"domain_report: model[{key!r}] of its own sample")
 
