@@ -16,6 +16,15 @@ def fail(message: str):
     pytest.fail(message, pytrace=False)
 
 
+def failure_of(check, *args):
+    """Run a check; its failure message (a str), or None if it passed. Nothing is re-raised."""
+    try:
+        check(*args)
+    except pytest.fail.Exception as exc:
+        return exc.msg
+    return None
+
+
 def show(a, limit: int = 6) -> str:
     """A short one-line view of an array or number."""
     a = np.asarray(a)
@@ -90,7 +99,7 @@ def crash_report(exc: BaseException):
     where = f"{Path(inner.filename).name}, line {inner.lineno}, in {inner.name}: {(inner.line or '').strip()}"
     chain = " -> ".join(f.name for f in frames)
     message = " ".join(str(exc).split()) or "(no message)"
-    hint = next((h for pattern, h in CRASH_HINTS if re.search(pattern, message)), None)
+    hint = next((h for pattern, h in CRASH_HINTS if re.search(pattern, message, flags=re.I)), None)
     return (f"your {outer.name} crashed: {type(exc).__name__}: {message}\n"
             f"  at {where}" + (f"\n  (called as {chain})" if len(frames) > 1 else "")
             + (f"\n  hint: {hint}" if hint else ""))
