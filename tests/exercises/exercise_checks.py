@@ -16,6 +16,15 @@ def fail(message: str):
     pytest.fail(message, pytrace=False)
 
 
+def run_main(ex, argv, capsys) -> str:
+    """Run the exercise's main(argv) in-process; its printed output, or a failure naming its error line."""
+    code = ex.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    if code not in (0, None):
+        fail(f"main({' '.join(map(str, argv))}) exited with status {code}: {err.strip() or '(nothing on stderr)'}")
+    return out
+
+
 def failure_of(check, *args):
     """Run a check; its failure message (a str), or None if it passed. Nothing is re-raised."""
     try:
@@ -68,6 +77,8 @@ CRASH_HINTS = [
     (r"could not be broadcast|shapes .* not aligned|matmul: Input operand|mismatch in its core dimension",
      "two arrays have shapes that do not fit: check each against the docstring ((H,1) columns, (V,H) matrices, "
      "(V,) flat arrays)"),
+    (r"not valid UTF-8|looks like a binary file", "implementation.read_text raises ValueError for a file that "
+     "is not UTF-8 text; catch it and skip that file, as the docstring says"),
     (r"division by zero|divide by zero", "a division by zero: is a count or a temperature 0 here? The docstring "
      "says what to return in that case"),
     (r"index .* is out of bounds", "an index past the end of an array: off by one in a slice or a loop range?"),

@@ -12,7 +12,7 @@ import pytest
 
 import implementation as rnn
 from visualization import real_word_share, words
-from .exercise_checks import check_close, fail
+from .exercise_checks import check_close, fail, run_main
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "its", "red", "ball"]
 
@@ -277,8 +277,7 @@ def test_temperature_sweep_trends(ex, word_model):
 def test_main_runs_on_a_small_text(ex, tmp_path, capsys):
     path = tmp_path / "words.txt"
     path.write_text(("the cat sat on the mat and the dog ran to its red ball. " * 60), encoding="utf-8")
-    ex.main(["--data", str(path), "--hidden-size", "16", "--steps", "5",
-             "--temperatures", "0.1", "1.0", "--chars", "100"])
-    out = capsys.readouterr().out
+    out = run_main(ex, ["--data", str(path), "--hidden-size", "16", "--steps", "5",
+             "--temperatures", "0.1", "1.0", "--chars", "100"], capsys)
     if "repeated 3-grams" not in out or "low-temperature loop" not in out:
         fail("main() should print the temperature table and the low-temperature explanation")

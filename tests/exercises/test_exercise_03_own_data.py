@@ -14,7 +14,7 @@ import pytest
 
 import implementation as rnn
 from visualization import real_word_share, words
-from .exercise_checks import check_close, fail
+from .exercise_checks import check_close, fail, run_main
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,10 @@ def test_shuffle_characters_keeps_the_letters(ex):
 @pytest.mark.parametrize("text,want", [("aabb", math.log(2)), ("aaaa", 0.0), ("abcd", math.log(4)),
                                        ("aaab", -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))])
 def test_unigram_entropy_exact(ex, text, want):
-    check_close(ex.unigram_entropy(text), want, f"unigram_entropy({text!r})",
+    got = ex.unigram_entropy(text)
+    if want > 0 and np.isclose(got, want / math.log(2)):
+        fail(f"unigram_entropy({text!r}) = {got:.6g} is in bits; use the natural log (nats): {want:.6g}")
+    check_close(got, want, f"unigram_entropy({text!r})",
                 hint="-sum_c f_c ln f_c over the character frequencies f_c, natural log", rtol=1e-9)
 
 
@@ -160,6 +163,9 @@ def test_domain_report_structure(ex, trained):
     for part in ("training", "model", "shuffled"):
         if part not in rep or set(rep[part]) != {"balanced_brackets", "indent_multiple_of_4", "known_words"}:
             fail(f"domain_report: rep[{part!r}] must hold balanced_brackets, indent_multiple_of_4, known_words")
+    if rep["shuffled"] == rep["training"] or rep["shuffled"]["indent_multiple_of_4"] > 0.5:
+        fail(f"domain_report: the shuffled column {rep['shuffled']} looks like the real text's "
+             f"{rep['training']}: measure the first n_chars of shuffle_characters(training_text, rng)")
     if len(rep["sample"]) != 600:
         fail(f"domain_report: the sample must have n_chars=600 characters, got {len(rep['sample'])}")
     vocabulary = set(words(text))
@@ -186,8 +192,7 @@ def test_model_shows_more_structure_than_shuffled_text(ex, trained):
 
 
 def test_main_on_the_default_corpus(ex, capsys):
-    ex.main(["--steps", "5", "--hidden-size", "16", "--sample-chars", "300", "--batch-size", "8"])
-    out = capsys.readouterr().out
+    out = run_main(ex, ["--steps", "5", "--hidden-size", "16", "--sample-chars", "300", "--batch-size", "8"], capsys)
     for needle in ("corpus:", "unigram entropy", "balanced_brackets", "indent_multiple_of_4", "shuffled text"):
         if needle not in out:
             fail(f"main() should print the report; {needle!r} is missing from:\n{out}")
@@ -196,8 +201,7 @@ def test_main_on_the_default_corpus(ex, capsys):
 def test_main_on_any_text(ex, tmp_path, capsys):
     path = tmp_path / "prose.txt"
     path.write_text("It was the best of times, it was the worst of times. " * 80, encoding="utf-8")
-    ex.main(["--data", str(path), "--steps", "10", "--hidden-size", "8", "--sample-chars", "200",
-             "--batch-size", "8", "--seq-length", "16"])
-    out = capsys.readouterr().out
+    out = run_main(ex, ["--data", str(path), "--steps", "10", "--hidden-size", "8", "--sample-chars", "200",
+             "--batch-size", "8", "--seq-length", "16"], capsys)
     if "n/a" not in out:
         fail("main() on prose should print n/a for the code measures that have nothing to count")
