@@ -12,8 +12,7 @@ characters shuffled (same letters, same frequencies, no structure):
 
     balanced_brackets     share of lines with brackets whose ( ) [ ] { } all match
     indent_multiple_of_4  share of indented lines indented by a multiple of 4 spaces
-    known_words           share of the sample's words that occur in the training text
-                          (visualization.real_word_share, given)
+    known_words           share of the sample's words (3+ letters) that occur in the training text
 
 and the model's validation loss is compared with the unigram entropy of the
 text, the best loss possible without any context (what shuffled text allows).
@@ -41,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
                             read_text, sample_text, train_val_split)
-from visualization import real_word_share, words  # noqa: E402
+from visualization import words  # noqa: E402
 from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors, read_data  # noqa: E402
 
 
@@ -103,6 +102,22 @@ def indent_share(text, unit=4):
     raise NotImplementedError("exercise 3: indent_share — see HINTS.md, exercise 3")
 
 
+def known_word_share(generated, training_text, min_length=3):
+    """Share of the words in `generated` (of min_length+ characters) that occur in `training_text`.
+
+    Words as in exercise 2: words(text) (imported from visualization: runs of
+    letters, inner apostrophes kept, lower-cased), and the last word of
+    `generated` is left out when the text ends in the middle of it. Then only
+    words of at least min_length characters count: shorter ones such as "a",
+    "in" or "x" turn up by chance even in shuffled text. Counts every occurrence
+    (word tokens). Returns a float in [0, 1]; nan if no word is left. With
+    min_length=1 this is visualization.real_word_share(generated,
+    set(words(training_text)))[0] (the test compares).
+    """
+    # ---- your code here: exercise 2's measure, then keep the long words ----
+    raise NotImplementedError("exercise 3: known_word_share — see HINTS.md, exercise 3")
+
+
 def train_on_text(text, hidden_size=128, seq_length=64, batch_size=32, steps=3000,
                   learning_rate=3e-3, seed=0, val_fraction=0.1):
     """Train a char-RNN on `text` with implementation.Trainer (float32 weights, Adam).
@@ -126,8 +141,8 @@ def domain_report(params, chars, training_text, n_chars, temperature, rng):
     Samples n_chars characters with implementation.sample_text at `temperature`
     (rng: np.random.Generator), primed with "\\n" if the vocabulary has it, else
     with the first character of the training text. Takes the three measures
-    (balanced_bracket_share, indent_share with unit 4, and
-    real_word_share(t, set(words(training_text)))[0], both imported from visualization) on three texts: the training text, the sample, and the first
+    (balanced_bracket_share, indent_share with unit 4, known_word_share against
+    training_text) on three texts: the training text, the sample, and the first
     n_chars characters of shuffle_characters(training_text, rng).
     Returns {"sample": str, "training": {...}, "model": {...}, "shuffled": {...}},
     each {...} = {"balanced_brackets": float, "indent_multiple_of_4": float,

@@ -57,7 +57,7 @@ EXERCISES = {ex.number: ex for ex in [
               "repetition_rate", "temperature_sweep")),
     Exercise(3, "exercise_03_own_data", "exercise_03_solution",
              ("collect_source", "shuffle_characters", "unigram_entropy", "balanced_bracket_share", "indent_share",
-              "train_on_text", "domain_report")),
+              "known_word_share", "train_on_text", "domain_report")),
     Exercise(4, "exercise_04_overfitting", "exercise_04_solution",
              ("smooth", "train_with_validation", "find_best_step", "plot_curves")),
     Exercise(5, "exercise_05_author_classifier", "exercise_05_solution",

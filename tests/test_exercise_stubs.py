@@ -244,3 +244,77 @@ def test_readme_names_every_exercise():
     readme = (EXERCISES_DIR / "README.md").read_text(encoding="utf-8")
     for n in NUMBERS:
         assert f"{EXERCISES[n].stub}.py" in readme, f"exercises/README.md does not mention exercise {n}'s file"
+
+
+# -----------------------------------------------------------------------------
+# Bad input: one line and exit status 2, before any training
+# -----------------------------------------------------------------------------
+
+def _bad_inputs(tmp):
+    """(exercise, arguments, environment, a word the error line must contain) for a representative set."""
+    (tmp / "empty.txt").write_text("", encoding="utf-8")
+    (tmp / "binary.dat").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (tmp / "short.txt").write_text("a few words only\n", encoding="utf-8")
+    (tmp / "folder").mkdir()
+    missing, folder, empty, binary, short = (str(tmp / n) for n in
+                                             ("missing.txt", "folder", "empty.txt", "binary.dat", "short.txt"))
+    return [
+        (1, ["--hidden-size", "0"], {}, "--hidden-size"),
+        (1, ["--seed", "-1"], {}, "--seed"),
+        (1, ["--learning-rate", "0"], {}, "--learning-rate"),
+        (1, ["--iterations", "ten"], {}, "--iterations"),
+        (1, [], {"RNN_THREADS": "zero"}, "RNN_THREADS"),
+        (2, ["--data", missing], {}, "no such file"),
+        (2, ["--data", folder], {}, "is a folder"),
+        (2, ["--data", empty], {}, "is empty"),
+        (2, ["--temperatures", "1.0", "0"], {}, "--temperatures"),
+        (2, ["--data", short, "--checkpoint", missing], {}, "checkpoint not found"),
+        (2, ["--data", short], {}, "too short"),
+        (3, ["--data", binary], {}, "binary"),
+        (3, ["--batch-size", "-1"], {}, "--batch-size"),
+        (3, ["--data", short], {}, "too short"),
+        (4, ["--data", empty], {}, "is empty"),
+        (4, ["--chars", "0"], {}, "--chars"),
+        (4, ["--data", short], {}, "too short"),
+        (5, ["--folds", "0"], {}, "--folds"),
+        (5, ["--data", short], {}, "not the Federalist Papers"),
+        (5, ["--max-chars", "-1"], {}, "--max-chars"),
+    ]
+
+
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path):
+    """Each exercise script (the learner's file; the solutions share its main) rejects bad input in one line."""
+    cases = _bad_inputs(tmp_path)
+    procs = [subprocess.Popen([sys.executable, str(EXERCISES[n].stub_path), *args], cwd=tmp_path, text=True,
+                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for n, args, env, _ in cases]                         # all at once: each one only starts Python
+    problems = []
+    for (n, args, env, word), proc in zip(cases, procs):
+        _, stderr = proc.communicate(timeout=120)
+        res = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
+        lines = res.stderr.strip().splitlines()
+        call = f"{EXERCISES[n].stub_path.name} {' '.join(args)}" + (f" ({env})" if env else "")
+        if res.returncode != 2 or len(lines) != 1 or not lines[0].startswith("error: ") or word not in lines[0]:
+            problems.append(f"{call}: exit status {res.returncode}, stderr {res.stderr.strip()[-600:]!r}")
+    assert not problems, "bad input should give one line 'error: ...' mentioning the problem, and exit 2:\n" + \
+        "\n".join(problems)
+
+
+def test_one_line_errors_turns_errors_and_ctrl_c_into_exit_statuses(capsys):
+    import cli
+
+    @cli.one_line_errors(cli.UserError)
+    def main(argv=None):
+        if argv == ["user"]:
+            raise cli.UserError("--data x.txt: no such\n file")
+        if argv == ["stop"]:
+            raise KeyboardInterrupt
+        if argv == ["bug"]:
+            raise ValueError("a learner's own bug keeps its traceback")
+        return 0
+
+    assert main([]) == 0
+    assert main(["user"]) == cli.EXIT_USAGE and capsys.readouterr().err == "error: --data x.txt: no such file\n"
+    assert main(["stop"]) == cli.EXIT_INTERRUPTED and capsys.readouterr().err == "error: interrupted\n"
+    with pytest.raises(ValueError, match="keeps its traceback"):
+        main(["bug"])

@@ -128,6 +128,36 @@ def test_indent_share_exact(ex):
         fail(f"indent_share('no\\nindent') = {got!r}: with no indented line return nan")
 
 
+def test_known_word_share_exact(ex):
+    train = "def train_on_text(text): return evaluate(params) # don't"
+    cases = [("return the text.", 2 / 3),       # 'the' is not in the training text
+             ("RETURN params!", 1.0),
+             ("xyz evaluate ", 0.5),
+             ("a b c in on xyz.", 0.0),         # only 'xyz' has 3+ letters, and it is unknown
+             ("return the tex", 0.5),           # cut off inside its last word: "tex" is left out
+             ("don't dont.", 0.5)]              # an inner apostrophe belongs to the word
+    for gen, want in cases:
+        check_close(ex.known_word_share(gen, train), want, f"known_word_share({gen!r}, {train!r})",
+                    hint="exercise 2's measure (words(text), the last word left out when the text ends inside "
+                         "it), counting only words of min_length=3 or more characters", rtol=1e-9)
+    got = ex.known_word_share("a b in on.", train)
+    if not (isinstance(got, float) and math.isnan(got)):
+        fail(f"known_word_share('a b in on.', ...) = {got!r}: no word of 3+ letters is left, so the share is "
+             f"undefined: return math.nan")
+
+
+def test_known_word_share_with_min_length_1_is_real_word_share(ex, trained):
+    """With min_length=1 yours is visualization.real_word_share, on pieces of the corpus cut anywhere."""
+    text, _ = trained
+    vocabulary = set(words(text))
+    rng = np.random.default_rng(2)
+    for start in rng.integers(0, len(text) - 100, 30):
+        piece = text[start:start + int(rng.integers(1, 100))]
+        check_close(ex.known_word_share(piece, text, min_length=1), real_word_share(piece, vocabulary)[0],
+                    f"known_word_share({piece!r}, corpus, min_length=1) vs visualization.real_word_share",
+                    rtol=1e-12)
+
+
 # ----------------------------------------------------------------------------- training and report
 
 def test_train_on_text_uses_the_module_trainer(ex):
@@ -168,9 +198,8 @@ def test_domain_report_structure(ex, trained):
              f"{rep['training']}: measure the first n_chars of shuffle_characters(training_text, rng)")
     if len(rep["sample"]) != 600:
         fail(f"domain_report: the sample must have n_chars=600 characters, got {len(rep['sample'])}")
-    vocabulary = set(words(text))
     for key, f in (("balanced_brackets", ex.balanced_bracket_share),
-                   ("known_words", lambda t: real_word_share(t, vocabulary)[0]),
+                   ("known_words", lambda t: ex.known_word_share(t, text)),
                    ("indent_multiple_of_4", lambda t: ex.indent_share(t, 4))):
         check_close(rep["training"][key], f(text), f"domain_report: training[{key!r}]")
         check_close(rep["model"][key], f(rep["sample"]), f"domain_report: model[{key!r}] of its own sample")
