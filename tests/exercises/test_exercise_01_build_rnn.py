@@ -8,6 +8,8 @@
   failure message names it.
 """
 
+import types
+
 import numpy as np
 import pytest
 
@@ -417,3 +419,49 @@ def test_training_loop_reproduces_min_char_rnn(ex):
                 rtol=1e-8)
     for k in rnn.PARAM_NAMES:
         check_close(params[k], want_params[k], f"params[{k!r}] after {iters} iterations", rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- checks of these tests
+
+def textbook_exercise(**mistake):
+    """Exercise 1 answered from the textbook (variant() above), with one mistake switched on by a flag."""
+    def forward_loss(params, inputs, targets, hprev):
+        hs, logp = rnn.forward(params, np.asarray(inputs), hprev)
+        return float(-sum(logp[t][targets[t], 0] for t in range(len(inputs)))), {"hs": hs, "ps": np.exp(logp)}
+
+    def rnn_backward(params, inputs, targets, cache):
+        return variant(params, inputs, targets, cache["hs"][0], **mistake)[1]
+
+    def clip_gradients(grads, limit=5.0):
+        for k in grads:
+            np.clip(grads[k], -limit, limit, out=grads[k])
+        return grads
+
+    def loss_and_clipped_grads(params, inputs, targets, hprev, limit=5.0):
+        loss, cache = forward_loss(params, inputs, targets, hprev)
+        return loss, clip_gradients(rnn_backward(params, inputs, targets, cache), limit), cache["hs"][-1]
+
+    return types.SimpleNamespace(get_batch=lambda data, p, T: (data[p:p + T], data[p + 1:p + T + 1]),
+                                 forward_loss=forward_loss, rnn_backward=rnn_backward,
+                                 clip_gradients=clip_gradients, loss_and_clipped_grads=loss_and_clipped_grads)
+
+
+def test_the_textbook_answer_passes_these_tests():
+    right = textbook_exercise()
+    for check, args in [(test_rnn_backward_passes_gradient_check, (5, 4, 6)),
+                        (test_training_loop_reproduces_min_char_rnn, ())]:
+        assert failure_of(check, right, *args) is None, failure_of(check, right, *args)
+
+
+@pytest.mark.parametrize("mistake", ["no tanh derivative", "no dhnext", "h_t in dWhh", "h_{t-1} in dWhy"])
+def test_the_gradient_check_names_the_known_mistake(mistake):
+    """The first test -x stops at, the gradient check, names the mistake (not only 'relative error')."""
+    flags, advice = MISTAKES[mistake]
+    message = failure_of(test_rnn_backward_passes_gradient_check, textbook_exercise(**flags), 11, 7, 13)
+    assert message and "gradient check" in message and advice in message, message
+
+
+def test_the_training_loop_names_the_wrong_piece_first():
+    message = failure_of(test_training_loop_reproduces_min_char_rnn, textbook_exercise(tanh_grad=False))
+    assert message and "rnn_backward is not right yet" in message, message
+    assert MISTAKES["no tanh derivative"][1] in message and "h_last" not in message, message

@@ -6,13 +6,16 @@ temperature sweep must show on a small trained model.
 """
 
 import math
+import types
 
 import numpy as np
 import pytest
 
 import implementation as rnn
 from visualization import real_word_share, words
-from .exercise_checks import check_close, fail, run_main
+from . import exercise_checks
+from .exercise_checks import check_close, fail, failure_of, run_main
+from helpers import load_module
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "its", "red", "ball"]
 
@@ -281,3 +284,31 @@ def test_main_runs_on_a_small_text(ex, tmp_path, capsys):
              "--temperatures", "0.1", "1.0", "--chars", "100"], capsys)
     if "repeated 3-grams" not in out or "low-temperature loop" not in out:
         fail("main() should print the temperature table and the low-temperature explanation")
+
+
+# ----------------------------------------------------------------------------- checks of these tests
+
+def test_a_missing_temperature_check_is_named():
+    naive = types.SimpleNamespace(softmax_temperature=lambda y, T: np.exp(y / T) / np.exp(y / T).sum())
+    with np.errstate(all="ignore"):
+        message = failure_of(test_softmax_temperature_rejects_non_positive, naive, 0.0)
+    assert message and "instead of raising ValueError" in message and "temperature must be > 0" in message, message
+
+
+def test_a_crash_inside_your_code_names_the_line_and_the_likely_cause(tmp_path, monkeypatch):
+    monkeypatch.setattr(exercise_checks, "EXERCISES_DIR", tmp_path)          # tmp_path plays exercises/
+    mine = tmp_path / "mine.py"
+    mine.write_text("import numpy as np\n\n\ndef draw(y, rng):\n    p = np.exp(y) / np.exp(y).sum()\n"
+                    "    return int(rng.choice(p.size, p=p))\n", encoding="utf-8")
+    module = load_module(mine, "_crash_check_mine")
+    try:
+        with np.errstate(all="ignore"):
+            module.draw(np.array([1000.0, 1.0]), np.random.default_rng(0))
+    except ValueError as exc:
+        message = exercise_checks.crash_report(exc)
+    else:
+        pytest.fail("expected rng.choice to reject nan probabilities")
+    assert message.startswith("your draw crashed: ValueError"), message
+    assert "mine.py, line 6, in draw: return int(rng.choice(p.size, p=p))" in message, message
+    assert "exp() overflowed" in message, message
+    assert exercise_checks.crash_report(ValueError("raised outside exercises/")) is None

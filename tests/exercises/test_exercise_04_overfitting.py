@@ -6,12 +6,14 @@ implementation.Trainer; and the detected point against the logged curve of a
 run that overfits on purpose (a small text, a large model).
 """
 
+import types
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 import implementation as rnn
-from .exercise_checks import check_close, fail, run_main
+from .exercise_checks import check_close, fail, failure_of, run_main
 
 SETTINGS = dict(hidden_size=48, seq_length=16, batch_size=8, steps=200, eval_every=10, learning_rate=1e-2, seed=0)
 
@@ -202,3 +204,22 @@ def test_main_runs_and_saves_the_figure(ex, tmp_path, capsys):
              "--eval-every", "10", "--plot", str(png)], capsys)
     if "validation stops improving at step" not in out or not png.is_file():
         fail("main() should report where validation stops improving and save the figure to --plot")
+
+
+# ----------------------------------------------------------------------------- checks of these tests
+
+@pytest.mark.parametrize("late,strict,words", [(1, True, "one evaluation late"), (-1, True, "one evaluation early"),
+                                               (0, False, "a tie is not an improvement")])
+def test_early_stopping_mistakes_are_named(late, strict, words):
+    def find_best_step(steps, val, patience):
+        best, stop = stopping_variant(steps, val, patience + late, strict)
+        return {"best_step": best, "best_loss": float(val[list(steps).index(best)]), "stop_step": stop}
+
+    fake = types.SimpleNamespace(find_best_step=find_best_step)
+    cases = [([5, 4, 3, 2.5, 2.6, 2.7, 2.4, 2.8, 2.9, 3.0], 2, 30, 50), ([3, 2, 2, 2, 2], 3, 10, 40)]
+    messages = [failure_of(test_find_best_step_on_known_curves, fake, *case) for case in cases]
+    assert any(m and words in m for m in messages), messages
+    right = types.SimpleNamespace(find_best_step=lambda steps, val, patience: dict(
+        zip(("best_step", "stop_step"), stopping_variant(steps, val, patience)),
+        best_loss=float(min(val[:list(steps).index(stopping_variant(steps, val, patience)[0]) + 1]))))
+    assert all(failure_of(test_find_best_step_on_known_curves, right, *case) is None for case in cases)
