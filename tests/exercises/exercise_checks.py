@@ -45,7 +45,13 @@ def show(a, limit: int = 6) -> str:
     return f"[{body}{more}] (shape {a.shape})"
 
 
+def check_returned(got, what: str):
+    if got is None:
+        fail(f"{what}: got None: does the function end without `return ...`?")
+
+
 def check_shape(got, shape, what: str):
+    check_returned(got, what)
     got = np.asarray(got)
     if got.shape != tuple(shape):
         fail(f"{what}: expected shape {tuple(shape)}, got {got.shape}")
@@ -53,6 +59,7 @@ def check_shape(got, shape, what: str):
 
 def check_close(got, want, what: str, hint: str = "", rtol: float = 1e-7, atol: float = 1e-10):
     """Fail with 'yours vs expected' if got and want differ (shape first, then values)."""
+    check_returned(got, what)
     got_a, want_a = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     if got_a.shape != want_a.shape:
         fail(f"{what}: expected shape {want_a.shape}, got {got_a.shape}" + (f"\n  hint: {hint}" if hint else ""))
@@ -105,6 +112,11 @@ def crash_report(exc: BaseException):
     """
     frames = _exercise_frames(exc)
     if not frames:
+        if isinstance(exc, (TypeError, AttributeError)) and "NoneType" in str(exc):
+            test = traceback.extract_tb(exc.__traceback__)[-1]
+            return (f"one of your functions returned None where the test expected a value (does it end "
+                    f"without `return ...`?): {type(exc).__name__}: {exc}\n  at {Path(test.filename).name}, "
+                    f"line {test.lineno}: {(test.line or '').strip()}")
         return None
     outer, inner = frames[0], frames[-1]
     where = f"{Path(inner.filename).name}, line {inner.lineno}, in {inner.name}: {(inner.line or '').strip()}"

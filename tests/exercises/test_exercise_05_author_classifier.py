@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import implementation as rnn
-from .exercise_checks import check_close, fail, run_main
+from .exercise_checks import check_close, check_returned, fail, run_main
 
 HAMILTON = [1, *range(6, 10), *range(11, 14), *range(15, 18), *range(21, 37), *range(59, 62), *range(65, 86)]
 MADISON = [10, 14, *range(37, 49)]
@@ -255,6 +255,7 @@ def test_predict_proba(ex):
     X = np.array([[0.0, 0.0], [1.0, 1.0], [1000.0, 0.0], [-1000.0, 0.0]])
     with np.errstate(all="ignore"):
         got = ex.predict_proba(w, b, X)
+    check_returned(got, "predict_proba(w=[1, -2], b=0.5, X)")
     want = np.array([1 / (1 + np.exp(-0.5)), 1 / (1 + np.exp(0.5)), 1.0, 0.0])
     if not np.all(np.isfinite(got)):
         fail("predict_proba overflows for large |Xw + b|: use a form of the sigmoid that cannot, "
