@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +67,7 @@ EXERCISES = {ex.number: ex for ex in [
 
 
 # -----------------------------------------------------------------------------
-# Loading a file as a module, running a script
+# Loading a file as a module
 # -----------------------------------------------------------------------------
 
 def load_module(path, name: str | None = None):
@@ -89,12 +88,6 @@ def load_module(path, name: str | None = None):
         del sys.modules[name]
         raise
     return module
-
-
-def run_python(script, *args, cwd=None, env=None, timeout=120):
-    """Run `python script args...` as a user would; returns the CompletedProcess (text output)."""
-    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd or REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 # -----------------------------------------------------------------------------
