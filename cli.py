@@ -6,6 +6,10 @@ the same way and fail the same way; this file is the one place that says how:
 * ``limit_threads()``: one BLAS thread unless the user asks for more.
 * ``UserError`` and ``ArgumentParser``: bad input is reported as one line and
   exit status 2, never a traceback or an argparse usage dump.
+* ``integer`` / ``number``: argparse types that reject 0, -1 and the like in one line.
+* ``one_line_errors`` and ``read_data``: a script's main() reports bad input (a
+  missing, empty, binary or folder --data, a bad checkpoint) as one line and
+  exit status 2, and Ctrl-C as one line and 130.
 * ``atomic_write_bytes`` / ``atomic_write_text``: every output file is written
   to a temporary file beside it and renamed over it, so an interrupted write
   never leaves a half-written file or loses the previous one.
@@ -16,7 +20,9 @@ It holds no model code: the RNN is implementation.py alone.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,6 +41,92 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
+
+
+def integer(minimum: int):
+    """argparse type: a whole number >= minimum ("--folds must be an integer >= 2, got '0'")."""
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {raw!r}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def number(above: float):
+    """argparse type: a finite number > above ("--temperature must be a number > 0, got '0'")."""
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = None
+        if value is None or not (value > above and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"must be a number > {above:g}, got {raw!r}")
+        return value
+    parse.__name__ = f"number > {above:g}"
+    return parse
+
+
+# -----------------------------------------------------------------------------
+# A script's main(): one-line errors
+# -----------------------------------------------------------------------------
+
+def one_line_errors(*errors):
+    """Decorator for a script's ``main(argv=None)``: the listed errors become one line and exit status 2.
+
+    errors: the exception types that mean bad input (default UserError, ValueError,
+    OSError, as in train_minimal.py). The decorated main prints "error: <message>"
+    on stderr and returns EXIT_USAGE for those, and returns EXIT_INTERRUPTED with one
+    line for Ctrl-C; anything else (a bug) keeps its traceback. The exercise scripts
+    leave ValueError out: a learner's own code raising one deserves its traceback,
+    and their input checks raise UserError instead.
+    """
+    errors = errors or (UserError, ValueError, OSError)
+
+    def decorate(main):
+        @functools.wraps(main)
+        def wrapped(argv=None):
+            try:
+                return main(argv)
+            except errors as e:
+                print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+                return EXIT_USAGE
+            except KeyboardInterrupt:
+                print("error: interrupted", file=sys.stderr)
+                return EXIT_INTERRUPTED
+        return wrapped
+    return decorate
+
+
+def read_data(path, corpus: str | None = None, flag: str = "--data") -> tuple[str, str]:
+    """(text, path) of a UTF-8 text file given on the command line, or of `corpus` if path is None.
+
+    Raises UserError (one line) for a missing, empty, binary, non-UTF-8 or folder path,
+    and when the default corpus can be neither found nor fetched.
+    """
+    if path is None:
+        from data.download import DownloadError, ensure_corpus
+        try:
+            path = ensure_corpus(corpus)
+        except DownloadError as e:
+            raise UserError("; ".join(str(e).splitlines())) from None
+    from implementation import read_text
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a UTF-8 text file")
+    if not p.is_file():
+        raise UserError(f"{flag} {path}: no such file")
+    try:
+        text = read_text(p)
+    except ValueError as e:                          # binary or not UTF-8
+        raise UserError(f"{flag} {e}") from None
+    if not text:
+        raise UserError(f"{flag} {path} is empty; the model needs text to learn from")
+    return text, str(path)
 
 
 # -----------------------------------------------------------------------------

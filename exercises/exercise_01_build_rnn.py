@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from implementation import (PARAM_NAMES, adagrad_update, build_vocab, encode,  # noqa: E402
                             init_params, numerical_grad, rel_error, zeros_like_params)
+from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors  # noqa: E402
 
 
 def get_batch(data, p, seq_length):
@@ -105,16 +106,18 @@ def loss_and_clipped_grads(params, inputs, targets, hprev, limit=5.0):
     raise NotImplementedError("exercise 1: loss_and_clipped_grads — see HINTS.md, exercise 1")
 
 
+@one_line_errors(UserError, OSError)
 def main(argv=None):
     """Gradient-check your functions, then train them min-char-rnn style on a short text."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    parser = ArgumentParser(description=__doc__.splitlines()[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = parser.add_argument_group("training")
-    g.add_argument("--hidden-size", type=int, default=32, help="H, the hidden state size")
-    g.add_argument("--seq-length", type=int, default=16, help="T, steps per window")
-    g.add_argument("--iterations", type=int, default=600, help="training iterations")
-    g.add_argument("--learning-rate", type=float, default=0.1, help="Adagrad learning rate")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random generator")
+    g.add_argument("--hidden-size", type=integer(1), default=32, help="H, the hidden state size")
+    g.add_argument("--seq-length", type=integer(1), default=16, help="T, steps per window")
+    g.add_argument("--iterations", type=integer(1), default=600, help="training iterations")
+    g.add_argument("--learning-rate", type=number(0), default=0.1, help="Adagrad learning rate")
+    g.add_argument("--seed", type=integer(0), default=0, help="seed of the random generator")
     args = parser.parse_args(argv)
     print("settings:", vars(args))
     rng = np.random.default_rng(args.seed)

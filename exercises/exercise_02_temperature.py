@@ -25,21 +25,20 @@ Run this file:       python exercises/exercise_02_temperature.py   (trains for 2
 """
 
 import argparse
-import os
-import re
+import math
 import sys
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
-# Small matrices: one BLAS thread is faster than several competing for shared cores (set before NumPy loads).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from implementation import (Trainer, build_vocab, encode, evaluate, forward, init_params,  # noqa: E402
-                            load_checkpoint, read_text, train_val_split)
+from implementation import (CheckpointError, Trainer, build_vocab, encode, evaluate, forward,  # noqa: E402
+                            init_params, load_checkpoint, train_val_split)
+from visualization import words  # noqa: E402
+from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors, read_data  # noqa: E402
 
 
 def softmax_temperature(y, temperature):
@@ -90,9 +89,13 @@ def generate(params, chars, prime, n, temperature, rng):
 def known_word_share(generated, training_text):
     """Share of the words in `generated` that also occur in `training_text`.
 
-    A word is a run of letters a-z, compared in lower case:
-    re.findall(r"[a-z]+", text.lower()). Counts every occurrence (word tokens).
-    Returns a float in [0, 1]; 0.0 if `generated` has no words.
+    The words of a text are words(text) (imported from visualization: runs of
+    letters, inner apostrophes kept, lower-cased). The last word of `generated`
+    is left out when the text ends in the middle of it (its last character is a
+    letter): a sample cut off mid-word has not finished that word. Counts every
+    occurrence (word tokens). Returns a float in [0, 1]; nan if no word is left.
+    (visualization.real_word_share(generated, set(words(training_text)))[0] is
+    the same number: the test compares yours with it.)
     """
     # ---- your code here ----
     raise NotImplementedError("exercise 2: known_word_share — see HINTS.md, exercise 2")
@@ -101,7 +104,7 @@ def known_word_share(generated, training_text):
 def repetition_rate(text, n=3):
     """Share of the word n-grams of `text` that already occurred earlier in it.
 
-    Words as in known_word_share. With N words there are N-n+1 n-grams, U of
+    Words are words(text), all of them. With N words there are N-n+1 n-grams, U of
     them distinct: returns 1 - U / (N-n+1), a float in [0, 1); 0.0 if N < n.
     ("a b c a b c a b c" with n=3: 7 n-grams, 3 distinct -> 4/7.)
     """
@@ -122,31 +125,30 @@ def temperature_sweep(params, chars, training_text, temperatures, n_chars, rng, 
     raise NotImplementedError("exercise 2: temperature_sweep — see HINTS.md, exercise 2")
 
 
+@one_line_errors(UserError, CheckpointError, OSError)
 def main(argv=None):
     """Train a small model (or load a checkpoint) and sweep the temperature from 0.1 to 2."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    parser = ArgumentParser(description=__doc__.splitlines()[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = parser.add_argument_group("data and model")
     g.add_argument("--data", default=None,
                    help="UTF-8 training text (default: tiny Shakespeare via data.download)")
     g.add_argument("--checkpoint", default=None,
                    help="sample from this checkpoint (train_minimal.py's .npz) instead of training")
-    g.add_argument("--hidden-size", type=int, default=128, help="H, the hidden state size")
-    g.add_argument("--steps", type=int, default=4000, help="training steps (Adam, float32)")
-    g.add_argument("--seed", type=int, default=0, help="seed for the weights and the samples")
+    g.add_argument("--hidden-size", type=integer(1), default=128, help="H, the hidden state size")
+    g.add_argument("--steps", type=integer(1), default=4000, help="training steps (Adam, float32)")
+    g.add_argument("--seed", type=integer(0), default=0, help="seed for the weights and the samples")
     s = parser.add_argument_group("sweep")
-    s.add_argument("--temperatures", type=float, nargs="+",
+    s.add_argument("--temperatures", type=number(0), nargs="+",
                    default=[0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0], help="temperatures to sample at")
-    s.add_argument("--chars", type=int, default=2000, help="characters sampled per temperature")
+    s.add_argument("--chars", type=integer(1), default=2000, help="characters sampled per temperature")
     args = parser.parse_args(argv)
     print("settings:", vars(args))
     rng = np.random.default_rng(args.seed)
     start = time.time()
 
-    if args.data is None:
-        from data.download import ensure_corpus
-        args.data = ensure_corpus("tiny_shakespeare")
-    text = read_text(args.data)
+    text, args.data = read_data(args.data, "tiny_shakespeare")
     if args.checkpoint:
         ck = load_checkpoint(args.checkpoint)
         params, chars = ck["params"], ck["chars"]
@@ -155,8 +157,11 @@ def main(argv=None):
         chars = build_vocab(text)
         train_ids, val_ids = train_val_split(encode(text, chars))
         params = init_params(len(chars), args.hidden_size, rng, dtype=np.float32)
-        trainer = Trainer(params, train_ids, batch_size=32, seq_length=64,
-                          learning_rate=3e-3, optimizer="adam")
+        try:
+            trainer = Trainer(params, train_ids, batch_size=32, seq_length=64,
+                              learning_rate=3e-3, optimizer="adam")
+        except ValueError as e:                                    # a text too short for one batch
+            raise UserError(f"--data {args.data}: {str(e).removeprefix('Streams: ')}") from None
         for _ in range(args.steps):
             trainer.step()
         val = evaluate(params, val_ids[:100_000])

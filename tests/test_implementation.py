@@ -101,76 +101,6 @@ def test_streams_offset_starts_reading_elsewhere_and_wraps():
     np.testing.assert_array_equal(rnn.Streams(ids, 2, 5, offset=0).data, plain.data)
 
 
-def test_trainer_random_offsets_change_the_walk_per_epoch_and_resume(tmp_path):
-    rng = np.random.default_rng(3)
-    V, H = 6, 8
-    data = rng.integers(0, V, size=60)                # 2 streams x 3 windows of 8 per epoch
-    p0 = rnn.init_params(V, H, np.random.default_rng(1), init_scale=0.1)
-
-    def trainer(**kw):
-        return rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, **kw)
-
-    plain, moved = trainer(), trainer(random_offsets=True, seed=5)
-    starts = []
-    for _ in range(3 * len(plain.streams)):           # three epochs
-        if moved.window == 0:
-            starts.append(moved.epoch_offset(moved.epoch))
-        first_epoch = moved.epoch == 0
-        same = plain.step() == moved.step()
-        assert same or not first_epoch, "epoch 0 with random_offsets should be the plain walk"
-    assert starts[0] == 0 and len(set(starts)) == 3, f"epoch offsets {starts} should differ"
-    assert moved.streams.offset == starts[2]
-    np.testing.assert_array_equal(moved.streams.data, rnn.Streams(data, 2, 8, starts[2]).data)
-    # a resumed run (mid-epoch 1) takes the same walk as the uninterrupted one
-    ta = trainer(random_offsets=True, seed=5)
-    for _ in range(8):
-        ta.step()
-    tb = trainer(random_offsets=True, seed=5)
-    for _ in range(4):
-        tb.step()
-    path = rnn.save_checkpoint(tmp_path / "r.npz", tb.params, tb.opt_state, list("abcdef"), tb.h, tb.state())
-    tc = trainer(random_offsets=True, seed=5).restore(rnn.load_checkpoint(path))
-    for _ in range(4):
-        tc.step()
-    for k in p0:
-        np.testing.assert_array_equal(tc.params[k], ta.params[k], err_msg=f"resumed {k} differs")
-
-
-def test_trainer_ema_is_the_running_average_and_does_not_change_training(tmp_path):
-    rng = np.random.default_rng(5)
-    V, H, d = 6, 8, 0.9
-    data = rng.integers(0, V, size=60)
-    p0 = rnn.init_params(V, H, np.random.default_rng(2), init_scale=0.1)
-    plain = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1)
-    avg = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, ema=d)
-    assert plain.model_params is plain.params and avg.model_params is avg.ema_params
-    want = {k: v.copy() for k, v in p0.items()}
-    for _ in range(7):
-        plain.step(), avg.step()
-        for k in want:                               # ema = d ema + (1-d) weights, from the initial weights
-            want[k] = d * want[k] + (1 - d) * plain.params[k]
-    for k in p0:
-        np.testing.assert_array_equal(avg.params[k], plain.params[k],
-                                      err_msg="Trainer(ema=...): averaging must not change the training weights")
-        np.testing.assert_allclose(avg.ema_params[k], want[k], rtol=1e-12, err_msg=f"ema_params[{k!r}]")
-    # a checkpoint holds the average as its params and the weights in the optimiser state: exact resume
-    params, opt = avg.checkpoint_arrays()
-    assert params is avg.ema_params and opt["weights"] is avg.params
-    path = rnn.save_checkpoint(tmp_path / "e.npz", params, opt, list("abcdef"), avg.h, avg.state())
-    back = rnn.Trainer(rnn.init_params(V, H, np.random.default_rng(7)), data, 2, 8, 0.1, ema=d)
-    back.restore(rnn.load_checkpoint(path))
-    for _ in range(3):
-        back.step(), avg.step()
-    for k in p0:
-        np.testing.assert_array_equal(back.params[k], avg.params[k])
-        np.testing.assert_array_equal(back.ema_params[k], avg.ema_params[k])
-    with pytest.raises(rnn.CheckpointError, match="with weight averaging"):
-        rnn.Trainer(rnn.init_params(V, H, np.random.default_rng(7)), data, 2, 8, 0.1).restore(
-            rnn.load_checkpoint(path))
-    with pytest.raises(ValueError, match="Trainer: ema must be in"):
-        rnn.Trainer(p0, data, 2, 8, 0.1, ema=1.0)
-
-
 def test_streams_single_stream_walk_matches_textbook_pointer():
     # min-char-rnn resets when p + T + 1 >= len(data); count its windows per pass
     for n in range(27, 80):
@@ -354,6 +284,27 @@ def test_adam_reduces_loss_and_rejects_unknown_optimizer():
         rnn.init_optimizer("sgd", params)
 
 
+def test_adam_update_follows_the_paper_formula():
+    rng = np.random.default_rng(4)
+    params = {k: rng.standard_normal((3, 4)) for k in ("a", "b")}
+    state = init = rnn.init_optimizer("adam", params)
+    want = {k: v.copy() for k, v in params.items()}
+    m = {k: np.zeros((3, 4)) for k in params}
+    v = {k: np.zeros((3, 4)) for k in params}
+    for t in range(1, 6):                             # Kingma & Ba, Algorithm 1, written out
+        grads = {k: rng.standard_normal((3, 4)) for k in params}
+        rnn.adam_update(params, {k: g.copy() for k, g in grads.items()}, state, 0.01)
+        for k, g in grads.items():
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.999 * v[k] + 0.001 * g * g
+            mhat, vhat = m[k] / (1 - 0.9 ** t), v[k] / (1 - 0.999 ** t)
+            want[k] -= 0.01 * mhat / (np.sqrt(vhat) + 1e-8)
+    assert init["step"] == 5
+    for k in params:
+        np.testing.assert_allclose(params[k], want[k], rtol=1e-9, atol=1e-12,
+                                   err_msg=f"adam_update: {k} after 5 steps differs from Algorithm 1")
+
+
 # ----------------------------------------------------------------------------- learning
 
 def _train(ids, V, H, T, B, steps, lr=0.01, seed=0):
@@ -491,27 +442,6 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     assert ck["rng"].random() == rng.random()                     # the generator continues exactly
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]     # no temp files left
     assert path.stat().st_mode & 0o777 == 0o644
-
-
-def test_adam_update_follows_the_paper_formula():
-    rng = np.random.default_rng(4)
-    params = {k: rng.standard_normal((3, 4)) for k in ("a", "b")}
-    state = init = rnn.init_optimizer("adam", params)
-    want = {k: v.copy() for k, v in params.items()}
-    m = {k: np.zeros((3, 4)) for k in params}
-    v = {k: np.zeros((3, 4)) for k in params}
-    for t in range(1, 6):                             # Kingma & Ba, Algorithm 1, written out
-        grads = {k: rng.standard_normal((3, 4)) for k in params}
-        rnn.adam_update(params, {k: g.copy() for k, g in grads.items()}, state, 0.01)
-        for k, g in grads.items():
-            m[k] = 0.9 * m[k] + 0.1 * g
-            v[k] = 0.999 * v[k] + 0.001 * g * g
-            mhat, vhat = m[k] / (1 - 0.9 ** t), v[k] / (1 - 0.999 ** t)
-            want[k] -= 0.01 * mhat / (np.sqrt(vhat) + 1e-8)
-    assert init["step"] == 5
-    for k in params:
-        np.testing.assert_allclose(params[k], want[k], rtol=1e-9, atol=1e-12,
-                                   err_msg=f"adam_update: {k} after 5 steps differs from Algorithm 1")
 
 
 def test_adam_state_round_trips(tmp_path):
@@ -665,3 +595,73 @@ def test_trainer_measures_gradient_norms_and_clip_fractions_before_clipping():
     for k in raw:
         assert tr.grad_norms[k] == pytest.approx(np.linalg.norm(raw[k]), rel=1e-12)
         assert tr.clip_fractions[k] == pytest.approx(np.mean(np.abs(raw[k]) > 0.01))
+
+
+def test_trainer_random_offsets_change_the_walk_per_epoch_and_resume(tmp_path):
+    rng = np.random.default_rng(3)
+    V, H = 6, 8
+    data = rng.integers(0, V, size=60)                # 2 streams x 3 windows of 8 per epoch
+    p0 = rnn.init_params(V, H, np.random.default_rng(1), init_scale=0.1)
+
+    def trainer(**kw):
+        return rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, **kw)
+
+    plain, moved = trainer(), trainer(random_offsets=True, seed=5)
+    starts = []
+    for _ in range(3 * len(plain.streams)):           # three epochs
+        if moved.window == 0:
+            starts.append(moved.epoch_offset(moved.epoch))
+        first_epoch = moved.epoch == 0
+        same = plain.step() == moved.step()
+        assert same or not first_epoch, "epoch 0 with random_offsets should be the plain walk"
+    assert starts[0] == 0 and len(set(starts)) == 3, f"epoch offsets {starts} should differ"
+    assert moved.streams.offset == starts[2]
+    np.testing.assert_array_equal(moved.streams.data, rnn.Streams(data, 2, 8, starts[2]).data)
+    # a resumed run (mid-epoch 1) takes the same walk as the uninterrupted one
+    ta = trainer(random_offsets=True, seed=5)
+    for _ in range(8):
+        ta.step()
+    tb = trainer(random_offsets=True, seed=5)
+    for _ in range(4):
+        tb.step()
+    path = rnn.save_checkpoint(tmp_path / "r.npz", tb.params, tb.opt_state, list("abcdef"), tb.h, tb.state())
+    tc = trainer(random_offsets=True, seed=5).restore(rnn.load_checkpoint(path))
+    for _ in range(4):
+        tc.step()
+    for k in p0:
+        np.testing.assert_array_equal(tc.params[k], ta.params[k], err_msg=f"resumed {k} differs")
+
+
+def test_trainer_ema_is_the_running_average_and_does_not_change_training(tmp_path):
+    rng = np.random.default_rng(5)
+    V, H, d = 6, 8, 0.9
+    data = rng.integers(0, V, size=60)
+    p0 = rnn.init_params(V, H, np.random.default_rng(2), init_scale=0.1)
+    plain = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1)
+    avg = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, ema=d)
+    assert plain.model_params is plain.params and avg.model_params is avg.ema_params
+    want = {k: v.copy() for k, v in p0.items()}
+    for _ in range(7):
+        plain.step(), avg.step()
+        for k in want:                               # ema = d ema + (1-d) weights, from the initial weights
+            want[k] = d * want[k] + (1 - d) * plain.params[k]
+    for k in p0:
+        np.testing.assert_array_equal(avg.params[k], plain.params[k],
+                                      err_msg="Trainer(ema=...): averaging must not change the training weights")
+        np.testing.assert_allclose(avg.ema_params[k], want[k], rtol=1e-12, err_msg=f"ema_params[{k!r}]")
+    # a checkpoint holds the average as its params and the weights in the optimiser state: exact resume
+    params, opt = avg.checkpoint_arrays()
+    assert params is avg.ema_params and opt["weights"] is avg.params
+    path = rnn.save_checkpoint(tmp_path / "e.npz", params, opt, list("abcdef"), avg.h, avg.state())
+    back = rnn.Trainer(rnn.init_params(V, H, np.random.default_rng(7)), data, 2, 8, 0.1, ema=d)
+    back.restore(rnn.load_checkpoint(path))
+    for _ in range(3):
+        back.step(), avg.step()
+    for k in p0:
+        np.testing.assert_array_equal(back.params[k], avg.params[k])
+        np.testing.assert_array_equal(back.ema_params[k], avg.ema_params[k])
+    with pytest.raises(rnn.CheckpointError, match="with weight averaging"):
+        rnn.Trainer(rnn.init_params(V, H, np.random.default_rng(7)), data, 2, 8, 0.1).restore(
+            rnn.load_checkpoint(path))
+    with pytest.raises(ValueError, match="Trainer: ema must be in"):
+        rnn.Trainer(p0, data, 2, 8, 0.1, ema=1.0)

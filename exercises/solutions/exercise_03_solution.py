@@ -25,21 +25,19 @@ Run this file:       python exercises/solutions/exercise_03_solution.py [--data 
 
 import argparse
 import math
-import os
-import re
 import sys
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
-# Small matrices: one BLAS thread is faster than several competing for shared cores (set before NumPy loads).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
 from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
                             read_text, sample_text, train_val_split)
+from visualization import words  # noqa: E402
+from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors, read_data  # noqa: E402
 
 
 def collect_source(root, pattern="*.py"):
@@ -132,20 +130,25 @@ def indent_share(text, unit=4):
 
 
 def known_word_share(generated, training_text, min_length=3):
-    """Share of the words in `generated` that also occur in `training_text`.
+    """Share of the words in `generated` (of min_length+ characters) that occur in `training_text`.
 
-    A word is a run of at least min_length letters a-z, compared in lower case:
-    re.findall(r"[a-z]{3,}", text.lower()) for min_length=3 (shorter runs such as
-    "a" or "in" turn up by chance even in shuffled text). Counts every
-    occurrence (word tokens). Returns a float in [0, 1]; 0.0 if `generated`
-    has no words.
+    Words as in exercise 2: words(text) (imported from visualization: runs of
+    letters, inner apostrophes kept, lower-cased), and the last word of
+    `generated` is left out when the text ends in the middle of it. Then only
+    words of at least min_length characters count: shorter ones such as "a",
+    "in" or "x" turn up by chance even in shuffled text. Counts every occurrence
+    (word tokens). Returns a float in [0, 1]; nan if no word is left. With
+    min_length=1 this is visualization.real_word_share(generated,
+    set(words(training_text)))[0] (the test compares).
     """
-    pattern = "[a-z]{%d,}" % min_length
-    words = re.findall(pattern, generated.lower())
-    if not words:
-        return 0.0
-    vocab = set(re.findall(pattern, training_text.lower()))
-    return sum(w in vocab for w in words) / len(words)
+    ws = words(generated)
+    if ws and generated[-1].isalpha():                            # cut off in the middle of its last word
+        ws = ws[:-1]
+    ws = [w for w in ws if len(w) >= min_length]
+    if not ws:
+        return math.nan
+    vocab = set(words(training_text))
+    return sum(w in vocab for w in ws) / len(ws)
 
 
 def train_on_text(text, hidden_size=128, seq_length=64, batch_size=32, steps=3000,
@@ -198,28 +201,34 @@ def domain_report(params, chars, training_text, n_chars, temperature, rng):
             "model": measures(sample), "shuffled": measures(shuffled)}
 
 
+@one_line_errors(UserError, OSError)
 def main(argv=None):
     """Train on the repository's Python source (or --data) and report what the model learned."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    parser = ArgumentParser(description=__doc__.splitlines()[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")
     d.add_argument("--data", default=None,
                    help="any UTF-8 text file (default: this repository's *.py files, concatenated)")
     m = parser.add_argument_group("model and training")
-    m.add_argument("--hidden-size", type=int, default=128, help="H, the hidden state size")
-    m.add_argument("--seq-length", type=int, default=64, help="T, steps per window")
-    m.add_argument("--batch-size", type=int, default=32, help="B, parallel streams")
-    m.add_argument("--steps", type=int, default=4000, help="training steps (Adam, float32)")
-    m.add_argument("--learning-rate", type=float, default=3e-3, help="Adam learning rate")
-    m.add_argument("--seed", type=int, default=0, help="seed for the weights and the samples")
+    m.add_argument("--hidden-size", type=integer(1), default=128, help="H, the hidden state size")
+    m.add_argument("--seq-length", type=integer(1), default=64, help="T, steps per window")
+    m.add_argument("--batch-size", type=integer(1), default=32, help="B, parallel streams")
+    m.add_argument("--steps", type=integer(1), default=4000, help="training steps (Adam, float32)")
+    m.add_argument("--learning-rate", type=number(0), default=3e-3, help="Adam learning rate")
+    m.add_argument("--seed", type=integer(0), default=0, help="seed for the weights and the samples")
     s = parser.add_argument_group("report")
-    s.add_argument("--sample-chars", type=int, default=5000, help="characters to sample and measure")
-    s.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    s.add_argument("--sample-chars", type=integer(1), default=5000, help="characters to sample and measure")
+    s.add_argument("--temperature", type=number(0), default=0.8, help="sampling temperature")
     args = parser.parse_args(argv)
     print("settings:", vars(args))
     start = time.time()
 
-    text = read_text(args.data) if args.data else collect_source(REPO_ROOT)
+    text = read_data(args.data)[0] if args.data else collect_source(REPO_ROOT)
+    need = args.batch_size * (args.seq_length + 2)                 # one window per stream, from 90% of the text
+    if int(0.9 * len(text)) < need:
+        raise UserError(f"--data {args.data}: {len(text)} characters is too short for --batch-size "
+                        f"{args.batch_size} x --seq-length {args.seq_length} (90% of it must hold {need})")
     source = args.data or f"{REPO_ROOT.name}/**/*.py"
     print(f"corpus: {source}, {len(text):,} characters, {len(set(text))} distinct")
     run = train_on_text(text, args.hidden_size, args.seq_length, args.batch_size, args.steps,

@@ -16,21 +16,19 @@ Run this file:       python exercises/solutions/exercise_04_solution.py
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
-# Small matrices: one BLAS thread is faster than several competing for shared cores (set before NumPy loads).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
-                            read_text, train_val_split)
+                            train_val_split)
+from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors, read_data  # noqa: E402
 
 
 def smooth(values, beta=0.9):
@@ -137,20 +135,22 @@ def plot_curves(log, best=None, beta=0.95):
     return fig
 
 
+@one_line_errors(UserError, OSError)
 def main(argv=None):
     """Overfit on purpose, find where validation stops improving, and plot the curves."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    parser = ArgumentParser(description=__doc__.splitlines()[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")
     d.add_argument("--data", default=None, help="UTF-8 text (default: tiny Shakespeare via data.download)")
-    d.add_argument("--chars", type=int, default=10_000, help="use only the first CHARS characters")
+    d.add_argument("--chars", type=integer(1), default=10_000, help="use only the first CHARS characters")
     m = parser.add_argument_group("model and training")
-    m.add_argument("--hidden-size", type=int, default=256, help="H, the hidden state size")
-    m.add_argument("--steps", type=int, default=1200, help="training steps (Adam, float32)")
-    m.add_argument("--eval-every", type=int, default=25, help="evaluate both texts every this many steps")
-    m.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate")
-    m.add_argument("--patience", type=int, default=5, help="evaluations without improvement before stopping")
-    m.add_argument("--seed", type=int, default=0, help="seed of the weights")
+    m.add_argument("--hidden-size", type=integer(1), default=256, help="H, the hidden state size")
+    m.add_argument("--steps", type=integer(1), default=1200, help="training steps (Adam, float32)")
+    m.add_argument("--eval-every", type=integer(1), default=25, help="evaluate both texts every this many steps")
+    m.add_argument("--learning-rate", type=number(0), default=2e-3, help="Adam learning rate")
+    m.add_argument("--patience", type=integer(1), default=5, help="evaluations without improvement before stopping")
+    m.add_argument("--seed", type=integer(0), default=0, help="seed of the weights")
     o = parser.add_argument_group("output")
     o.add_argument("--plot", default=str(REPO_ROOT / "plots" / "exercise_04_overfitting.png"),
                    help="where to save the figure ('' to skip)")
@@ -158,12 +158,14 @@ def main(argv=None):
     print("settings:", vars(args))
     start = time.time()
 
-    if args.data is None:
-        from data.download import ensure_corpus
-        args.data = ensure_corpus("tiny_shakespeare")
-    text = read_text(args.data)[:args.chars]
+    text, args.data = read_data(args.data, "tiny_shakespeare")
+    text = text[:args.chars]
     chars = build_vocab(text)
     train_ids, val_ids = train_val_split(encode(text, chars))
+    need = 16 * (32 + 2)                                           # train_with_validation's batch and window
+    if len(train_ids) < need or len(val_ids) < 2:
+        raise UserError(f"--data {args.data}: {len(text)} characters (after --chars) is too short; "
+                        f"training needs {need} and validation 2 (10% of the text)")
     print(f"{len(train_ids):,} training and {len(val_ids):,} validation characters, V={len(chars)}")
     log = train_with_validation(train_ids, val_ids, len(chars), args.hidden_size, steps=args.steps,
                                 eval_every=args.eval_every, learning_rate=args.learning_rate, seed=args.seed)

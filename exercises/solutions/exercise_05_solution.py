@@ -39,7 +39,6 @@ Run this file:       python exercises/solutions/exercise_05_solution.py   (about
 """
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -47,13 +46,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` works from any directory
-# Small matrices: one BLAS thread is faster than several competing for shared cores (set before NumPy loads).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from implementation import (Trainer, build_vocab, encode, evaluate, forward, init_params,  # noqa: E402
-                            read_text)
+from implementation import (Trainer, build_vocab, encode, evaluate, forward,  # noqa: E402
+                            init_params)
+from cli import ArgumentParser, UserError, integer, limit_threads, one_line_errors, read_data  # noqa: E402
 
 
 def parse_federalist(text):
@@ -298,29 +296,32 @@ def cross_validate(papers, labels, chars, k=5, hidden_size=128, base_steps=3000,
     return {"predictions": predictions, "accuracy": accuracy}
 
 
+@one_line_errors(UserError, OSError)
 def main(argv=None):
     """Cross-validate both classifiers on the undisputed papers, then attribute the twelve disputed ones."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    parser = ArgumentParser(description=__doc__.splitlines()[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")
     d.add_argument("--data", default=None,
                    help="the Gutenberg text (default: data.download's federalist.txt, fetched if missing)")
-    d.add_argument("--max-chars", type=int, default=None,
+    d.add_argument("--max-chars", type=integer(1), default=None,
                    help="keep only the first MAX_CHARS characters of each paper (quick trial runs)")
     m = parser.add_argument_group("models")
-    m.add_argument("--hidden-size", type=int, default=128, help="H of the char-RNNs")
-    m.add_argument("--base-steps", type=int, default=3000, help="steps of the shared base model (Adam, float32)")
-    m.add_argument("--finetune-steps", type=int, default=1000, help="steps of each author's fine-tuning")
-    m.add_argument("--folds", type=int, default=5, help="k of the k-fold cross-validation")
-    m.add_argument("--seed", type=int, default=0, help="seed of the folds, the sampling and the weights")
+    m.add_argument("--hidden-size", type=integer(1), default=128, help="H of the char-RNNs")
+    m.add_argument("--base-steps", type=integer(1), default=3000, help="steps of the shared base model (Adam, float32)")
+    m.add_argument("--finetune-steps", type=integer(1), default=1000, help="steps of each author's fine-tuning")
+    m.add_argument("--folds", type=integer(2), default=5, help="k of the k-fold cross-validation")
+    m.add_argument("--seed", type=integer(0), default=0, help="seed of the folds, the sampling and the weights")
     args = parser.parse_args(argv)
     print("settings:", vars(args))
     start = time.time()
 
-    if args.data is None:
-        from data.download import ensure_corpus
-        args.data = ensure_corpus("federalist")
-    papers = parse_federalist(read_text(args.data))
+    text, args.data = read_data(args.data, "federalist")
+    if not re.search(r"^FEDERALIST No\. 85\s*$", text, flags=re.M):
+        raise UserError(f"--data {args.data}: not the Federalist Papers (no heading 'FEDERALIST No. 85'); "
+                        "give Project Gutenberg's etext 1404")
+    papers = parse_federalist(text)
     if args.max_chars:
         papers = {n: t[:args.max_chars] for n, t in papers.items()}
     attribution = standard_attribution()

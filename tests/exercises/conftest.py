@@ -9,29 +9,19 @@ test an expected failure, reported as "not attempted yet" with the hint; a
 wrong answer fails with a message that says what is off; a right one passes.
 In --solutions mode nothing is excused. (The --solutions option itself is
 registered in tests/conftest.py, so it also works from the repository root.)
+
+The list of exercises and their files is tests/helpers.py's EXERCISES.
 """
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
+from helpers import EXERCISES, REPO_ROOT, load_module
+
+from .exercise_checks import crash_report
+
 # (One BLAS thread for these many small matrices: set in tests/conftest.py.)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXERCISES_DIR = REPO_ROOT / "exercises"
-SOLUTIONS_DIR = EXERCISES_DIR / "solutions"
-
-# exercise number -> (learner's file, reference solution), without ".py"
-EXERCISE_FILES = {
-    1: ("exercise_01_build_rnn", "exercise_01_solution"),
-    2: ("exercise_02_temperature", "exercise_02_solution"),
-    3: ("exercise_03_own_data", "exercise_03_solution"),
-    4: ("exercise_04_overfitting", "exercise_04_solution"),
-    5: ("exercise_05_author_classifier", "exercise_05_solution"),
-}
 
 # the message every stub gap raises: "exercise 3: collect_source — see HINTS.md, exercise 3"
 STUB_MESSAGE = re.compile(r"^exercise (\d): (\w+) — see HINTS\.md, exercise \1$")
@@ -41,29 +31,18 @@ def solutions_mode(config) -> bool:
     return bool(config.getoption("--solutions", default=False))
 
 
-def exercise_path(number: int, solutions: bool) -> Path:
-    stub, solution = EXERCISE_FILES[number]
-    return SOLUTIONS_DIR / f"{solution}.py" if solutions else EXERCISES_DIR / f"{stub}.py"
-
-
 _loaded = {}
 
 
 def load_exercise_module(number: int, solutions: bool):
     """Import exercises/exercise_0N_*.py (or its solution) by path, once per session."""
-    path = exercise_path(number, solutions)
+    path = EXERCISES[number].path(solutions)
     if path not in _loaded:
-        name = f"_checked_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module                       # dataclasses and pickling look modules up here
         try:
-            spec.loader.exec_module(module)
+            _loaded[path] = load_module(path, f"_checked_{path.stem}")
         except Exception as exc:                         # a syntax error, a bad import, ...
-            del sys.modules[name]
             pytest.fail(f"could not import {path.relative_to(REPO_ROOT)}: "
                         f"{type(exc).__name__}: {exc}", pytrace=False)
-        _loaded[path] = module
     return _loaded[path]
 
 
@@ -82,7 +61,8 @@ def _not_attempted(exc: BaseException):
 
 
 def _excuse_stub(item):
-    """Wrapper body: turn a stub's NotImplementedError into xfail("not attempted yet ...")."""
+    """Wrapper body: a stub's NotImplementedError becomes xfail("not attempted yet ..."), and
+    an exception raised inside your code becomes one message that names where (your mode only)."""
     try:
         return (yield)
     except NotImplementedError as exc:
@@ -90,6 +70,11 @@ def _excuse_stub(item):
         if message is None or solutions_mode(item.config):
             raise
         pytest.xfail(f"not attempted yet: {message}")
+    except Exception as exc:
+        message = None if solutions_mode(item.config) else crash_report(exc)
+        if message is None:
+            raise
+    pytest.fail(message, pytrace=False)                 # outside the except: no "during handling of ..." chain
 
 
 @pytest.hookimpl(wrapper=True)

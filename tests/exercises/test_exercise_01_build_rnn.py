@@ -8,11 +8,13 @@
   failure message names it.
 """
 
+import types
+
 import numpy as np
 import pytest
 
 import implementation as rnn
-from .exercise_checks import check_close, check_shape, fail, show
+from .exercise_checks import check_close, check_shape, fail, failure_of, show
 from textbook import textbook_run
 
 # (V, H, T): vocabulary, hidden size, sequence length
@@ -107,19 +109,30 @@ def off_by_one_targets(inputs, targets):
 
 
 def diagnose_grads(got, params, inputs, targets, hprev, want, func, limit=None):
-    """Fail with the likely mistake if `got` differs from `want` (the module's gradients).
+    """Fail with the likely mistake if `got` differs from `want` (the module's gradients)."""
+    message = grads_diagnosis(got, params, inputs, targets, hprev, want, func, limit)
+    if message:
+        fail(message)
+
+
+def grads_diagnosis(got, params, inputs, targets, hprev, want, func, limit=None):
+    """None if `got` equals `want` (the module's gradients), else a message naming the likely mistake.
 
     limit: the clipping `want` had (None: raw gradients); the mistaken variants
     get the same clipping after the loop, so a backward mistake is named here too.
     """
+    missing = [k for k in rnn.PARAM_NAMES if k not in got]
+    if missing:
+        return (f"{func}: grads has no {', '.join(repr(k) for k in missing)}: return a dict with one "
+                f"gradient per parameter, keyed like params ({', '.join(rnn.PARAM_NAMES)})")
     bad = [k for k in rnn.PARAM_NAMES if np.asarray(got[k]).shape != want[k].shape]
     if bad:
         k = bad[0]
-        fail(f"{func}: grads[{k!r}] has shape {np.asarray(got[k]).shape}, expected {want[k].shape} "
-             f"(the gradient has the shape of the parameter)")
+        return (f"{func}: grads[{k!r}] has shape {np.asarray(got[k]).shape}, expected {want[k].shape} "
+                f"(the gradient has the shape of the parameter)")
     wrong = [k for k in rnn.PARAM_NAMES if rnn.rel_error(got[k], want[k]) > 1e-7]
     if not wrong:
-        return
+        return None
     T = len(inputs)
     H, V = params["Wxh"].shape
     shape = f"V={V}, H={H}, T={T}"
@@ -145,15 +158,16 @@ def diagnose_grads(got, params, inputs, targets, hprev, want, func, limit=None):
     for advice, g in candidates:
         distinct = [k for k in wrong if rnn.rel_error(g[k], want[k]) > 1e-6]
         if distinct and all(rnn.rel_error(got[k], g[k]) < 1e-7 for k in wrong):
-            fail(f"{func}: d{', d'.join(wrong)} differ from implementation.loss_and_grads"
-                 f"{' clipped to ' + format(limit, 'g') if limit else ''} ({shape}); they match "
-                 f"the gradients of a known mistake: {advice}")
+            return (f"{func}: d{', d'.join(wrong)} differ from implementation.loss_and_grads"
+                    f"{' clipped to ' + format(limit, 'g') if limit else ''} ({shape}); they match "
+                    f"the gradients of a known mistake: {advice}")
     k = wrong[0]
-    fail(f"{func}: d{k} differs from implementation.loss_and_grads"
-         f"{' clipped to ' + format(limit, 'g') if limit else ''} ({shape}), relative error "
-         f"{rnn.rel_error(got[k], want[k]):.2e} > 1e-7\n  yours:    {show(got[k])}\n"
-         f"  expected: {show(want[k])}\n  wrong: d{', d'.join(wrong)}. Read the backward pass in "
-         f"the module docstring of implementation.py line by line against yours.")
+    return (f"{func}: d{k} differs from implementation.loss_and_grads"
+            f"{' clipped to ' + format(limit, 'g') if limit else ''} ({shape}), relative error "
+            f"{rnn.rel_error(got[k], want[k]):.2e} > 1e-7\n  yours:    {show(got[k])}\n"
+            f"  expected: {show(want[k])}\n  wrong: d{', d'.join(wrong)}; none of the known mistakes "
+            f"gives these numbers. Read the backward pass in the module docstring of implementation.py "
+            f"line by line against yours.")
 
 
 # ----------------------------------------------------------------------------- get_batch
@@ -210,27 +224,42 @@ def test_rnn_step_forward_large_logits_do_not_overflow(ex):
     check_close(p, np.exp(logp[0]), "rnn_step_forward: p with logits up to 900", rtol=1e-6)
 
 
-@pytest.mark.parametrize("V,H,T", SHAPES)
-def test_forward_loss_matches_module(ex, V, H, T):
-    params, inputs, targets, hprev = make_problem(V, H, T, seed=T)
+def check_forward_loss(ex, params, inputs, targets, hprev):
+    """Fail with the likely mistake if forward_loss's loss or cache differs from implementation.py's."""
+    T = len(inputs)
+    H, V = params["Wxh"].shape
     loss, cache = ex.forward_loss(params, inputs, targets, hprev)
     want, _, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
     shape = f"V={V}, H={H}, T={T}"
+    if not np.isscalar(loss) and np.size(loss) != 1:
+        fail(f"forward_loss ({shape}): the loss must be one number (the sum over the T steps), got an "
+             f"array of shape {np.shape(loss)}")
     if not np.isclose(loss, want, rtol=1e-9):
         if np.isclose(loss, want / T, rtol=1e-9):
-            fail(f"forward_loss ({shape}): your loss {loss:.6g} is the MEAN over the T steps; "
+            fail(f"forward_loss ({shape}): your loss {float(loss):.6g} is the MEAN over the T steps; "
                  f"return the SUM, {want:.6g} (the textbook number; divide by T only when printing)")
+        if np.isclose(loss, want / np.log(2), rtol=1e-9):
+            fail(f"forward_loss ({shape}): your loss {float(loss):.6g} is in bits (log2); use the natural "
+                 f"log, np.log: {want:.6g} nats")
         for name, tgt in off_by_one_targets(inputs, targets).items():
             if T > 1 and np.isclose(loss, variant(params, inputs, tgt, hprev)[0], rtol=1e-9):
                 fail(f"forward_loss ({shape}): your loss is the loss of predicting {name}: targets "
                      f"are off by one. Score p_t against targets[t]: loss += -log(ps[t][targets[t], 0])")
-        fail(f"forward_loss ({shape}): loss {loss:.6g}, expected {want:.6g} "
+        if np.isclose(loss, variant(params, inputs, targets, np.zeros_like(hprev))[0], rtol=1e-9):
+            fail(f"forward_loss ({shape}): your loss is the one that starts from a zero hidden state; "
+                 f"start from the hprev you are given: hs[0] = hprev")
+        fail(f"forward_loss ({shape}): loss {float(loss):.6g}, expected {want:.6g} "
              f"(sum over t of -log p_t[targets[t]], natural log)")
     hs, logp = rnn.forward(params, inputs, hprev)
     check_close(cache["hs"], hs, f"forward_loss ({shape}): cache['hs']",
                 hint="hs[0] is hprev and hs[t+1] = h_t, shape (T+1, H, 1)")
     check_close(cache["ps"], np.exp(logp), f"forward_loss ({shape}): cache['ps']",
                 hint="ps[t] = p_t, shape (T, V, 1)")
+
+
+@pytest.mark.parametrize("V,H,T", SHAPES)
+def test_forward_loss_matches_module(ex, V, H, T):
+    check_forward_loss(ex, *make_problem(V, H, T, seed=T))
 
 
 # ----------------------------------------------------------------------------- backward
@@ -247,11 +276,15 @@ def test_rnn_backward_passes_gradient_check(ex, V, H, T):
         num = rnn.numerical_grad(f, params[k], delta=1e-5)
         err = rnn.rel_error(grads[k], num)
         if err > 1e-6:
-            fail(f"gradient check: d{k} from rnn_backward vs central differences of forward_loss "
-                 f"(V={V}, H={H}, T={T}): relative error {err:.2e} > 1e-6\n"
-                 f"  yours:     {show(grads[k])}\n  numerical: {show(num)}\n"
-                 f"  (test_forward_loss_matches_module and test_rnn_backward_matches_module, against "
-                 f"implementation.py, name the likely mistake)")
+            head = (f"gradient check: d{k} from rnn_backward vs central differences of forward_loss "
+                    f"(V={V}, H={H}, T={T}): relative error {err:.2e} > 1e-6\n"
+                    f"  yours:     {show(grads[k])}\n  numerical: {show(num)}\n")
+            problem = failure_of(check_forward_loss, ex, params, inputs, targets, hprev)   # is the loss right?
+            if problem:
+                fail(head + f"  your forward_loss is not the textbook loss either, so fix it first: {problem}")
+            _, want, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
+            fail(head + "  " + (grads_diagnosis(grads, params, inputs, targets, hprev, want, "rnn_backward")
+                                or "the gradients equal implementation.py's, so the loss is what differs"))
 
 
 @pytest.mark.parametrize("V,H,T", SHAPES)
@@ -324,6 +357,9 @@ def test_loss_and_clipped_grads_clips_after_summing(ex):
     want = {k: np.clip(v, -5, 5) for k, v in raw.items()}
     check_close(loss, want_loss, "loss_and_clipped_grads: loss", rtol=1e-9)
     diagnose_grads(got, params, inputs, targets, hprev, want, "loss_and_clipped_grads", limit=5.0)
+    if np.shape(h_last) == np.shape(hprev) and np.allclose(h_last, hprev):
+        fail("loss_and_clipped_grads: h_last is hprev, the state BEFORE the first step; return the state "
+             "after the last one, cache['hs'][-1], so the next window continues where this one ended")
     check_close(h_last, want_h, "loss_and_clipped_grads: h_last",
                 hint="h_last is the hidden state after the LAST step, cache['hs'][-1], shape (H,1)")
 
@@ -342,8 +378,22 @@ def test_loss_and_clipped_grads_uses_limit(ex, limit):
 
 # ----------------------------------------------------------------------------- all together
 
+PIECES = [  # the tests of the pieces the loop uses, in the order the loop uses them
+    ("get_batch", lambda ex: test_get_batch_targets_are_the_next_characters(ex)),
+    ("forward_loss", lambda ex: check_forward_loss(ex, *make_problem(11, 7, 13, seed=13))),
+    ("rnn_backward", lambda ex: test_rnn_backward_matches_module(ex, 11, 7, 13)),
+    ("clip_gradients", lambda ex: test_clip_gradients_elementwise(ex)),
+    ("loss_and_clipped_grads", lambda ex: test_loss_and_clipped_grads_clips_after_summing(ex)),
+]
+
+
 def test_training_loop_reproduces_min_char_rnn(ex):
     """Your pieces in min-char-rnn's loop give the textbook's losses, iteration by iteration."""
+    for name, check in PIECES:                                     # a wrong piece is named, not the loop
+        problem = failure_of(check, ex)
+        if problem:
+            fail(f"min-char-rnn's loop runs on your functions, and {name} is not right yet; fix it first "
+                 f"(its own test says the same):\n  {problem}")
     rng = np.random.default_rng(5)
     text = "hello world, hello rnn. " * 6
     chars = rnn.build_vocab(text)
@@ -363,7 +413,55 @@ def test_training_loop_reproduces_min_char_rnn(ex):
         rnn.adagrad_update(params, grads, memory, lr)
         p += T
     check_close(losses, want_losses, f"losses of {iters} min-char-rnn iterations with your functions",
-                hint="each piece passed on its own? then check that h_last is carried into the next window",
+                hint="every piece passes on its own, so look at how they are chained: loss_and_clipped_grads "
+                     "must return h_last = cache['hs'][-1], the state after the LAST step, to carry into the "
+                     "next window",
                 rtol=1e-8)
     for k in rnn.PARAM_NAMES:
         check_close(params[k], want_params[k], f"params[{k!r}] after {iters} iterations", rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- checks of these tests
+
+def textbook_exercise(**mistake):
+    """Exercise 1 answered from the textbook (variant() above), with one mistake switched on by a flag."""
+    def forward_loss(params, inputs, targets, hprev):
+        hs, logp = rnn.forward(params, np.asarray(inputs), hprev)
+        return float(-sum(logp[t][targets[t], 0] for t in range(len(inputs)))), {"hs": hs, "ps": np.exp(logp)}
+
+    def rnn_backward(params, inputs, targets, cache):
+        return variant(params, inputs, targets, cache["hs"][0], **mistake)[1]
+
+    def clip_gradients(grads, limit=5.0):
+        for k in grads:
+            np.clip(grads[k], -limit, limit, out=grads[k])
+        return grads
+
+    def loss_and_clipped_grads(params, inputs, targets, hprev, limit=5.0):
+        loss, cache = forward_loss(params, inputs, targets, hprev)
+        return loss, clip_gradients(rnn_backward(params, inputs, targets, cache), limit), cache["hs"][-1]
+
+    return types.SimpleNamespace(get_batch=lambda data, p, T: (data[p:p + T], data[p + 1:p + T + 1]),
+                                 forward_loss=forward_loss, rnn_backward=rnn_backward,
+                                 clip_gradients=clip_gradients, loss_and_clipped_grads=loss_and_clipped_grads)
+
+
+def test_the_textbook_answer_passes_these_tests():
+    right = textbook_exercise()
+    for check, args in [(test_rnn_backward_passes_gradient_check, (5, 4, 6)),
+                        (test_training_loop_reproduces_min_char_rnn, ())]:
+        assert failure_of(check, right, *args) is None, failure_of(check, right, *args)
+
+
+@pytest.mark.parametrize("mistake", ["no tanh derivative", "no dhnext", "h_t in dWhh", "h_{t-1} in dWhy"])
+def test_the_gradient_check_names_the_known_mistake(mistake):
+    """The first test -x stops at, the gradient check, names the mistake (not only 'relative error')."""
+    flags, advice = MISTAKES[mistake]
+    message = failure_of(test_rnn_backward_passes_gradient_check, textbook_exercise(**flags), 11, 7, 13)
+    assert message and "gradient check" in message and advice in message, message
+
+
+def test_the_training_loop_names_the_wrong_piece_first():
+    message = failure_of(test_training_loop_reproduces_min_char_rnn, textbook_exercise(tanh_grad=False))
+    assert message and "rnn_backward is not right yet" in message, message
+    assert MISTAKES["no tanh derivative"][1] in message and "h_last" not in message, message

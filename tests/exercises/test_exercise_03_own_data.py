@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import implementation as rnn
-from .exercise_checks import check_close, fail
+from visualization import real_word_share, words
+from .exercise_checks import check_close, fail, run_main
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,10 @@ def test_shuffle_characters_keeps_the_letters(ex):
 @pytest.mark.parametrize("text,want", [("aabb", math.log(2)), ("aaaa", 0.0), ("abcd", math.log(4)),
                                        ("aaab", -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))])
 def test_unigram_entropy_exact(ex, text, want):
-    check_close(ex.unigram_entropy(text), want, f"unigram_entropy({text!r})",
+    got = ex.unigram_entropy(text)
+    if want > 0 and np.isclose(got, want / math.log(2)):
+        fail(f"unigram_entropy({text!r}) = {got:.6g} is in bits; use the natural log (nats): {want:.6g}")
+    check_close(got, want, f"unigram_entropy({text!r})",
                 hint="-sum_c f_c ln f_c over the character frequencies f_c, natural log", rtol=1e-9)
 
 
@@ -125,16 +129,33 @@ def test_indent_share_exact(ex):
 
 
 def test_known_word_share_exact(ex):
-    train = "def train_on_text(text): return evaluate(params)"
-    cases = [("return the text", 2 / 3),        # 'the' is not in the training text
-             ("a b c in on", 0.0),              # no word of 3+ letters
+    train = "def train_on_text(text): return evaluate(params) # don't"
+    cases = [("return the text.", 2 / 3),       # 'the' is not in the training text
              ("RETURN params!", 1.0),
-             ("xyz evaluate", 0.5)]
+             ("xyz evaluate ", 0.5),
+             ("a b c in on xyz.", 0.0),         # only 'xyz' has 3+ letters, and it is unknown
+             ("return the tex", 0.5),           # cut off inside its last word: "tex" is left out
+             ("don't dont.", 0.5)]              # an inner apostrophe belongs to the word
     for gen, want in cases:
         check_close(ex.known_word_share(gen, train), want, f"known_word_share({gen!r}, {train!r})",
-                    hint='words are re.findall(r"[a-z]{3,}", text.lower()) for min_length=3', rtol=1e-9)
-    check_close(ex.known_word_share("a in on", "a in on", min_length=1), 1.0,
-                "known_word_share('a in on', 'a in on', min_length=1)", rtol=1e-9)
+                    hint="exercise 2's measure (words(text), the last word left out when the text ends inside "
+                         "it), counting only words of min_length=3 or more characters", rtol=1e-9)
+    got = ex.known_word_share("a b in on.", train)
+    if not (isinstance(got, float) and math.isnan(got)):
+        fail(f"known_word_share('a b in on.', ...) = {got!r}: no word of 3+ letters is left, so the share is "
+             f"undefined: return math.nan")
+
+
+def test_known_word_share_with_min_length_1_is_real_word_share(ex, trained):
+    """With min_length=1 yours is visualization.real_word_share, on pieces of the corpus cut anywhere."""
+    text, _ = trained
+    vocabulary = set(words(text))
+    rng = np.random.default_rng(2)
+    for start in rng.integers(0, len(text) - 100, 30):
+        piece = text[start:start + int(rng.integers(1, 100))]
+        check_close(ex.known_word_share(piece, text, min_length=1), real_word_share(piece, vocabulary)[0],
+                    f"known_word_share({piece!r}, corpus, min_length=1) vs visualization.real_word_share",
+                    rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- training and report
@@ -172,11 +193,14 @@ def test_domain_report_structure(ex, trained):
     for part in ("training", "model", "shuffled"):
         if part not in rep or set(rep[part]) != {"balanced_brackets", "indent_multiple_of_4", "known_words"}:
             fail(f"domain_report: rep[{part!r}] must hold balanced_brackets, indent_multiple_of_4, known_words")
+    if rep["shuffled"] == rep["training"] or rep["shuffled"]["indent_multiple_of_4"] > 0.5:
+        fail(f"domain_report: the shuffled column {rep['shuffled']} looks like the real text's "
+             f"{rep['training']}: measure the first n_chars of shuffle_characters(training_text, rng)")
     if len(rep["sample"]) != 600:
         fail(f"domain_report: the sample must have n_chars=600 characters, got {len(rep['sample'])}")
-    for key, f in (("balanced_brackets", ex.balanced_bracket_share), ("known_words", None),
+    for key, f in (("balanced_brackets", ex.balanced_bracket_share),
+                   ("known_words", lambda t: ex.known_word_share(t, text)),
                    ("indent_multiple_of_4", lambda t: ex.indent_share(t, 4))):
-        f = f or (lambda t: ex.known_word_share(t, text))
         check_close(rep["training"][key], f(text), f"domain_report: training[{key!r}]")
         check_close(rep["model"][key], f(rep["sample"]), f"domain_report: model[{key!r}] of its own sample")
 
@@ -197,8 +221,7 @@ def test_model_shows_more_structure_than_shuffled_text(ex, trained):
 
 
 def test_main_on_the_default_corpus(ex, capsys):
-    ex.main(["--steps", "5", "--hidden-size", "16", "--sample-chars", "300", "--batch-size", "8"])
-    out = capsys.readouterr().out
+    out = run_main(ex, ["--steps", "5", "--hidden-size", "16", "--sample-chars", "300", "--batch-size", "8"], capsys)
     for needle in ("corpus:", "unigram entropy", "balanced_brackets", "indent_multiple_of_4", "shuffled text"):
         if needle not in out:
             fail(f"main() should print the report; {needle!r} is missing from:\n{out}")
@@ -207,8 +230,7 @@ def test_main_on_the_default_corpus(ex, capsys):
 def test_main_on_any_text(ex, tmp_path, capsys):
     path = tmp_path / "prose.txt"
     path.write_text("It was the best of times, it was the worst of times. " * 80, encoding="utf-8")
-    ex.main(["--data", str(path), "--steps", "10", "--hidden-size", "8", "--sample-chars", "200",
-             "--batch-size", "8", "--seq-length", "16"])
-    out = capsys.readouterr().out
+    out = run_main(ex, ["--data", str(path), "--steps", "10", "--hidden-size", "8", "--sample-chars", "200",
+             "--batch-size", "8", "--seq-length", "16"], capsys)
     if "n/a" not in out:
         fail("main() on prose should print n/a for the code measures that have nothing to count")

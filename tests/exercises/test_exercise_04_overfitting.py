@@ -6,12 +6,14 @@ implementation.Trainer; and the detected point against the logged curve of a
 run that overfits on purpose (a small text, a large model).
 """
 
+import types
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 import implementation as rnn
-from .exercise_checks import check_close, fail
+from .exercise_checks import check_close, fail, failure_of, run_main
 
 SETTINGS = dict(hidden_size=48, seq_length=16, batch_size=8, steps=200, eval_every=10, learning_rate=1e-2, seed=0)
 
@@ -66,6 +68,19 @@ def test_smooth_exact(ex, values, beta, want):
 
 # ----------------------------------------------------------------------------- early stopping
 
+def stopping_variant(steps, val, patience, strict=True):
+    """(best_step, stop_step) of early stopping, with the tie rule switchable: for naming mistakes."""
+    best_i, waited = 0, 0
+    for i in range(1, len(val)):
+        if val[i] < val[best_i] or (not strict and val[i] == val[best_i]):
+            best_i, waited = i, 0
+        else:
+            waited += 1
+            if waited == patience:
+                return int(steps[best_i]), int(steps[i])
+    return int(steps[best_i]), None
+
+
 @pytest.mark.parametrize("val,patience,best,stop", [
     ([5, 4, 3, 2.5, 2.6, 2.7, 2.4, 2.8, 2.9, 3.0], 2, 30, 50),     # stops before the later dip to 2.4
     ([5, 4, 3, 2.5, 2.6, 2.7, 2.4, 2.8, 2.9, 3.0], 3, 60, 90),     # patient enough to find it
@@ -79,6 +94,17 @@ def test_find_best_step_on_known_curves(ex, val, patience, best, stop):
     call = f"find_best_step(steps={steps.tolist()}, val={val}, patience={patience})"
     if not isinstance(got, dict) or not {"best_step", "best_loss", "stop_step"} <= set(got):
         fail(f"{call} must return a dict with best_step, best_loss and stop_step, got {got!r}")
+    mine = (got["best_step"], got["stop_step"])
+    if mine != (best, stop):
+        for variant, what in [(stopping_variant(steps, val, patience + 1), "you stop one evaluation late: stop "
+                               "when the count of evaluations without improvement REACHES patience"),
+                              (stopping_variant(steps, val, patience - 1), "you stop one evaluation early: the "
+                               "count of evaluations without improvement must reach patience, not patience - 1"),
+                              (stopping_variant(steps, val, patience, strict=False), "a tie is not an "
+                               "improvement: only a strictly lower validation loss resets the count")]:
+            if mine == variant and variant != (best, stop):
+                fail(f"{call}: got best_step={mine[0]}, stop_step={mine[1]}; expected best_step={best}, "
+                     f"stop_step={stop}: {what}")
     if got["best_step"] == int(steps[int(np.argmin(val))]) != best:
         fail(f"{call}: best_step {got['best_step']} is the minimum of the WHOLE curve; early stopping "
              f"only sees the evaluations up to the one where patience runs out (step {stop}), "
@@ -102,7 +128,7 @@ def test_train_with_validation_log_matches_the_module(ex, small_text, overfit_lo
     want_steps = list(range(0, S["steps"] + 1, S["eval_every"]))
     if list(np.asarray(log["eval_steps"])) != want_steps:
         fail(f"eval_steps should be {want_steps[:4]} ... {want_steps[-1]} (before training, then every "
-             f"eval_every={S['eval_every']} steps), got {list(log['eval_steps'])[:6]} ...")
+             f"eval_every={S['eval_every']} steps), got {[int(v) for v in log['eval_steps']][:6]} ...")
     # the same run, done here
     params = rnn.init_params(len(chars), S["hidden_size"], np.random.default_rng(S["seed"]), dtype=np.float32)
     trainer = rnn.Trainer(params, train_ids, batch_size=S["batch_size"], seq_length=S["seq_length"],
@@ -174,8 +200,26 @@ def test_main_runs_and_saves_the_figure(ex, tmp_path, capsys):
     path = tmp_path / "text.txt"
     path.write_text("to be or not to be, that is the question. " * 70, encoding="utf-8")
     png = tmp_path / "curves.png"
-    ex.main(["--data", str(path), "--chars", "2500", "--hidden-size", "16", "--steps", "30",
-             "--eval-every", "10", "--plot", str(png)])
-    out = capsys.readouterr().out
+    out = run_main(ex, ["--data", str(path), "--chars", "2500", "--hidden-size", "16", "--steps", "30",
+             "--eval-every", "10", "--plot", str(png)], capsys)
     if "validation stops improving at step" not in out or not png.is_file():
         fail("main() should report where validation stops improving and save the figure to --plot")
+
+
+# ----------------------------------------------------------------------------- checks of these tests
+
+@pytest.mark.parametrize("late,strict,words", [(1, True, "one evaluation late"), (-1, True, "one evaluation early"),
+                                               (0, False, "a tie is not an improvement")])
+def test_early_stopping_mistakes_are_named(late, strict, words):
+    def find_best_step(steps, val, patience):
+        best, stop = stopping_variant(steps, val, patience + late, strict)
+        return {"best_step": best, "best_loss": float(val[list(steps).index(best)]), "stop_step": stop}
+
+    fake = types.SimpleNamespace(find_best_step=find_best_step)
+    cases = [([5, 4, 3, 2.5, 2.6, 2.7, 2.4, 2.8, 2.9, 3.0], 2, 30, 50), ([3, 2, 2, 2, 2], 3, 10, 40)]
+    messages = [failure_of(test_find_best_step_on_known_curves, fake, *case) for case in cases]
+    assert any(m and words in m for m in messages), messages
+    right = types.SimpleNamespace(find_best_step=lambda steps, val, patience: dict(
+        zip(("best_step", "stop_step"), stopping_variant(steps, val, patience)),
+        best_loss=float(min(val[:list(steps).index(stopping_variant(steps, val, patience)[0]) + 1]))))
+    assert all(failure_of(test_find_best_step_on_known_curves, right, *case) is None for case in cases)
