@@ -17,25 +17,10 @@ import pytest
 
 import analysis as an
 import implementation as rnn
+from helpers import synthetic_text
 
 HIDDEN, INIT_SCALE, SEED = 16, 0.05, 5
 
-
-def synthetic_text(n_lines=120, seed=1):
-    """Sentences on lines, some words in "quotes" or (brackets)."""
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "said", "hello", "to", "dog", "it", "ran"]
-    lines = []
-    for _ in range(n_lines):
-        ws = list(rng.choice(words, size=int(rng.integers(3, 8))))
-        ws[0] = ws[0].capitalize()
-        i = int(rng.integers(0, len(ws)))
-        if rng.random() < 0.4:
-            ws[i] = f'"{ws[i]} {rng.choice(words)}"'
-        elif rng.random() < 0.4:
-            ws[i] = f"({ws[i]} {rng.choice(words)})"
-        lines.append(" ".join(ws) + str(rng.choice([".", "!", "?", ","])))
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +130,7 @@ def test_real_word_share():
 
 
 def test_temperature_data_matches_sampling_and_softmax_over_T(model):
-    params, chars, prime = model["params"], model["chars"], "The cat"
+    params, chars, prime = model["params"], model["chars"], "the cat"
     d = an.temperature_data(params, chars, prime, [0.5, 1.0], n=40, seed=7, train_text=model["train_text"])
     H = params["Whh"].shape[0]
     for T, sample, ent in zip(d["temperatures"], d["samples"], d["entropy"]):

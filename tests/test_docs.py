@@ -7,13 +7,12 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from corpora import corpus_path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPO_ROOT as ROOT
 DOCS = ["README.md", "CHEATSHEET.md", "paper_notes.md", "exercises/README.md", "data/README.md"]
 # files the project writes or downloads: named in the docs, absent from a fresh clone
 GENERATED = re.compile(r"^(out|plots)/|(^|/)(tiny_shakespeare|federalist|war_and_peace)\.txt$|^\.venv|\.npz$|log\.jsonl$|metrics\.json$")

@@ -26,7 +26,7 @@ from corpora import corpus_path
 from data.download import (CORPORA, Corpus, DataFileNotFoundError, DownloadError,
                            ensure_corpus, ensure_data_file, main)
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO_ROOT as ROOT
 TEXT = b"First Citizen:\nBefore we proceed any further, hear me speak.\n" * 50
 
 

@@ -27,12 +27,11 @@ import os
 import re
 import shutil
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO_ROOT as ROOT
 NOTEBOOK = ROOT / "notebook.ipynb"
 CELL_TIMEOUT = 600               # seconds per cell; the training cell takes about a minute
 MAX_BYTES = 2_000_000            # the committed notebook, outputs included

@@ -22,26 +22,12 @@ import pytest
 
 import analysis as an
 import implementation as rnn
+from helpers import synthetic_text
 import visualization as viz
 from data import download
 
 HIDDEN, INIT_SCALE, SEED = 24, 0.05, 3
 
-
-def synthetic_text(n_lines=160, seed=0):
-    """Lines of words, some phrases in "quotes" or (brackets), so every feature occurs."""
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "said", "hello", "to", "dog", "it", "ran"]
-    lines = []
-    for _ in range(n_lines):
-        ws = list(rng.choice(words, size=int(rng.integers(3, 8))))
-        i = int(rng.integers(0, len(ws)))
-        if rng.random() < 0.35:
-            ws[i] = f'"{ws[i]} {rng.choice(words)}"'
-        elif rng.random() < 0.5:
-            ws[i] = f"({ws[i]} {rng.choice(words)})"
-        lines.append(" ".join(ws) + rng.choice([".", ",", "!", ""]))
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="module")
@@ -603,8 +589,12 @@ def test_data_flag_splits_like_training(run, tmp_path):
     ck, log = rnn.load_checkpoint(run["ckpt"]), viz.load_log(run["log_path"])
     args = viz.build_parser().parse_args(["--data", run["config"]["data"]])
     text, train_text, source = viz._resolve_text(args, ck, log, lambda m: None)
-    assert train_text == run["train_text"]
-    assert len(run["val_text"]) < 500 and text == run["text"] and "no validation part" in source, \
+    assert train_text == run["train_text"] and text == run["val_text"] and "validation part" in source
+    short = tmp_path / "short.txt"                    # a validation part under 500 characters
+    short.write_text(run["text"][:3000])
+    args = viz.build_parser().parse_args(["--data", str(short)])
+    text, train_text, source = viz._resolve_text(args, ck, log, lambda m: None)
+    assert text == run["text"][:3000] and "no validation part" in source, \
         "a validation part under 500 characters is too short: the whole text is read"
     longer = tmp_path / "longer.txt"
     longer.write_text(run["text"] * 3)
