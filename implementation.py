@@ -322,8 +322,11 @@ def forward(params: dict, inputs, hprev=None):
     return hs, logp.reshape(V, T, B).transpose(1, 0, 2)
 
 
-def _hidden_states(params, inputs, hprev):
+def _hidden_states(params, inputs, hprev, x_mask=None):
     """hs (T+1,H,B): hs[0] = hprev, hs[t+1] = tanh(Wxh x_t + Whh hs[t] + bh).
+
+    x_mask: optional (T,1,B) dropout mask on the input term (see dropout_masks):
+    Wxh x_t becomes m_t * Wxh x_t, one number per character.
 
     Speed tricks, all giving the textbook numbers:
     * Wxh @ onehot(x) is column x of Wxh, so the input projection of all T*B
@@ -337,7 +340,10 @@ def _hidden_states(params, inputs, hprev):
     H = Whh.shape[0]
     xs = np.empty((T, H, B), dtype=Whh.dtype)
     # Wxh[:, inputs] (np.take, the same gather but faster) is (H,T,B); stored step-major in xs
-    np.add(np.take(Wxh, inputs, axis=1).transpose(1, 0, 2), bh, out=xs)   # (T,H,B) xs[t] = Wxh x_t + bh
+    np.copyto(xs, np.take(Wxh, inputs, axis=1).transpose(1, 0, 2))       # (T,H,B) xs[t] = Wxh x_t
+    if x_mask is not None:
+        xs *= x_mask                                 # (T,H,B) m_t Wxh x_t: dropout on the input
+    xs += bh                                         # (T,H,B) xs[t] = Wxh x_t + bh
     hs = np.empty((T + 1, H, B), dtype=Whh.dtype)
     hs[0] = hprev
     for t in range(T):
@@ -364,22 +370,54 @@ def _output_logp(params, hs):
     return log_softmax(y, axis=0)                    # (V,T*B) log p_t = log softmax(y_t)
 
 
-def loss_and_grads(params: dict, inputs, targets, hprev=None):
+def dropout_masks(rng: np.random.Generator, p: float, T: int, B: int, H: int, dtype=np.float64):
+    """Dropout masks for one training window, or None when p = 0 (the textbook).
+
+    Returns {"x": (T,1,B), "h": (H,T*B)}, every entry 0 with probability p and
+    1/(1-p) otherwise ("inverted" dropout: the expected value of m * a is a, so
+    evaluation and sampling use the plain model, unchanged). Following Zaremba,
+    Sutskever & Vinyals (2014), only the connections that do not carry memory
+    are dropped:
+
+        h_t = tanh(m^x_t * Wxh x_t + Whh h_{t-1} + bh)     m^x_t: one number per character
+        y_t = Why (m^h_t * h_t) + by                       m^h_t: (H,) per step and stream
+
+    The recurrence Whh h_{t-1} is never dropped, so what the state remembers is
+    not cut at random; dropping the output's view of h_t keeps Why from leaning
+    on a few units, the main way a large RNN memorises a small text.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout_masks: p must be in [0, 1), got {p}")
+    if p == 0.0:
+        return None
+    keep = 1.0 - p
+    x = (rng.random((T, 1, B)) < keep).astype(dtype) / dtype(keep)      # (T,1,B) 0 or 1/keep
+    h = (rng.random((H, T * B)) < keep).astype(dtype) / dtype(keep)     # (H,T*B) 0 or 1/keep
+    return {"x": x, "h": h}
+
+
+def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None):
     """Loss, gradients and the last hidden state for one window of T steps.
 
     inputs, targets: (T,B) int ids (or (T,) for one stream); hprev: (H,B) or (H,1).
     loss: cross-entropy summed over the T steps, averaged over the B streams (nats).
     grads: dict keyed like params ("Wxh", ...), each the derivative of that loss.
     h_last: (H,B) hidden state after the last step, to carry into the next window.
+    masks: optional dropout masks from dropout_masks (training only; None, the
+    default and the textbook, is the plain model).
     """
     Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
     inputs, targets, hprev = _as_batch(inputs, targets, hprev, params)
     T, B = inputs.shape
     H, V = Wxh.shape
+    x_mask, h_mask = (None, None) if masks is None else (masks["x"], masks["h"])
     # --- forward -------------------------------------------------------------
-    hs = _hidden_states(params, inputs, hprev)       # (T+1,H,B) hs[t+1] = h_t
+    hs = _hidden_states(params, inputs, hprev, x_mask)   # (T+1,H,B) hs[t+1] = h_t
     h_cols = _columns(hs)                            # (H,(T+1)*B) h_{-1}..h_{T-1} side by side (hs[0] = hprev first)
-    y = Why @ h_cols[:, B:] + by                     # (V,T*B) y_t = Why h_t + by, one product for all steps
+    h_out = h_cols[:, B:]                            # (H,T*B) h_t, what the output layer reads
+    if h_mask is not None:
+        h_out = h_out * h_mask                       # (H,T*B) m_t * h_t: dropout between h and y only
+    y = Why @ h_out + by                             # (V,T*B) y_t = Why h_t + by, one product for all steps
     y -= y.max(axis=0)                               # softmax(y) = softmax(y - max y): exp can no longer overflow
     e = np.exp(y)                                    # (V,T*B)
     s = e.sum(axis=0)                                # (T*B,)  sum_j exp(y_t[j])
@@ -392,12 +430,14 @@ def loss_and_grads(params: dict, inputs, targets, hprev=None):
     dy = e / s                                       # (V,T*B) p_t = softmax(y_t)
     dy[tgt, cols] -= 1.0                             # (V,T*B) dy_t = p_t - onehot(target_t): backprop into y
     dy /= B                                          # the loss is a mean over the B streams
-    dWhy = dy @ h_cols[:, B:].T                      # (V,H) sum_t dy_t h_t^T
+    dWhy = dy @ h_out.T                              # (V,H) sum_t dy_t h_t^T (the dropped-out h_t)
     dby = dy.sum(axis=1, keepdims=True)              # (V,1) sum_t dy_t
     # backprop into h from the outputs: dhs[t] = Why^T dy_t for all t in one batched
     # call (np.matmul loops over the leading T axis), written step-major like hs
     dhs = np.empty((T, H, B), dtype=Whh.dtype)
     np.matmul(Why.T, dy.reshape(V, T, B).transpose(1, 0, 2), out=dhs)   # (T,H,B) Why^T dy_t
+    if h_mask is not None:                           # back through the output dropout: times the same mask
+        dhs *= h_mask.reshape(H, T, B).transpose(1, 0, 2)
     dtanh = hs[1:] * hs[1:]
     np.subtract(1.0, dtanh, out=dtanh)               # (T,H,B) tanh'(a_t) = 1 - h_t^2, all steps at once
     WhhT = Whh.T                                     # (H,H) a transposed view, made once
@@ -414,7 +454,7 @@ def loss_and_grads(params: dict, inputs, targets, hprev=None):
     # dWxh = sum_t dhraw_t x_t^T with one-hot x_t, as one product with the (V,T*B)
     # one-hot matrix of all inputs (faster than a scatter-add with np.add.at).
     X = np.zeros((V, T * B), dtype=Wxh.dtype)
-    X[inputs.reshape(T * B), cols] = 1.0             # (V,T*B) one-hot columns x_t
+    X[inputs.reshape(T * B), cols] = 1.0 if x_mask is None else x_mask.reshape(T * B)   # (V,T*B) x_t (times m_t)
     dWxh = dhraw @ X.T                               # (H,V) sum_t dhraw_t x_t^T
     grads = {"Wxh": dWxh, "Whh": dWhh, "Why": dWhy, "bh": dbh, "by": dby}
     return float(loss), grads, hs[-1].copy()
@@ -570,6 +610,11 @@ class Trainer:
     model that sees the same text many times does not see the same windows;
     it costs nothing. Off by default (the textbook walk).
 
+    dropout=p > 0 trains with dropout on the non-recurrent connections (see
+    dropout_masks), masks drawn from (seed, step number), so a resumed run
+    draws the same ones. Evaluation, sampling and checkpoints use the plain
+    model: dropout changes only how the weights are trained. Off by default.
+
     ema=d > 0 also keeps an exponential moving average of the weights (Polyak
     averaging), updated after every step:
 
@@ -584,11 +629,14 @@ class Trainer:
     def __init__(self, params: dict, train_ids, batch_size: int = 1, seq_length: int = 25,
                  learning_rate: float = 0.1, optimizer: str = "adagrad", clip: float = 5.0,
                  opt_state: dict | None = None, random_offsets: bool = False, seed: int = 0,
-                 ema: float = 0.0):
+                 ema: float = 0.0, dropout: float = 0.0):
         if not learning_rate > 0:
             raise ValueError(f"Trainer: learning_rate must be > 0, got {learning_rate}")
         if not 0.0 <= ema < 1.0:
             raise ValueError(f"Trainer: ema must be in [0, 1) (0 = off, e.g. 0.998), got {ema}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"Trainer: dropout must be in [0, 1) (0 = off, e.g. 0.2), got {dropout}")
+        self.dropout = float(dropout)
         self.ema = float(ema)
         self.ema_params = {k: v.copy() for k, v in params.items()} if ema else None
         self.params = params
@@ -624,7 +672,12 @@ class Trainer:
                                        self.epoch_offset(self.epoch))
         inputs, targets = self.streams.window(self.window)
         lr = self.learning_rate if learning_rate is None else learning_rate
-        loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h)
+        masks = None
+        if self.dropout:                             # drawn from (seed, step): a resumed run draws the same
+            T, B = inputs.shape
+            masks = dropout_masks(np.random.default_rng([self.seed, 1, self.step_count]), self.dropout,
+                                  T, B, self.h.shape[0], self.h.dtype.type)
+        loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h, masks)
         if measure:                                  # gradient health, measured before clipping
             self.grad_norms = {k: float(np.linalg.norm(g)) for k, g in grads.items()}
         frac = apply_update(self.params, self.opt_state, grads, lr, self.clip, self.optimizer, measure)
@@ -841,13 +894,15 @@ def numerical_grad(f, x: np.ndarray, delta: float = 1e-5, indices=None) -> np.nd
 
 def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
                num_checks: int | None = None, delta: float = 1e-5,
-               rng: np.random.Generator | None = None, grads: dict | None = None) -> dict:
+               rng: np.random.Generator | None = None, grads: dict | None = None,
+               masks: dict | None = None) -> dict:
     """Compare loss_and_grads' gradients with central differences, in float64.
 
     Returns {name: rel_error} for each name in `names`. num_checks=None checks
     every entry; otherwise that many random entries per parameter (then the
     error is computed over those entries). Pass `grads` to check gradients
-    from another function (an exercise) against the numbers.
+    from another function (an exercise) against the numbers, and `masks`
+    (dropout_masks) to check the dropout path with one fixed draw of the masks.
     """
     for k in names:
         if params[k].dtype != np.float64:
@@ -855,8 +910,8 @@ def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
                             "need float64 (float32 rounding swamps them): cast with "
                             "{k: v.astype(np.float64) for k, v in params.items()}")
     if grads is None:
-        _, grads, _ = loss_and_grads(params, inputs, targets, hprev)
-    f = lambda: loss_and_grads(params, inputs, targets, hprev)[0]
+        _, grads, _ = loss_and_grads(params, inputs, targets, hprev, masks)
+    f = lambda: loss_and_grads(params, inputs, targets, hprev, masks)[0]    # the same masks every call
     errors = {}
     for k in names:
         x = params[k]
@@ -1040,7 +1095,7 @@ CONFIG_SCHEMA = {
     "optimizer": _one_of(*OPTIMIZER_SLOTS), "learning_rate": _POSITIVE,
     "lr_schedule": _one_of("constant", "cosine"), "min_lr": _NUMBER, "warmup_steps": _COUNT,
     "clip": _NON_NEGATIVE, "dtype": _one_of("float32", "float64"), "init_scale": _POSITIVE,
-    "random_offsets": _FLAG, "ema": _FRACTION, "seed": _COUNT, "val_fraction": _FRACTION,
+    "random_offsets": _FLAG, "ema": _FRACTION, "dropout": _FRACTION, "seed": _COUNT, "val_fraction": _FRACTION,
     "epochs": _or_none(_POSITIVE_INT), "max_steps": _or_none(_POSITIVE_INT), "time_budget": _or_none(_POSITIVE),
     "patience": _COUNT, "sample_every": _COUNT, "eval_every": _COUNT, "log_every": _COUNT,
     "sample_length": _POSITIVE_INT, "temperature": _POSITIVE,

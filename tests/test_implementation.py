@@ -665,3 +665,63 @@ def test_trainer_ema_is_the_running_average_and_does_not_change_training(tmp_pat
             rnn.load_checkpoint(path))
     with pytest.raises(ValueError, match="Trainer: ema must be in"):
         rnn.Trainer(p0, data, 2, 8, 0.1, ema=1.0)
+
+
+# -----------------------------------------------------------------------------
+# Dropout (a training option; off at the textbook settings)
+# -----------------------------------------------------------------------------
+
+def test_dropout_gradients_match_central_differences_with_fixed_masks():
+    params, inputs, targets, hprev = random_problem(7, 6, 5, 3, seed=11, scale=0.5)
+    masks = rnn.dropout_masks(np.random.default_rng(2), 0.3, 5, 3, 6)
+    assert (masks["x"] == 0).any() and (masks["h"] == 0).any(), "the test needs dropped entries"
+    errors = rnn.grad_check(params, inputs, targets, hprev, masks=masks)
+    for k, err in errors.items():
+        assert err < 1e-7, f"loss_and_grads with dropout masks: d{k} relative error {err:.2e} (> 1e-7)"
+
+
+def test_dropout_masks_give_the_textbook_forward_written_out_with_masks():
+    """The masked loss equals a plain loop: h_t = tanh(mx_t Wxh x_t + Whh h + bh), y_t = Why (mh_t h_t) + by."""
+    params, inputs, targets, hprev = random_problem(5, 4, 6, 2, seed=3, scale=0.5)
+    masks = rnn.dropout_masks(np.random.default_rng(0), 0.5, 6, 2, 4)
+    loss, _, h_last = rnn.loss_and_grads(params, inputs, targets, hprev, masks)
+    T, B = inputs.shape
+    want = 0.0
+    h = hprev.copy()
+    for t in range(T):
+        x = np.eye(5)[:, inputs[t]]                                    # (V,B) one-hot
+        h = np.tanh(masks["x"][t] * (params["Wxh"] @ x) + params["Whh"] @ h + params["bh"])
+        y = params["Why"] @ (masks["h"][:, t * B:(t + 1) * B] * h) + params["by"]
+        p = np.exp(y - y.max(0)) / np.exp(y - y.max(0)).sum(0)
+        want -= np.log(p[targets[t], np.arange(B)]).sum() / B
+    assert loss == pytest.approx(want, rel=1e-12)
+    assert np.allclose(h_last, h), "the recurrence itself is never dropped"
+
+
+def test_dropout_masks_are_inverted_and_drop_at_rate_p():
+    m = rnn.dropout_masks(np.random.default_rng(0), 0.25, 64, 16, 128)
+    for a in m.values():
+        assert set(np.unique(a)) == {0.0, 1 / 0.75}
+        assert (a == 0).mean() == pytest.approx(0.25, abs=5 * np.sqrt(0.25 * 0.75 / a.size))   # 5 sd
+    assert rnn.dropout_masks(np.random.default_rng(0), 0.0, 4, 2, 3) is None
+    with pytest.raises(ValueError, match="dropout_masks"):
+        rnn.dropout_masks(np.random.default_rng(0), 1.0, 4, 2, 3)
+
+
+def test_trainer_dropout_resumes_bit_identically_and_leaves_the_default_unchanged(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 6, size=2000)
+    p0 = rnn.init_params(6, 8, np.random.default_rng(1))
+    plain = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1)
+    off = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, dropout=0.0)
+    assert [plain.step() for _ in range(5)] == [off.step() for _ in range(5)], "dropout=0 must be the plain model"
+    a = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, dropout=0.3)
+    for _ in range(7):
+        a.step()
+    path = rnn.save_checkpoint(tmp_path / "d.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
+    b = rnn.Trainer(rnn.init_params(6, 8, np.random.default_rng(9)), data, 2, 8, 0.1, seed=4, dropout=0.3)
+    b.restore(rnn.load_checkpoint(path))
+    assert [a.step() for _ in range(6)] == [b.step() for _ in range(6)], "a resumed dropout run must match"
+    c = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, dropout=0.3)
+    d = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4)
+    assert c.step() != d.step(), "dropout=0.3 should change the training loss of a step"
