@@ -41,7 +41,7 @@ class LogError(ValueError):
 class Field:
     name: str
     type: str            # "int", "number" (int or float; null = not finite), "str", "bool", "dict", "any"
-    required: bool
+    required: bool       # must be there, and not null (except a number: null is NaN or inf)
     doc: str
 
 
@@ -114,13 +114,15 @@ def format_help() -> str:
             + "; ".join(parts) + ". Losses are nats per character; a NaN or inf is written as null.")
 
 
-def _type_ok(value, kind: str) -> bool:
+def _type_ok(value, kind: str, required: bool) -> bool:
+    if value is None:                                # null: a number that was not finite, or not known yet
+        return kind == "number" or not required
     if kind == "any":
         return True
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
-        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "str":
         return isinstance(value, str)
     if kind == "bool":
@@ -142,7 +144,7 @@ def check_entry(entry) -> str | None:
         if f.name not in entry:
             if f.required:
                 return f"a {kind!r} entry needs a {f.name!r} field"
-        elif not _type_ok(entry[f.name], f.type):
+        elif not _type_ok(entry[f.name], f.type, f.required):
             return f"a {kind!r} entry's {f.name!r} must be {f.type}, got {entry[f.name]!r:.40}"
     return None
 

@@ -226,7 +226,7 @@ def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, case):
     one, two = tmp_path / "one", tmp_path / "two"
     assert tm.main([*common, "--out", one, "--max-steps", "40"]) == 0
     assert tm.main([*common, "--out", two, "--max-steps", "20"]) == 0
-    assert tm.main(["--resume", two / "last.npz", "--max-steps", "40", "--quiet", "--no-progress"]) == 0
+    assert tm.main(["--resume", two / "last.npz", "--data", text_file, "--max-steps", "40", "--quiet", "--no-progress"]) == 0
 
     a, b = rnn.load_checkpoint(one / "last.npz"), rnn.load_checkpoint(two / "last.npz")
     for k in rnn.PARAM_NAMES:
@@ -261,7 +261,7 @@ def test_resume_truncates_log_entries_beyond_the_checkpoint(text_file, tmp_path)
     assert tm.main([*SMALL, "--data", text_file, "--out", tmp_path / "ten", "--max-steps", "10",
                     "--log-every", "1"]) == 0
     (out / "ten.npz").write_bytes((tmp_path / "ten" / "last.npz").read_bytes())
-    assert tm.main(["--resume", out / "ten.npz", "--max-steps", "15", "--quiet", "--no-progress"]) == 0
+    assert tm.main(["--resume", out / "ten.npz", "--data", text_file, "--max-steps", "15", "--quiet", "--no-progress"]) == 0
     log = read_log(out)
     steps = [e["step"] for e in log if e["kind"] == "train"]
     assert steps == list(range(1, 16)), f"train steps in the log after resuming at 10 and stopping at 15: {steps}"
@@ -303,7 +303,8 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(text_file, tmp_path):
     assert step > 0
     assert read_log(out)[-1] == {**read_log(out)[-1], "kind": "end", "reason": "interrupted", "step": step}
     # and the run continues from there
-    assert tm.main(["--resume", out / "last.npz", "--max-steps", str(step + 3), "--quiet", "--no-progress"]) == 0
+    assert tm.main(["--resume", out / "last.npz", "--data", text_file, "--max-steps", str(step + 3), "--quiet",
+                    "--no-progress"]) == 0
     assert rnn.load_checkpoint(out / "last.npz")["meta"]["step"] == step + 3
 
 
@@ -316,7 +317,7 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(text_file, tmp_path):
             (out / name).unlink(missing_ok=True)
         # a checkpoint every step (--eval-every 1), a few hundred KB each, so kills often land mid-write
         proc = subprocess.Popen([sys.executable, str(SCRIPT), *SMALL, "--hidden-size", "160", "--data",
-                                 str(text_file), "--out", str(out), "--max-steps", "100000",
+                                 str(text_file), "--out", str(out), "--max-steps", "100000", "--overwrite",
                                  "--eval-every", "1", "--log-every", "1"],
                                 cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
@@ -344,7 +345,7 @@ def _prepared_run(text_file, tmp_path, steps=10):
 def test_divergence_stops_with_an_explanation_and_keeps_the_last_good_checkpoint(text_file, tmp_path):
     out = _prepared_run(text_file, tmp_path)
     before = {name: (out / name).read_bytes() for name in ("last.npz", "best.npz")}
-    proc = run_script("--resume", out / "last.npz", "--max-steps", "200", "--learning-rate", "1000",
+    proc = run_script("--resume", out / "last.npz", "--data", text_file, "--max-steps", "200", "--learning-rate", "1000",
                       "--clip", "0", "--quiet", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 3, f"a diverged run should exit 3, got {proc.returncode}: {proc.stderr}"
     assert_one_line_error(proc, "diverged", "huge learning rate, clipping off")
@@ -487,7 +488,8 @@ def test_resume_with_data_of_another_vocabulary(checkpoint, tmp_path):
 
 
 def test_resume_refuses_to_change_the_model_shape(checkpoint, tmp_path):
-    proc = run_script("--resume", checkpoint, "--hidden-size", "99", "--no-progress", cwd=tmp_path)
+    proc = run_script("--resume", checkpoint, "--hidden-size", "99", "--data", checkpoint.parent / "x.txt", "--no-progress",
+                      cwd=tmp_path)
     assert_one_line_error(proc, "hidden-size", "--resume with another --hidden-size")
 
 
