@@ -548,11 +548,16 @@ class Progress:
                         mininterval=0.5, bar_format="{l_bar}{bar}| step {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         self.start_step = run.trainer.step_count
 
-    def update(self, run: Run, force: bool = False) -> None:
-        """Advance the bar one step; refresh its status every 0.5 s (or now, if `force`)."""
+    def update(self, run: Run) -> None:
+        """Advance the bar one step; refresh its status line every 0.5 s."""
         self.bar.update(1)
+        if time.perf_counter() >= self.next_status:
+            self.refresh(run, force=False)
+
+    def refresh(self, run: Run, force: bool = True) -> None:
+        """Recompute the status line (force: redraw now, so it agrees with a line printed next)."""
         now = time.perf_counter()
-        if not self.show_bar or (now < self.next_status and not force):
+        if not self.show_bar:
             return
         self.next_status = now + 0.5
         c, t, s = run.c, run.trainer, run.state
@@ -641,6 +646,7 @@ def evaluate_and_save(run: Run, log, show: Progress) -> None:
     s.saved_step = t.step_count
     log.write("val", **run.stamp(), val_loss=r["nats"], val_bits=r["bits"])
     loss, _ = s.recent_loss()
+    show.refresh(run)                                # the bar shows the same epoch as this line
     show.say(f"step {t.step_count} | epoch {epochs_done(t):.2f} | train {'-' if loss is None else f'{loss:.3f}'} | "
              f"val {r['nats']:.4f} nats/char ({r['bits']:.4f} bits){ema_note(run)}"
              f"{' | best' if improved else ''} | {s.chars_per_sec(t) / 1000:.0f}k chars/s | {fmt_time(s.elapsed())}")
@@ -761,15 +767,14 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
                     problem = divergence(loss, s.recent, t.step_count, lnV)
                     if problem:
                         raise _Diverged(problem)
+                    show.update(run)
                     due = lambda every: every and t.step_count % every == 0
-                    evaluate_now = len(run.val_ids) and due(c["eval_every"])
-                    show.update(run, force=bool(evaluate_now))
                     if log_now:
                         log.write("train", **run.stamp(), loss=loss, smooth_loss=t.smooth_loss, lr=lr,
                                   grad_norm=t.grad_norms, clip_frac=t.clip_fractions)
                     if due(c["sample_every"]):
                         sample_and_log(run, log, show)
-                    if evaluate_now:
+                    if len(run.val_ids) and due(c["eval_every"]):
                         evaluate_and_save(run, log, show)
                 # --- the end: a last evaluation and checkpoint ---
                 if reason != "interrupted" and len(run.val_ids) and s.last_eval_step != t.step_count:
