@@ -35,16 +35,20 @@ From Python (a notebook, an exercise): ``train(resolve_config("fast", data=...))
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
-
 if __name__ == "__main__":
     # Ctrl-C while the imports below load (NumPy alone takes a moment): one line, exit 130.
+    # _signal is the interpreter's built-in module, already loaded; `signal` itself takes time.
+    import _signal
+    import os
+
     def _interrupted_while_starting(signum, frame):
         os.write(2, b"error: interrupted while starting; nothing was written\n")
         os._exit(130)
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
+    _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+
+import os
+import signal
+import sys
 
 import argparse
 import collections
@@ -259,13 +263,14 @@ def memory_needed(c: dict, V: int) -> int:
 
     Parameters (Wxh, Whh, Why, bh, by), their gradients, the optimiser state (Adagrad one
     copy, Adam two), the weight average (--ema), and one window's activations: T+1 hidden
-    states of shape (H,B) and the logits and probabilities, each (V,B) for T steps.
+    states of shape (H,B) and the logits and probabilities, each (V,B) for T steps; plus
+    the float64 weights init_params draws before converting them to the dtype.
     """
     H, B, T = int(c["hidden_size"]), int(c["batch_size"]), int(c["seq_length"])
     n_params = 2 * H * V + H * H + H + V
     copies = 2 + (1 if c["optimizer"] == "adagrad" else 2) + (1 if c["ema"] else 0)
     window = (T + 1) * H * B + 2 * V * T * B
-    return np.dtype(c["dtype"]).itemsize * (copies * n_params + window)
+    return np.dtype(c["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params
 
 
 def physical_memory() -> int | None:
@@ -655,7 +660,7 @@ def evaluate_and_save(run: Run, log, show: Progress) -> None:
 def ema_note(run: Run) -> str:
     """While the weight average covers fewer than 1/(1-d) steps it is mostly the initial weights: say so."""
     d, n = run.c["ema"], run.trainer.step_count
-    if not d or n >= 1.0 / (1.0 - d):
+    if not d or d ** n <= math.exp(-1):             # d^n: the initial weights' share; e^-1 at n = 1/(1-d)
         return ""
     return (f" (weight average of {n} steps so far: {d ** n:.0%} of it is still the initial weights, "
             f"so this is close to a uniform guess)")
@@ -981,6 +986,9 @@ def main(argv=None) -> int:
                         progress=False if (args.no_progress or args.quiet) else None)
     except (UserError, rnn.CheckpointError, DownloadError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("error: out of memory; use a smaller --hidden-size, --batch-size or --seq-length", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:                            # a read-only folder, a full disk
         where = f" {e.filename}" if e.filename else ""
