@@ -1029,7 +1029,8 @@ def _main_sample(args) -> int:
         rnn.check_temperature(c["temperature"])
     except ValueError as e:
         raise UserError(f"--temperature: {e}") from None
-    check_seed(c["seed"]) if c["seed"] is not None else None
+    if c["seed"] is not None:
+        check_seed(c["seed"])
     prime = args.prime
     if args.prime_file:
         check_regular_file(args.prime_file, "--prime-file")
