@@ -568,7 +568,8 @@ class Progress:
         c, t, s = run.c, run.trainer, run.state
         loss, _ = s.recent_loss()
         self.bar.set_postfix_str(f"epoch {epochs_done(t):.2f}{'/' + str(c['epochs']) if c['epochs'] else ''}, "
-                                 f"loss {loss:.3f}, {s.chars_per_sec(t) / 1000:.1f}k chars/s, {self.eta(run, now)}",
+                                 f"loss {'-' if loss is None else f'{loss:.3f}'}, "
+                                 f"{s.chars_per_sec(t) / 1000:.1f}k chars/s, {self.eta(run, now)}",
                                  refresh=force)
 
     def eta(self, run: Run, now: float) -> str:
@@ -583,7 +584,7 @@ class Progress:
         if not left:
             return "no limit set"
         seconds, what = min(left, key=lambda x: x[0])
-        bound = "≤" if c["patience"] or what else ""
+        bound = "≤" if c["patience"] else ""
         return (f"eta {bound}{fmt_time(seconds)}{f' ({what})' if what else ''}"
                 f"{', sooner on a plateau' if c['patience'] else ''}")
 

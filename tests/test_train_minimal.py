@@ -794,3 +794,18 @@ def test_a_read_only_out_folder_is_one_line_and_exit_2(text_file, tmp_path):
         assert proc.returncode == 2
     finally:
         out.chmod(0o755)
+
+
+def test_a_read_only_out_folder_simulated_is_one_line_and_exit_2(text_file, tmp_path, monkeypatch, capsys):
+    """The same as above where chmod does not stop writes (root): the OS refuses the lock file."""
+    real_open = os.open
+
+    def read_only(path, *a, **k):
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(os, "open", read_only)
+    assert tm.main([*SMALL, "--data", text_file, "--out", tmp_path / "ro", "--max-steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Permission denied" in err and "Traceback" not in err, err
