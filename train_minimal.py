@@ -761,6 +761,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
             s.t_start = time.perf_counter()
             show.open(run)
             reason, message, lr = None, None, c["learning_rate"]
+            due = lambda every: every and t.step_count % every == 0    # noqa: E731 (every N steps; 0 = never)
             try:
                 # --- the loop: one step, then whatever is due at this step ---
                 while not (reason := stop_reason(c, t, s, sigint)):
@@ -774,7 +775,6 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
                     if problem:
                         raise _Diverged(problem)
                     show.update(run)
-                    due = lambda every: every and t.step_count % every == 0
                     if log_now:
                         log.write("train", **run.stamp(), loss=loss, smooth_loss=t.smooth_loss, lr=lr,
                                   grad_norm=t.grad_norms, clip_frac=t.clip_fractions)
