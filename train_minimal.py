@@ -8,32 +8,56 @@ It shows a progress bar, prints a sample every --sample-every steps and the
 validation loss every --eval-every steps, and keeps in --out (default out/):
 
     last.npz, best.npz   checkpoints (best = lowest validation loss), implementation's format
-    log.jsonl            one JSON object per line, for the plots (see LOG FORMAT in --help)
+    log.jsonl            one JSON object per line, for the plots (runlog.py; LOG FORMAT in --help)
     metrics.json         the final numbers
 
 More:
 
     python train_minimal.py --preset textbook --max-steps 300     # min-char-rnn's exact settings
-    python train_minimal.py --preset fast                          # the best model in 180 s
+    python train_minimal.py --preset fast                          # the README's best model (180-s budget)
     python train_minimal.py --resume out/last.npz                  # continue a run exactly
     python train_minimal.py --sample-only --checkpoint out/best.npz --prime "ROMEO:" --length 300
 
-Everything about the model, the data walk, the optimisers, sampling, evaluation
-and checkpoints lives in implementation.py; this file only wires them together.
+What lives where. implementation.py owns the model, the data walk, the
+optimisers, sampling, evaluation and the checkpoint format; runlog.py owns the
+format of log.jsonl. This file owns the rest of a training run:
+
+    the settings      presets, their checks, and the memory a setting needs
+    the output folder one run at a time (a lock), never a previous run replaced by accident
+    the learning-rate schedule (constant or cosine, with warmup): learning_rate_at
+    the divergence policy: divergence()
+    when to stop: stop_reason(); Ctrl-C: StopOnSigint
+    the loop, train(), with its named pieces: RunState (the counters), Progress (what
+    the user sees), evaluate_and_save(), finish() (metrics.json)
+
 From Python (a notebook, an exercise): ``train(resolve_config("fast", data=...))``.
 """
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # Ctrl-C while the imports below load (NumPy alone takes a moment): one line, exit 130.
+    # _signal is the interpreter's built-in module, already loaded; `signal` itself takes time.
+    import _signal
+    import os
+
+    def _interrupted_while_starting(signum, frame):
+        os.write(2, b"error: interrupted while starting; nothing was written\n")
+        os._exit(130)
+    _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+
+import os
+import signal
+import sys
+
 import argparse
 import collections
 import json
 import math
-import os
-import signal
-import sys
+import stat
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +65,15 @@ from tqdm import tqdm
 
 import implementation as rnn
 from analysis import MIX_GRID, mixture_halves
-from cli import limit_threads
-from data.download import DownloadError, ensure_data_file
+import runlog
+from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
+                 UserError, atomic_write_text, limit_threads)
+from data.download import CORPORA, DATA_DIR, DownloadError, ensure_data_file
+
+try:
+    import fcntl                                     # POSIX; elsewhere runs are not locked
+except ImportError:                                  # pragma: no cover
+    fcntl = None
 
 # -----------------------------------------------------------------------------
 # Settings
@@ -62,7 +93,8 @@ PRESETS = {
         "sample_length": 200, "temperature": 1.0, "seed": 1337,
     },
     # The README's quick start: 32 streams of 64 steps, 256 hidden units, Adam, float32.
-    # An epoch of tiny Shakespeare is 490 steps (~10-20 s on 2 cores).
+    # An epoch of tiny Shakespeare is 490 steps; the run stops on a validation plateau
+    # (patience), after 200 epochs or at the time budget, whichever comes first.
     "default": {
         "hidden_size": 256, "seq_length": 64, "batch_size": 32,
         "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "constant", "min_lr": 2e-4,
@@ -72,11 +104,11 @@ PRESETS = {
         "sample_length": 200, "temperature": 0.8, "seed": 1337,
     },
 }
-# The best model in 180 seconds on 2 cores (README, "Quick start"): 384 units on 16 streams
-# of 64 steps (about 120-130k chars/s, 21-22 epochs in the budget); Adam with a linear warmup over
-# the first 3,000 steps, then a cosine decay from 1.5e-3 to 2e-5 over the time budget;
-# random epoch offsets; and a moving average of the weights, which is what gets evaluated,
-# sampled and saved. Evaluated every ~30 s; the best checkpoint is kept.
+# The README's best model for a fixed time budget (README, "Quick start"): 384 units on 16
+# streams of 64 steps; Adam with a linear warmup over the first 3,000 steps, then a cosine
+# decay from 1.5e-3 to 2e-5 over the time budget; random epoch offsets; and a moving average
+# of the weights, which is what gets evaluated, sampled and saved. Evaluated every 4,000
+# steps; the best checkpoint is kept.
 PRESETS["fast"] = dict(
     PRESETS["default"], hidden_size=384, batch_size=16, seq_length=64,
     learning_rate=1.5e-3, lr_schedule="cosine", min_lr=2e-5, warmup_steps=3000,
@@ -91,22 +123,30 @@ FROZEN_ON_RESUME = ("hidden_size", "seq_length", "batch_size", "optimizer", "dty
 DEFAULT_DATA = "data/tiny_shakespeare.txt"
 DEFAULT_OUT = "out"
 
+# The divergence policy (see divergence()).
 # A training loss per character above EXPLODE_FACTOR * ln V (10x a uniform guess), or inf/NaN,
-# means training has blown up. Not lower: with the textbook settings, Adagrad's first steps
+# stops the run at once. Not lower: with the textbook settings, Adagrad's first steps
 # (every weight moves by about lr) leave ||Whh|| near 12, and such a model, started from
 # h = 0, can score 20 nats/char for a while and then recover.
 EXPLODE_FACTOR = 10.0
+# A loss that stays above ln V (worse than a uniform guess) stops the run too: the mean
+# over the last SUSTAINED_STEPS steps, checked once SUSTAINED_AFTER steps are done.
+SUSTAINED_STEPS, SUSTAINED_AFTER = 200, 500
+DIVERGENCE_HELP = (f"Training stops as diverged (exit 3; the last good checkpoint is kept) when a step's "
+                   f"loss is inf, NaN or above {EXPLODE_FACTOR:g} x ln V (ln V is the loss of a uniform "
+                   f"guess over the V characters), or when the mean loss of the last {SUSTAINED_STEPS} "
+                   f"steps stays above ln V once {SUSTAINED_AFTER} steps are done.")
 
-# Exit codes.
-EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+DISPLAY_STEPS = 100            # the bar, the validation lines and final_train_loss average this many steps
+MEMORY_SHARE = 0.75            # refuse settings that need more than this share of physical memory
 
-
-class UserError(ValueError):
-    """Bad input from the user: reported as one line, never a traceback."""
+# The files a run writes into --out; a new run refuses to replace them without --overwrite.
+RUN_FILES = ("last.npz", "best.npz", "log.jsonl", "metrics.json")
+LOCK_NAME = ".lock"
 
 
 class _Diverged(Exception):
-    """Raised inside the training loop when the loss or the weights stop being finite numbers."""
+    """Raised inside the training loop when the loss or the weights show that training blew up."""
 
 
 def resolve_config(preset: str = "default", base: dict | None = None, **overrides) -> dict:
@@ -148,6 +188,7 @@ def check_config(c: dict) -> None:
     for name in ("sample_every", "eval_every", "log_every", "patience", "warmup_steps"):
         if not isinstance(c[name], int) or c[name] < 0:
             raise UserError(f"--{name.replace('_', '-')} must be an integer >= 0 (0 = never), got {c[name]!r}")
+    check_seed(c["seed"])
     if not (math.isfinite(c["clip"]) and c["clip"] >= 0):
         raise UserError(f"--clip must be a number >= 0 (0 = no clipping), got {c['clip']!r}")
     if c["lr_schedule"] == "cosine" and not (math.isfinite(c["min_lr"]) and 0 <= c["min_lr"] <= c["learning_rate"]):
@@ -174,7 +215,14 @@ def check_config(c: dict) -> None:
     check_out_dir(c["out"])
 
 
+def check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"--seed must be a whole number >= 0, got {seed!r}")
+
+
 def check_out_dir(out) -> Path:
+    if not str(out).strip():
+        raise UserError("--out is empty; give a folder for the checkpoints and logs (e.g. --out out)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; give a folder for the checkpoints and logs")
@@ -182,7 +230,7 @@ def check_out_dir(out) -> Path:
 
 
 # -----------------------------------------------------------------------------
-# Small helpers: data, files, the learning-rate schedule, the Ctrl-C handler
+# Checks before any work: the data, the memory a setting needs
 # -----------------------------------------------------------------------------
 
 def load_data(path, val_fraction: float, progress: bool = True):
@@ -204,20 +252,100 @@ def load_data(path, val_fraction: float, progress: bool = True):
     return Path(path), chars, train_ids, val_ids
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file next to `path`, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def known_corpus_path(path) -> bool:
+    """True if `path` names a corpus of data/download.py in its usual place (data/NAME.txt)."""
+    allowed = {f"data/{c.filename}" for c in CORPORA.values()} | {str(DATA_DIR / c.filename)
+                                                                   for c in CORPORA.values()}
+    return isinstance(path, str) and path in allowed
 
 
-def _json_float(x):
-    """Finite floats as they are, NaN/inf as None (JSON has no NaN)."""
-    return float(x) if x is not None and math.isfinite(x) else None
+def memory_needed(c: dict, V: int) -> int:
+    """Bytes a run with settings `c` and V characters needs, before it allocates them.
 
+    Parameters (Wxh, Whh, Why, bh, by), their gradients, the optimiser state (Adagrad one
+    copy, Adam two), the weight average (--ema), and one window's activations: T+1 hidden
+    states of shape (H,B) and the logits and probabilities, each (V,B) for T steps; plus
+    the float64 weights init_params draws before converting them to the dtype.
+    """
+    H, B, T = int(c["hidden_size"]), int(c["batch_size"]), int(c["seq_length"])
+    n_params = 2 * H * V + H * H + H + V
+    copies = 2 + (1 if c["optimizer"] == "adagrad" else 2) + (1 if c["ema"] else 0)
+    window = (T + 1) * H * B + 2 * V * T * B
+    return np.dtype(c["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params
+
+
+def physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):    # not POSIX: no check
+        return None
+
+
+def check_memory(c: dict, V: int) -> None:
+    need, have = memory_needed(c, V), physical_memory()
+    if have and need > MEMORY_SHARE * have:
+        raise UserError(f"--hidden-size {c['hidden_size']}, --batch-size {c['batch_size']}, --seq-length "
+                        f"{c['seq_length']} would need about {need / 1e9:.3g} GB of memory (weights, gradients, "
+                        f"optimiser state and one window's activations in {c['dtype']}), more than "
+                        f"{MEMORY_SHARE:.0%} of this machine's {have / 1e9:.3g} GB; make them smaller")
+
+
+# -----------------------------------------------------------------------------
+# The output folder: one run at a time, no previous run replaced by accident
+# -----------------------------------------------------------------------------
+
+class OutputLock:
+    """An advisory lock on --out (fcntl.flock on out/.lock, our pid written in it) for the whole run.
+
+    A second run into the same folder fails at once with the first one's pid. The
+    kernel drops the lock when the process ends, however it ends (even SIGKILL).
+    """
+
+    def __init__(self, out: Path):
+        self.out, self.path, self.fd = Path(out), Path(out) / LOCK_NAME, None
+
+    def __enter__(self):
+        self.out.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"--out {self.out} is in use by another training run (pid {other}); "
+                            "wait for it to finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)                        # closing the file releases the lock
+            self.fd = None
+        return False
+
+
+def claim_output_folder(out: Path, resuming: bool, overwrite: bool) -> None:
+    """With the lock held: refuse to replace a previous run, and sweep its stale temporary files."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found and not resuming:
+        if not overwrite:
+            raise UserError(f"--out {out} holds a previous run ({', '.join(found)}); continue it with "
+                            f"--resume {out / 'last.npz'}, choose a new --out, or replace it with --overwrite")
+        for name in found:
+            (out / name).unlink()
+    for p in out.iterdir():                          # left by a run killed while writing a file
+        if p.name.endswith(".tmp") and p.name.lstrip(".").startswith(tuple(f"{n}." for n in RUN_FILES)):
+            p.unlink(missing_ok=True)
+
+
+# -----------------------------------------------------------------------------
+# Policies: the learning-rate schedule, divergence, when to stop, Ctrl-C
+# -----------------------------------------------------------------------------
 
 def learning_rate_at(c: dict, step: int, epochs_done: float, elapsed: float) -> float:
     """The learning rate for the next step.
@@ -243,6 +371,38 @@ def learning_rate_at(c: dict, step: int, epochs_done: float, elapsed: float) -> 
     return warm * (c["min_lr"] + 0.5 * (c["learning_rate"] - c["min_lr"]) * (1.0 + math.cos(math.pi * progress)))
 
 
+def divergence(loss: float, recent, steps_done: int, lnV: float) -> str | None:
+    """Why training has blown up, or None. `recent`: the per-char losses of the last steps.
+
+    Two rules: a single loss that is inf/NaN or above EXPLODE_FACTOR * ln V, and a
+    sustained one: the mean of the last SUSTAINED_STEPS losses above ln V (worse than a
+    uniform guess) once SUSTAINED_AFTER steps are done.
+    """
+    if not math.isfinite(loss) or loss > EXPLODE_FACTOR * lnV:
+        return f"the training loss is {loss:.4g} nats/char (the limit is {EXPLODE_FACTOR:g} x ln V)"
+    if steps_done >= SUSTAINED_AFTER and len(recent) >= SUSTAINED_STEPS:
+        mean = sum(list(recent)[-SUSTAINED_STEPS:]) / SUSTAINED_STEPS
+        if mean > lnV:
+            return (f"the mean training loss of the last {SUSTAINED_STEPS} steps is {mean:.3f} nats/char, "
+                    "worse than a uniform guess")
+    return None
+
+
+def stop_reason(c: dict, trainer, state, sigint) -> str | None:
+    """Why the run stops before the next step, or None to go on."""
+    if sigint.requested:
+        return "interrupted"
+    if c["max_steps"] and trainer.step_count >= c["max_steps"]:
+        return "max_steps"
+    if c["epochs"] and trainer.epoch >= c["epochs"]:
+        return "epochs"
+    if c["time_budget"] and state.elapsed() >= c["time_budget"]:
+        return "time_budget"
+    if c["patience"] and state.evals_since_best >= c["patience"]:
+        return "plateau"
+    return None
+
+
 class StopOnSigint:
     """First Ctrl-C: ask the loop to stop after the current step. Second: stop right away."""
 
@@ -265,10 +425,194 @@ class StopOnSigint:
         return False
 
 
-def _fmt_time(seconds: float) -> str:
+# -----------------------------------------------------------------------------
+# The run: its data and trainer, its counters, what the user sees
+# -----------------------------------------------------------------------------
+
+def epochs_done(trainer) -> float:
+    """Full passes over the training split so far, with the fraction of the current one."""
+    return trainer.epoch + trainer.window / len(trainer.streams)
+
+
+@dataclass
+class RunState:
+    """The counters the loop updates (and a checkpoint's meta stores), in one place."""
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
+    saved_step: int | None = None               # step of last.npz
+    last_eval_step: int | None = None
+    elapsed_before: float = 0.0                 # wall-clock training time before this process (resume)
+    step_seconds_before: float = 0.0            # time inside trainer.step before this process
+    step_seconds: float = 0.0                   # time inside trainer.step in this process
+    t_start: float = field(default_factory=time.perf_counter)
+    recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=SUSTAINED_STEPS))
+
+    def elapsed(self) -> float:
+        """Wall-clock training time of the whole run."""
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+    def chars_per_sec(self, trainer) -> float:
+        """Training speed: characters per second spent inside the steps, over the whole run."""
+        seconds = self.step_seconds_before + self.step_seconds
+        return trainer.chars_seen / seconds if seconds else 0.0
+
+    def recent_loss(self) -> tuple[float | None, int]:
+        """(mean per-char training loss of the last DISPLAY_STEPS steps, how many steps that is)."""
+        last = list(self.recent)[-DISPLAY_STEPS:]
+        return (sum(last) / len(last) if last else None), len(last)
+
+
+@dataclass
+class Run:
+    """Everything a run needs, checked before any file is written."""
+    c: dict
+    data_path: Path
+    chars: list
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    trainer: rnn.Trainer
+    rng: np.random.Generator
+    state: RunState
+    resume: str | None = None
+    log_content: bytes | None = None            # a resumed run's log, cut back to the checkpoint
+
+    @property
+    def out(self) -> Path:
+        return Path(self.c["out"])
+
+    def stamp(self) -> dict:
+        """Where in the run we are, for every log line."""
+        t = self.trainer
+        return {"step": t.step_count, "epoch": round(epochs_done(t), 6), "chars": t.chars_seen,
+                "time": round(self.state.elapsed(), 3)}
+
+    def log_info(self) -> dict:
+        return {"vocab_size": len(self.chars), "train_chars": int(len(self.train_ids)),
+                "val_chars": int(len(self.val_ids)), "chars_per_epoch": self.trainer.streams.chars_per_epoch,
+                "windows_per_epoch": len(self.trainer.streams)}
+
+
+def _meta_number(meta: dict, key: str, kind, default):
+    v = meta.get(key, default)
+    if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
+        return kind(v) if v is not None else None
+    raise rnn.CheckpointError(f"the checkpoint's {key!r} is {v!r:.40}, not a number; it cannot be resumed")
+
+
+def prepare(c: dict, resume, warn, progress: bool) -> Run:
+    """Read and check the data, the memory, the checkpoint and the log; build the trainer. Writes nothing."""
+    data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress)
+    check_memory(c, len(chars))
+    rng = np.random.default_rng(c["seed"])
+    params = rnn.init_params(len(chars), c["hidden_size"], rng, np.dtype(c["dtype"]).type, c["init_scale"])
+    try:
+        trainer = rnn.Trainer(params, train_ids, c["batch_size"], c["seq_length"], c["learning_rate"],
+                              c["optimizer"], c["clip"], random_offsets=c["random_offsets"],
+                              seed=c["seed"], ema=c["ema"])
+    except ValueError as e:                         # text shorter than one window
+        raise UserError(f"--data {data_path}: {str(e).removeprefix('Streams: ')}") from None
+    run = Run(c, data_path, chars, train_ids, val_ids, trainer, rng, RunState())
+    if resume is not None:
+        ck = rnn.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
+        trainer.restore(ck)
+        m, s = ck["meta"], run.state
+        run.rng = ck["rng"] if ck["rng"] is not None else rng
+        s.best_val_loss = _meta_number(m, "best_val_loss", float, None)
+        s.best_step = _meta_number(m, "best_step", int, None)
+        s.evals_since_best = _meta_number(m, "evals_since_best", int, 0)
+        s.elapsed_before = _meta_number(m, "elapsed", float, 0.0)
+        s.step_seconds_before = _meta_number(m, "train_seconds", float, 0.0)
+        s.saved_step = s.last_eval_step = trainer.step_count
+        run.resume = str(resume)
+        config_line = runlog.encode("config", **c, **run.log_info())
+        run.log_content = runlog.plan_resume(run.out / runlog.LOG_NAME, trainer.step_count, config_line, warn)
+    return run
+
+
+class Progress:
+    """What the user sees: printed lines, and a tqdm bar whose status line shows epoch, loss, speed, ETA."""
+
+    def __init__(self, quiet: bool, bar: bool):
+        self.quiet, self.show_bar, self.bar, self.next_status = quiet, bar, None, 0.0
+
+    def say(self, text="") -> None:
+        if not self.quiet:
+            tqdm.write(str(text), file=sys.stdout)
+
+    def open(self, run: Run) -> None:
+        c, W = run.c, len(run.trainer.streams)
+        limits = [n for n in (c["max_steps"], c["epochs"] and c["epochs"] * W) if n]
+        self.total = min(limits) if limits else None
+        try:                                        # some pseudo-terminals report 0 columns
+            width_known = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+        except (OSError, ValueError, AttributeError):
+            width_known = False
+        self.bar = tqdm(total=self.total, initial=run.trainer.step_count, disable=not self.show_bar,
+                        unit="step", file=sys.stderr, dynamic_ncols=width_known,
+                        ncols=None if width_known else 140, nrows=None if width_known else 24,
+                        mininterval=0.5, bar_format="{l_bar}{bar}| step {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        self.start_step = run.trainer.step_count
+
+    def update(self, run: Run) -> None:
+        """Advance the bar one step; refresh its status line every 0.5 s."""
+        self.bar.update(1)
+        if time.perf_counter() >= self.next_status:
+            self.refresh(run, force=False)
+
+    def refresh(self, run: Run, force: bool = True) -> None:
+        """Recompute the status line (force: redraw now, so it agrees with a line printed next)."""
+        now = time.perf_counter()
+        if not self.show_bar:
+            return
+        self.next_status = now + 0.5
+        c, t, s = run.c, run.trainer, run.state
+        loss, _ = s.recent_loss()
+        self.bar.set_postfix_str(f"epoch {epochs_done(t):.2f}{'/' + str(c['epochs']) if c['epochs'] else ''}, "
+                                 f"loss {'-' if loss is None else f'{loss:.3f}'}, "
+                                 f"{s.chars_per_sec(t) / 1000:.1f}k chars/s, {self.eta(run, now)}",
+                                 refresh=force)
+
+    def eta(self, run: Run, now: float) -> str:
+        """The time left to the nearest limit: an upper bound when a plateau can stop the run sooner."""
+        c, t, s = run.c, run.trainer, run.state
+        left = []                                    # (seconds, what sets the limit)
+        if self.total:
+            done = t.step_count - self.start_step
+            left.append(((self.total - t.step_count) * (now - s.t_start) / max(done, 1), None))
+        if c["time_budget"]:
+            left.append((c["time_budget"] - s.elapsed(), "time budget"))
+        if not left:
+            return "no limit set"
+        seconds, what = min(left, key=lambda x: x[0])
+        bound = "≤" if c["patience"] else ""
+        return (f"eta {bound}{fmt_time(seconds)}{f' ({what})' if what else ''}"
+                f"{', sooner on a plateau' if c['patience'] else ''}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def describe_limits(c: dict, W: int) -> str:
+    """The first line about the run's length: every rule that can stop it."""
+    rules = []
+    if c["max_steps"]:
+        rules.append(f"{c['max_steps']:,} steps")
+    if c["epochs"]:
+        rules.append(f"{c['epochs']} epochs ({c['epochs'] * W:,} steps)")
+    if c["time_budget"]:
+        rules.append(f"{fmt_time(c['time_budget'])} of training (--time-budget)")
+    if c["patience"]:
+        rules.append(f"{c['patience']} evaluations in a row without a better validation loss (--patience)")
+    return "stops at the first of: " + ("; ".join(rules) if rules else "Ctrl-C (no limit set)")
+
+
+def fmt_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"{seconds // 60:02d}:{seconds % 60:02d}"
+
 
 
 def default_prime(chars) -> str:
@@ -277,262 +621,184 @@ def default_prime(chars) -> str:
 
 
 # -----------------------------------------------------------------------------
+# The named pieces of the loop: save, evaluate, sample, finish
+# -----------------------------------------------------------------------------
+
+def save(run: Run, name: str) -> None:
+    """Write out/<name> (a checkpoint) atomically; never with inf/NaN weights."""
+    t, s = run.trainer, run.state
+    bad = [k for k, v in t.params.items() if not np.isfinite(v).all()]
+    if bad:                                         # never overwrite a good checkpoint with inf/NaN weights
+        raise _Diverged(f"the weights {', '.join(bad)} hold inf or NaN")
+    meta = {**t.state(), "config": run.c, "best_val_loss": s.best_val_loss, "best_step": s.best_step,
+            "evals_since_best": s.evals_since_best, "elapsed": s.elapsed(),
+            "train_seconds": s.step_seconds_before + s.step_seconds}
+    rnn.save_checkpoint(run.out / name, *t.checkpoint_arrays(), run.chars, t.h, meta, run.rng)
+
+
+def evaluate_and_save(run: Run, log, show: Progress) -> None:
+    """Validation loss now; save best.npz if it is the best so far, and last.npz; log and print it."""
+    t, s = run.trainer, run.state
+    r = rnn.evaluate(t.model_params, run.val_ids)
+    if not math.isfinite(r["nats"]):
+        raise _Diverged(f"the validation loss is {r['nats']:.4g} nats/char")
+    s.last_eval_step = t.step_count
+    improved = s.best_val_loss is None or r["nats"] < s.best_val_loss
+    if improved:
+        s.best_val_loss, s.best_step, s.evals_since_best = r["nats"], t.step_count, 0
+        save(run, "best.npz")
+    else:
+        s.evals_since_best += 1
+    save(run, "last.npz")
+    s.saved_step = t.step_count
+    log.write("val", **run.stamp(), val_loss=r["nats"], val_bits=r["bits"])
+    loss, _ = s.recent_loss()
+    show.refresh(run)                                # the bar shows the same epoch as this line
+    show.say(f"step {t.step_count} | epoch {epochs_done(t):.2f} | train {'-' if loss is None else f'{loss:.3f}'} | "
+             f"val {r['nats']:.4f} nats/char ({r['bits']:.4f} bits){ema_note(run)}"
+             f"{' | best' if improved else ''} | {s.chars_per_sec(t) / 1000:.0f}k chars/s | {fmt_time(s.elapsed())}")
+
+
+def ema_note(run: Run) -> str:
+    """While the weight average covers fewer than 1/(1-d) steps it is mostly the initial weights: say so."""
+    d, n = run.c["ema"], run.trainer.step_count
+    if not d or d ** n <= math.exp(-1):             # d^n: the initial weights' share; e^-1 at n = 1/(1-d)
+        return ""
+    return (f" (weight average of {n} steps so far: {d ** n:.0%} of it is still the initial weights, "
+            f"so this is close to a uniform guess)")
+
+
+def sample_and_log(run: Run, log, show: Progress) -> None:
+    c, t = run.c, run.trainer
+    prime = default_prime(run.chars)
+    text = rnn.sample_text(t.model_params, run.chars, prime, c["sample_length"], c["temperature"], run.rng)
+    log.write("sample", **run.stamp(), temperature=c["temperature"], prime=prime, text=text)
+    show.say(f"----- sample at step {t.step_count} (epoch {epochs_done(t):.2f}, "
+             f"temperature {c['temperature']:g}) -----\n{prime.lstrip(chr(10)) + text}\n-----")
+
+
+def diverged_message(run: Run, problem: str, lr: float) -> str:
+    c, s = run.c, run.state
+    kept = (f"the last good checkpoint is kept: {run.out / 'last.npz'} (step {s.saved_step})"
+            if s.saved_step is not None else "no checkpoint had been saved yet")
+    clip = f"--clip {c['clip']:g}" if c["clip"] else "--clip 0 turned clipping off"
+    return (f"training diverged at step {run.trainer.step_count}: {problem} (a uniform guess scores "
+            f"ln V = {math.log(len(run.chars)):.2f}); lower --learning-rate (now {lr:g}) and check the "
+            f"gradient clipping ({clip}); {kept}")
+
+
+def finish(run: Run, log, reason: str, message: str | None, lr: float) -> dict:
+    """The final numbers: the log's end entry and metrics.json."""
+    t, s = run.trainer, run.state
+    final_loss, final_steps = s.recent_loss()
+    best = s.best_val_loss
+    metrics = {
+        "reason": reason,
+        "best_val_loss": best,
+        "best_val_bits": best / math.log(2) if best is not None else None,
+        "best_step": s.best_step,
+        "final_train_loss": final_loss,              # mean of the last final_train_steps steps
+        "final_train_steps": final_steps,
+        "smooth_loss": t.smooth_loss,                # min-char-rnn's running average, started at ln V
+        "steps": t.step_count,
+        "epochs": round(epochs_done(t), 6),
+        "chars": t.chars_seen,
+        "seconds": round(s.elapsed(), 3),
+        "chars_per_sec": round(s.chars_per_sec(t), 1) or None,
+        "checkpoint": str(run.out / "last.npz") if s.saved_step is not None else None,
+        "best_checkpoint": str(run.out / "best.npz") if s.best_step is not None else None,
+    }
+    if message:
+        metrics["message"] = message
+    metrics = json.loads(runlog.encode("end", **{k: v for k, v in metrics.items() if k != "steps"})) \
+        | {"steps": t.step_count}                    # the schema's types; NaN/inf as null
+    metrics.pop("kind")
+    log.write("end", **{**run.stamp(), **{k: v for k, v in metrics.items() if k != "steps"}}, lr=lr)
+    atomic_write_text(run.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+# -----------------------------------------------------------------------------
 # Training
 # -----------------------------------------------------------------------------
 
-def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | None = None) -> dict:
+def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | None = None,
+          overwrite: bool = True) -> dict:
     """Train with the settings dict `config` (see resolve_config); returns the final metrics.
 
     resume: path of a checkpoint to continue from (its vocabulary must match the data).
     progress: show a tqdm bar (None: only if stderr is a terminal and not quiet).
+    overwrite: False refuses an --out that holds a previous run (the command line's default).
     The metrics' "reason" says why training stopped: epochs, max_steps, time_budget,
     plateau, interrupted (Ctrl-C; a checkpoint was saved) or diverged (no new checkpoint;
     the previous checkpoint is kept; "message" explains).
-    Raises UserError / CheckpointError / ValueError (one-line messages) before any file
-    is written if the settings, the data or the checkpoint cannot be used.
+    Raises UserError / CheckpointError / LogError / ValueError (one-line messages) before
+    any file is written if the settings, the data, the checkpoint or the log cannot be used.
     """
     c = dict(config)
     check_config(c)
-    if progress is None:
-        progress = sys.stderr.isatty() and not quiet
-    say = (lambda *a, **k: None) if quiet else (lambda s="": tqdm.write(str(s), file=sys.stdout))
+    show = Progress(quiet, (sys.stderr.isatty() and not quiet) if progress is None else progress)
+    run = prepare(c, resume, lambda w: print(w, file=sys.stderr), show.show_bar)   # writes nothing
+    t, s, lnV = run.trainer, run.state, math.log(len(run.chars))
+    show.say(f"settings: {c}")
+    info = run.log_info()
+    show.say(f"data: {run.data_path}, {len(run.train_ids) + len(run.val_ids):,} chars, {info['vocab_size']} "
+             f"distinct; train {info['train_chars']:,}, validation {info['val_chars']:,}; one epoch = "
+             f"{info['windows_per_epoch']} steps of {c['batch_size']} streams x {c['seq_length']} chars = "
+             f"{info['chars_per_epoch']:,} chars; {describe_limits(c, info['windows_per_epoch'])}")
 
-    say(f"settings: {c}")
-
-    # --- everything that can fail on bad input happens before anything is written ---
-    data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress)
-    V, H, B, T = len(chars), c["hidden_size"], c["batch_size"], c["seq_length"]
-    rng = np.random.default_rng(c["seed"])
-    params = rnn.init_params(V, H, rng, np.dtype(c["dtype"]).type, c["init_scale"])
-    try:
-        trainer = rnn.Trainer(params, train_ids, B, T, c["learning_rate"], c["optimizer"],
-                             c["clip"], random_offsets=c["random_offsets"],
-                             seed=c["seed"], ema=c["ema"])
-    except ValueError as e:                         # text shorter than one window
-        raise UserError(f"--data {data_path}: {str(e).removeprefix('Streams: ')}") from None
-    best = {"val_loss": None, "step": None, "evals_since_best": 0}
-    elapsed0, train_seconds0 = 0.0, 0.0
-    if resume is not None:
-        ck = rnn.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
-        trainer.restore(ck)
-        m = ck["meta"]
-        rng = ck["rng"] if ck["rng"] is not None else rng
-        best = {"val_loss": m.get("best_val_loss"), "step": m.get("best_step"),
-                "evals_since_best": int(m.get("evals_since_best", 0))}
-        elapsed0, train_seconds0 = float(m.get("elapsed", 0.0)), float(m.get("train_seconds", 0.0))
-
-    out = check_out_dir(c["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in list(out.glob("last.npz.*.tmp")) + list(out.glob("best.npz.*.tmp")):
-        stale.unlink(missing_ok=True)               # left by a run killed while saving
-    last_path, best_path = out / "last.npz", out / "best.npz"
-    log_path, metrics_path = out / "log.jsonl", out / "metrics.json"
-
-    W = len(trainer.streams)
-    info = {"vocab_size": V, "train_chars": int(len(train_ids)), "val_chars": int(len(val_ids)),
-            "chars_per_epoch": trainer.streams.chars_per_epoch, "windows_per_epoch": W}
-    say(f"data: {data_path}, {len(train_ids) + len(val_ids):,} chars, {V} distinct; "
-        f"train {len(train_ids):,}, validation {len(val_ids):,}; one epoch = {W} steps of "
-        f"{B} streams x {T} chars = {trainer.streams.chars_per_epoch:,} chars")
-
-    # --- the log: a fresh file, or the old one cut back to the resume point ---
-    start_step = trainer.step_count
-    if resume is not None:
-        kept = []
-        if log_path.exists():
-            for line in log_path.read_text(encoding="utf-8").splitlines():
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue                        # a line cut short by a crash
-                if e.get("kind") != "end" and (e.get("step") is None or e["step"] <= start_step):
-                    kept.append(line + "\n")
-        if not any(json.loads(line).get("kind") == "config" for line in kept):
-            kept.insert(0, json.dumps({"kind": "config", **c, **info}) + "\n")
-        atomic_write_text(log_path, "".join(kept))
-        log = open(log_path, "a", encoding="utf-8")
-        log.write(json.dumps({"kind": "resume", "step": start_step, "checkpoint": str(resume),
-                              "config": c}) + "\n")
-        say(f"resumed from {resume} at step {start_step} (epoch {trainer.epoch}, "
-            f"{elapsed0:.0f} s trained so far)")
-    else:
-        log = open(log_path, "w", encoding="utf-8")
-        log.write(json.dumps({"kind": "config", **c, **info}) + "\n")
-    log.flush()
-
-    def write_log(kind, **fields):
-        log.write(json.dumps({"kind": kind, "step": trainer.step_count, "epoch": round(epochs_done(), 6),
-                              "chars": trainer.chars_seen, "time": round(elapsed(), 3), **fields}) + "\n")
-        log.flush()
-
-    def epochs_done() -> float:
-        return trainer.epoch + trainer.window / W
-
-    t_start = time.perf_counter()
-
-    def elapsed() -> float:                         # wall-clock training time of the whole run
-        return elapsed0 + time.perf_counter() - t_start
-
-    step_seconds = 0.0                              # time inside trainer.step, for chars/s
-
-    def save(path):
-        bad = [k for k, v in trainer.params.items() if not np.isfinite(v).all()]
-        if bad:                                     # never overwrite a good checkpoint with inf/NaN weights
-            raise _Diverged(f"the weights {', '.join(bad)} hold inf or NaN")
-        meta = {**trainer.state(), "config": c, "best_val_loss": best["val_loss"],
-                "best_step": best["step"], "evals_since_best": best["evals_since_best"],
-                "elapsed": elapsed(), "train_seconds": train_seconds0 + step_seconds}
-        rnn.save_checkpoint(path, *trainer.checkpoint_arrays(), chars, trainer.h, meta, rng)
-
-    prime = default_prime(chars)
-    recent = collections.deque(maxlen=100)          # per-char losses of the last steps, for display
-    last_eval_step = start_step if resume is not None else None
-    saved_step = start_step if resume is not None else None
-    lnV = math.log(V)
-
-    def evaluate_now():
-        nonlocal last_eval_step, saved_step
-        r = rnn.evaluate(trainer.model_params, val_ids)
-        if not math.isfinite(r["nats"]):
-            raise _Diverged(f"the validation loss is {r['nats']:.4g} nats/char")
-        last_eval_step = trainer.step_count
-        improved = best["val_loss"] is None or r["nats"] < best["val_loss"]
-        if improved:
-            best.update(val_loss=r["nats"], step=trainer.step_count, evals_since_best=0)
-            save(best_path)
-        else:
-            best["evals_since_best"] += 1
-        save(last_path)
-        saved_step = trainer.step_count
-        write_log("val", val_loss=r["nats"], val_bits=r["bits"])
-        train_loss = f"{np.mean(recent):.3f}" if recent else "-"
-        cps = (trainer.chars_seen - start_chars) / step_seconds if step_seconds else 0.0
-        say(f"step {trainer.step_count} | epoch {epochs_done():.2f} | train {train_loss} | "
-            f"val {r['nats']:.4f} nats/char ({r['bits']:.4f} bits)"
-            f"{' | best' if improved else ''} | {cps / 1000:.0f}k chars/s | {_fmt_time(elapsed())}")
-
-    def sample_now():
-        text = rnn.sample_text(trainer.model_params, chars, prime, c["sample_length"], c["temperature"], rng)
-        write_log("sample", temperature=c["temperature"], prime=prime, text=text)
-        say(f"----- sample at step {trainer.step_count} (epoch {epochs_done():.2f}, "
-            f"temperature {c['temperature']:g}) -----\n{prime.lstrip(chr(10)) + text}\n-----")
-
-    # --- the progress bar ---
-    limits = []
-    if c["max_steps"]:
-        limits.append(c["max_steps"])
-    if c["epochs"]:
-        limits.append(c["epochs"] * W)
-    total = min(limits) if limits else None
-    try:                                            # some pseudo-terminals report 0 columns
-        width_known = os.get_terminal_size(sys.stderr.fileno()).columns > 0
-    except (OSError, ValueError, AttributeError):
-        width_known = False
-    bar = tqdm(total=total, initial=start_step, disable=not progress, unit="step", file=sys.stderr,
-               dynamic_ncols=width_known, ncols=None if width_known else 120,
-               nrows=None if width_known else 24, mininterval=0.5,
-               bar_format="{l_bar}{bar}| step {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
-    start_chars = trainer.chars_seen
-    next_postfix = 0.0
-
-    def update_bar():
-        nonlocal next_postfix
-        bar.update(1)
-        now = time.perf_counter()
-        if not progress or now < next_postfix:
-            return
-        next_postfix = now + 0.5
-        done = trainer.step_count - start_step
-        sec_per_step = (now - t_start) / max(done, 1)
-        etas = []
-        if total:
-            etas.append((total - trainer.step_count) * sec_per_step)
-        if c["time_budget"]:
-            etas.append(c["time_budget"] - elapsed())
-        eta = _fmt_time(min(etas)) if etas else "?"
-        cps = (trainer.chars_seen - start_chars) / step_seconds if step_seconds else 0.0
-        bar.set_postfix_str(f"epoch {epochs_done():.2f}{'/' + str(c['epochs']) if c['epochs'] else ''}, "
-                            f"loss {np.mean(recent):.3f}, {cps / 1000:.1f}k chars/s, eta {eta}",
-                            refresh=False)
-
-    # --- the loop ---
-    reason, message, lr = None, None, c["learning_rate"]
-    try:
-        with StopOnSigint() as sigint:
-            while True:
-                if sigint.requested:
-                    reason = "interrupted"
-                elif c["max_steps"] and trainer.step_count >= c["max_steps"]:
-                    reason = "max_steps"
-                elif c["epochs"] and trainer.epoch >= c["epochs"]:
-                    reason = "epochs"
-                elif c["time_budget"] and elapsed() >= c["time_budget"]:
-                    reason = "time_budget"
-                if reason:
-                    break
-                lr = learning_rate_at(c, trainer.step_count, epochs_done(), elapsed())
-                log_now = c["log_every"] and (trainer.step_count + 1) % c["log_every"] == 0
-                t0 = time.perf_counter()
-                loss = trainer.step(lr, measure=bool(log_now))
-                step_seconds += time.perf_counter() - t0
-                if not math.isfinite(loss) or loss > EXPLODE_FACTOR * lnV:
-                    raise _Diverged(f"the training loss is {loss:.4g} nats/char")
-                recent.append(loss)
-                update_bar()
-                if log_now:
-                    write_log("train", loss=loss, smooth_loss=trainer.smooth_loss, lr=lr,
-                              grad_norm={k: _json_float(v) for k, v in trainer.grad_norms.items()},
-                              clip_frac=trainer.clip_fractions)
-                if c["sample_every"] and trainer.step_count % c["sample_every"] == 0:
-                    sample_now()
-                if len(val_ids) and c["eval_every"] and trainer.step_count % c["eval_every"] == 0:
-                    evaluate_now()
-                    if c["patience"] and best["evals_since_best"] >= c["patience"]:
-                        reason = "plateau"
-                        break
-            # --- the end: a last evaluation and checkpoint ---
-            if reason != "interrupted" and len(val_ids) and last_eval_step != trainer.step_count:
-                evaluate_now()
-            if saved_step != trainer.step_count:
-                save(last_path)
-                saved_step = trainer.step_count
-    except _Diverged as e:
-        reason = "diverged"
-        kept = (f"the last good checkpoint is kept: {last_path} (step {saved_step})"
-                if saved_step is not None else "no checkpoint had been saved yet")
-        clip = f"--clip {c['clip']:g}" if c["clip"] else "--clip 0 turned clipping off"
-        message = (f"training diverged at step {trainer.step_count}: {e} (a uniform guess scores "
-                   f"ln V = {lnV:.2f}); lower --learning-rate (now {lr:g}) and check the gradient "
-                   f"clipping ({clip}); {kept}")
-    finally:
-        bar.close()
-    chars_trained = trainer.chars_seen
-    total_step_seconds = train_seconds0 + step_seconds
-    metrics = {
-        "reason": reason,
-        "best_val_loss": _json_float(best["val_loss"]),
-        "best_val_bits": _json_float(best["val_loss"] / math.log(2)) if best["val_loss"] is not None else None,
-        "best_step": best["step"],
-        "final_train_loss": _json_float(trainer.smooth_loss),
-        "steps": trainer.step_count,
-        "epochs": round(epochs_done(), 6),
-        "chars": chars_trained,
-        "seconds": round(elapsed(), 3),
-        "chars_per_sec": round(chars_trained / total_step_seconds, 1) if total_step_seconds else None,
-        "checkpoint": str(last_path) if saved_step is not None else None,
-        "best_checkpoint": str(best_path) if best["step"] is not None else None,
-    }
-    if message:
-        metrics["message"] = message
-    write_log("end", **{k: v for k, v in metrics.items() if k != "steps"},
-              lr=lr, smooth_loss=_json_float(trainer.smooth_loss))
-    log.close()
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    with OutputLock(run.out), StopOnSigint() as sigint:
+        claim_output_folder(run.out, resuming=resume is not None, overwrite=overwrite)
+        log_path = run.out / runlog.LOG_NAME
+        if resume is not None:                       # the log cut back to the checkpoint's step
+            runlog.rewrite(log_path, run.log_content)
+        with runlog.RunLogWriter(log_path, fresh=resume is None) as log:
+            if resume is None:
+                log.write("config", **c, **info)
+            else:
+                log.write("resume", step=t.step_count, checkpoint=run.resume, config=c)
+                show.say(f"resumed from {resume} at step {t.step_count} (epoch {epochs_done(t):.2f}, "
+                         f"{s.elapsed_before:.0f} s trained so far)")
+            s.t_start = time.perf_counter()
+            show.open(run)
+            reason, message, lr = None, None, c["learning_rate"]
+            due = lambda every: every and t.step_count % every == 0    # noqa: E731 (every N steps; 0 = never)
+            try:
+                # --- the loop: one step, then whatever is due at this step ---
+                while not (reason := stop_reason(c, t, s, sigint)):
+                    lr = learning_rate_at(c, t.step_count, epochs_done(t), s.elapsed())
+                    log_now = bool(c["log_every"]) and (t.step_count + 1) % c["log_every"] == 0
+                    t0 = time.perf_counter()
+                    loss = t.step(lr, measure=log_now)
+                    s.step_seconds += time.perf_counter() - t0
+                    s.recent.append(loss)
+                    problem = divergence(loss, s.recent, t.step_count, lnV)
+                    if problem:
+                        raise _Diverged(problem)
+                    show.update(run)
+                    if log_now:
+                        log.write("train", **run.stamp(), loss=loss, smooth_loss=t.smooth_loss, lr=lr,
+                                  grad_norm=t.grad_norms, clip_frac=t.clip_fractions)
+                    if due(c["sample_every"]):
+                        sample_and_log(run, log, show)
+                    if len(run.val_ids) and due(c["eval_every"]):
+                        evaluate_and_save(run, log, show)
+                # --- the end: a last evaluation and checkpoint ---
+                if reason != "interrupted" and len(run.val_ids) and s.last_eval_step != t.step_count:
+                    evaluate_and_save(run, log, show)
+                if s.saved_step != t.step_count:
+                    save(run, "last.npz")
+                    s.saved_step = t.step_count
+            except _Diverged as e:
+                reason, message = "diverged", diverged_message(run, str(e), lr)
+            finally:
+                show.close()
+            metrics = finish(run, log, reason, message, lr)
     if reason not in ("diverged", "interrupted"):
         best_txt = (f"best val {metrics['best_val_loss']:.4f} nats/char ({metrics['best_val_bits']:.4f} bits) "
-                    f"at step {best['step']}; " if best["val_loss"] is not None else "")
-        say(f"done ({reason}): {trainer.step_count} steps, {epochs_done():.2f} epochs, "
-            f"{_fmt_time(elapsed())}; {best_txt}checkpoints and logs in {out}/")
+                    f"at step {s.best_step}; " if s.best_val_loss is not None else "")
+        show.say(f"done ({reason}): {t.step_count} steps, {epochs_done(t):.2f} epochs, "
+                 f"{fmt_time(s.elapsed())}; {best_txt}checkpoints and logs in {run.out}/")
     return metrics
 
 
@@ -596,8 +862,6 @@ def ngram_baseline(data, out, orders, *, checkpoint=None, val_fraction: float = 
     "val_bits", "fit_seconds", "eval_seconds"}], "best_order", "temperature",
     "seed", "sample", and with a checkpoint "mixture"}.
     """
-    from cli import atomic_write_text as write_atomic
-
     say = (lambda *a: None) if quiet else print
     out = check_out_dir(out)
     try:
@@ -644,7 +908,7 @@ def ngram_baseline(data, out, orders, *, checkpoint=None, val_fraction: float = 
             say(f"  lam={h['lambda']:.2f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
                 f"mixture {h['mix_nats']:.4f}, RNN {h['rnn_nats']:.4f}, n-gram {h['ngram_nats']:.4f} nats/char")
     out.mkdir(parents=True, exist_ok=True)
-    path = write_atomic(out / NGRAM_FILE, json.dumps(result, indent=2) + "\n")
+    path = atomic_write_text(out / NGRAM_FILE, json.dumps(result, indent=2) + "\n")
     say(f"wrote {path}")
     return result
 
@@ -669,11 +933,6 @@ def _main_ngram(args) -> int:
 # Command line
 # -----------------------------------------------------------------------------
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):                       # one line, exit 2
-        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     D, TB = PRESETS["default"], PRESETS["textbook"]
 
@@ -681,7 +940,7 @@ def build_parser() -> argparse.ArgumentParser:
         show = lambda v: "none" if v is None else v
         return f"(default: {show(D[k])}; textbook: {show(TB[k])})"
 
-    p = _Parser(
+    p = ArgumentParser(
         prog="python train_minimal.py",
         description="Train a character-level vanilla RNN (implementation.py) on a text file, "
                     "with progress, validation, safe checkpoints and exact resume; or sample from "
@@ -689,10 +948,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "1 - val-fraction of the text).",
         epilog="Exit status: 0 done, 2 bad input, 3 training diverged, 130 interrupted (Ctrl-C saves "
                "out/last.npz first). The loss is the cross-entropy per character, in nats "
-               "(bits = nats / ln 2); the progress bar shows the mean of the last 100 steps. "
-               "LOG FORMAT (out/log.jsonl): one JSON object per line with a 'kind': config, train "
-               "(every --log-every steps: loss, smooth_loss, lr, grad_norm before clipping, clip_frac), "
-               "val, sample, resume, end. NumPy runs on one BLAS thread (the fastest choice at these matrix sizes, and the only safe one on a busy machine); set RNN_THREADS=2 to use two.")
+               "(bits = nats / ln 2); the progress bar shows the mean of the last "
+               f"{DISPLAY_STEPS} steps and the time left to the nearest limit: with a --time-budget or "
+               "--patience that is an upper bound (eta <=), since a plateau can stop the run sooner. "
+               f"{DIVERGENCE_HELP} One run at a time per --out folder (a lock file, out/{LOCK_NAME}); a "
+               "new run refuses an --out that holds a previous run unless --overwrite. "
+               + runlog.format_help())
 
     g = p.add_argument_group("data and output")
     g.add_argument("--data", metavar="PATH", help=f"UTF-8 text file to train on; {DEFAULT_DATA} and data/federalist.txt "
@@ -701,6 +962,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       f"validation, 0 = none {dflt('val_fraction')}")
     g.add_argument("--out", metavar="DIR", help=f"folder for last.npz, best.npz, log.jsonl and metrics.json "
                                  f"(default: {DEFAULT_OUT}; with --resume, the checkpoint's folder)")
+    g.add_argument("--overwrite", action="store_true", help="replace the previous run in --out (without it, "
+                   "a new run refuses a folder that holds last.npz, best.npz, log.jsonl or metrics.json)")
 
     g = p.add_argument_group("model and optimiser")
     g.add_argument("--preset", choices=sorted(PRESETS),
@@ -760,6 +1023,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="print only errors (and, with --sample-only, the sample)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (also off when stderr is "
                                                               "not a terminal)")
+    g.add_argument("--threads", type=int, metavar="N", help=f"BLAS threads for NumPy (default: ${THREADS_ENV} "
+                   "or 1). One is the default because the matrices here are small: a second thread gains "
+                   "little, and on a machine with other work running the threads wait on each other and "
+                   "training gets many times slower")
 
     g = p.add_argument_group("sampling from a checkpoint (no training)")
     g.add_argument("--sample-only", action="store_true", help="print a sample from --checkpoint and exit")
@@ -799,6 +1066,15 @@ def config_from_args(args) -> dict:
         if k in given and given[k] != base.get(k):
             raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the checkpoint's {base.get(k)}; "
                             f"a resumed run keeps {', '.join(FROZEN_ON_RESUME)}")
+    if "data" not in given:
+        stored = base.get("data")
+        if not known_corpus_path(stored):
+            raise UserError(f"--resume {args.resume}: give the text it was trained on with --data PATH (the "
+                            "checkpoint's own data setting is used only for the known corpora "
+                            f"{', '.join(f'data/{k.filename}' for k in CORPORA.values())})")
+        if not args.quiet:
+            print(f"data: the checkpoint's {stored} (give --data PATH to use another copy)")
+        given["data"] = stored
     given.setdefault("out", str(Path(args.resume).parent))
     base = {"random_offsets": False, "ema": 0.0, "warmup_steps": 0, **base}   # settings older checkpoints did not store
     return resolve_config(base=base, **given)
@@ -809,9 +1085,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     if argv is not None:                            # accept paths and numbers from Python callers
         argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
-    args = parser.parse_args(argv)
     try:
-        limit_threads()                             # one BLAS thread unless RNN_THREADS says otherwise
+        args = parser.parse_args(argv)
+        limit_threads(args.threads)                 # one BLAS thread unless --threads / RNN_THREADS
         if args.ngram:
             return _main_ngram(args)
         if args.sample_only:
@@ -820,11 +1096,17 @@ def main(argv=None) -> int:
             raise UserError("--checkpoint, --prime and --prime-file go with --sample-only "
                             "(to continue training from a checkpoint, use --resume)")
         config = config_from_args(args)
-        check_config(config)
-        metrics = train(config, resume=args.resume, quiet=args.quiet,
+        metrics = train(config, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
                         progress=False if (args.no_progress or args.quiet) else None)
-    except (UserError, rnn.CheckpointError, DownloadError, ValueError, OSError) as e:
+    except (UserError, rnn.CheckpointError, DownloadError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("error: out of memory; use a smaller --hidden-size, --batch-size or --seq-length", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:                            # a read-only folder, a full disk
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error: cannot read or write{where}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("error: interrupted (a second Ctrl-C stops without saving; the previous checkpoint, "
@@ -841,9 +1123,18 @@ def main(argv=None) -> int:
     return EXIT_OK
 
 
+# Flags --sample-only does not use: naming them is better than ignoring them.
+SAMPLE_ONLY_IGNORES = tuple(k for k in CONFIG_FLAGS if k not in ("sample_length", "temperature", "seed")) \
+    + ("resume", "overwrite")
+
+
 def _main_sample(args) -> int:
     if not args.checkpoint:
         raise UserError("--sample-only needs --checkpoint PATH (e.g. out/best.npz)")
+    ignored = [f"--{k.replace('_', '-')}" for k in SAMPLE_ONLY_IGNORES if getattr(args, k) not in (None, False)]
+    if ignored:
+        raise UserError(f"--sample-only only samples from --checkpoint; it would ignore {', '.join(ignored)} "
+                        "(drop them, or train without --sample-only)")
     c = resolve_config(args.preset or "default", sample_length=args.sample_length,
                        temperature=args.temperature, seed=args.seed)
     if not (isinstance(c["sample_length"], int) and c["sample_length"] > 0):
@@ -852,10 +1143,11 @@ def _main_sample(args) -> int:
         rnn.check_temperature(c["temperature"])
     except ValueError as e:
         raise UserError(f"--temperature: {e}") from None
+    if c["seed"] is not None:
+        check_seed(c["seed"])
     prime = args.prime
     if args.prime_file:
-        if not Path(args.prime_file).is_file():
-            raise UserError(f"--prime-file {args.prime_file}: no such file")
+        check_regular_file(args.prime_file, "--prime-file")
         prime = rnn.read_text(args.prime_file)
     text = sample_from_checkpoint(args.checkpoint, prime, c["sample_length"], c["temperature"], c["seed"])
     sys.stdout.write(text + "\n")
@@ -863,5 +1155,24 @@ def _main_sample(args) -> int:
     return EXIT_OK
 
 
+def check_regular_file(path, flag: str) -> None:
+    """A one-line error unless `path` is a regular file (never open a FIFO or a device: it can block)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UserError(f"{flag} {path}: no such file") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{flag} {path} is a folder; give a UTF-8 text file")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{flag} {path} is not a regular file (a pipe, a device or a socket); "
+                        "give a UTF-8 text file")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)    # from here on Ctrl-C is KeyboardInterrupt
+        status = main()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
+    sys.exit(status)

@@ -35,13 +35,12 @@ matplotlib backend; the command line renders everything headless:
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import hashlib
+import html as html_lib
 import io
 import json
-import base64
-import hashlib
-import html as html_lib
 import math
 import sys
 from pathlib import Path
@@ -64,6 +63,7 @@ try:
     from cli import (EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UserError, atomic_write_bytes,
                      atomic_write_text, limit_threads)
     from data import download
+    import runlog
 except KeyboardInterrupt:
     if __name__ != "__main__":
         raise
@@ -131,60 +131,18 @@ def _figure(width: float, height: float) -> Figure:
 # The training log (written by train_minimal.py)
 # -----------------------------------------------------------------------------
 
-class LogError(ValueError):
-    """A training log that cannot be used (missing, not JSON lines, no training entries)."""
-
-
-_REQUIRED = {"train": ("step", "chars", "loss"), "val": ("step", "chars", "val_loss"),
-             "sample": ("step", "text")}
+LogError = runlog.LogError          # what the log's reader raises; runlog.py owns the log format
 
 
 def load_log(path) -> dict:
-    """Read a JSON-lines training log and group its entries by "kind".
+    """Read a training log and group its entries by "kind" (runlog.load_log).
 
     Returns {"config": dict, "train": [...], "val": [...], "sample": [...],
-    "end": dict or None}, each list in step order. Raises LogError with a
-    one-line reason for a missing file, a line that is not a JSON object with a
-    "kind", an entry missing a field a plot needs, or a log without any "train"
-    entry. If a run was resumed from an earlier checkpoint, its steps repeat:
-    the later entries replace the earlier ones from that step on.
+    "end": dict or None}, each list in step order; raises LogError (one line)
+    for a missing or oversized file, a line that does not match runlog.SCHEMA,
+    or a log without any "train" entry.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise LogError(f"training log not found: {path}" if not path.exists()
-                       else f"training log path is not a file: {path}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise LogError(f"{path}: cannot read the training log ({e})") from None
-    log = {"config": {}, "train": [], "val": [], "sample": [], "end": None}
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError as e:
-            raise LogError(f"{path}, line {n}: not valid JSON ({e.msg}); "
-                           "is this a training log (a truncated last line after a crash?)") from None
-        if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
-            raise LogError(f"{path}, line {n}: expected a JSON object with a \"kind\" field")
-        kind = entry["kind"]
-        for key in _REQUIRED.get(kind, ()):
-            if key not in entry:
-                raise LogError(f"{path}, line {n}: a {kind!r} entry needs a {key!r} field")
-        if kind == "config":
-            if not log["config"]:
-                log["config"] = entry                # a resumed run repeats the same settings
-        elif kind == "end":
-            log["end"] = entry
-        elif kind in ("train", "val", "sample"):
-            entries = log[kind]
-            while entries and entries[-1]["step"] >= entry["step"]:
-                entries.pop()                        # resumed from an earlier checkpoint: replay wins
-            entries.append(entry)
-    if not log["train"]:
-        raise LogError(f"{path}: no \"train\" entries; is this the log.jsonl that train_minimal.py writes?")
-    return log
+    return runlog.load_log(path)
 
 
 def log_arrays(log: dict) -> dict:

@@ -226,7 +226,7 @@ def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, case):
     one, two = tmp_path / "one", tmp_path / "two"
     assert tm.main([*common, "--out", one, "--max-steps", "40"]) == 0
     assert tm.main([*common, "--out", two, "--max-steps", "20"]) == 0
-    assert tm.main(["--resume", two / "last.npz", "--max-steps", "40", "--quiet", "--no-progress"]) == 0
+    assert tm.main(["--resume", two / "last.npz", "--data", text_file, "--max-steps", "40", "--quiet", "--no-progress"]) == 0
 
     a, b = rnn.load_checkpoint(one / "last.npz"), rnn.load_checkpoint(two / "last.npz")
     for k in rnn.PARAM_NAMES:
@@ -261,7 +261,7 @@ def test_resume_truncates_log_entries_beyond_the_checkpoint(text_file, tmp_path)
     assert tm.main([*SMALL, "--data", text_file, "--out", tmp_path / "ten", "--max-steps", "10",
                     "--log-every", "1"]) == 0
     (out / "ten.npz").write_bytes((tmp_path / "ten" / "last.npz").read_bytes())
-    assert tm.main(["--resume", out / "ten.npz", "--max-steps", "15", "--quiet", "--no-progress"]) == 0
+    assert tm.main(["--resume", out / "ten.npz", "--data", text_file, "--max-steps", "15", "--quiet", "--no-progress"]) == 0
     log = read_log(out)
     steps = [e["step"] for e in log if e["kind"] == "train"]
     assert steps == list(range(1, 16)), f"train steps in the log after resuming at 10 and stopping at 15: {steps}"
@@ -303,7 +303,8 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(text_file, tmp_path):
     assert step > 0
     assert read_log(out)[-1] == {**read_log(out)[-1], "kind": "end", "reason": "interrupted", "step": step}
     # and the run continues from there
-    assert tm.main(["--resume", out / "last.npz", "--max-steps", str(step + 3), "--quiet", "--no-progress"]) == 0
+    assert tm.main(["--resume", out / "last.npz", "--data", text_file, "--max-steps", str(step + 3), "--quiet",
+                    "--no-progress"]) == 0
     assert rnn.load_checkpoint(out / "last.npz")["meta"]["step"] == step + 3
 
 
@@ -316,7 +317,7 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(text_file, tmp_path):
             (out / name).unlink(missing_ok=True)
         # a checkpoint every step (--eval-every 1), a few hundred KB each, so kills often land mid-write
         proc = subprocess.Popen([sys.executable, str(SCRIPT), *SMALL, "--hidden-size", "160", "--data",
-                                 str(text_file), "--out", str(out), "--max-steps", "100000",
+                                 str(text_file), "--out", str(out), "--max-steps", "100000", "--overwrite",
                                  "--eval-every", "1", "--log-every", "1"],
                                 cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
@@ -344,7 +345,7 @@ def _prepared_run(text_file, tmp_path, steps=10):
 def test_divergence_stops_with_an_explanation_and_keeps_the_last_good_checkpoint(text_file, tmp_path):
     out = _prepared_run(text_file, tmp_path)
     before = {name: (out / name).read_bytes() for name in ("last.npz", "best.npz")}
-    proc = run_script("--resume", out / "last.npz", "--max-steps", "200", "--learning-rate", "1000",
+    proc = run_script("--resume", out / "last.npz", "--data", text_file, "--max-steps", "200", "--learning-rate", "1000",
                       "--clip", "0", "--quiet", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 3, f"a diverged run should exit 3, got {proc.returncode}: {proc.stderr}"
     assert_one_line_error(proc, "diverged", "huge learning rate, clipping off")
@@ -411,6 +412,7 @@ def test_bad_data_file(tmp_path, case):
         _write(path, data)
     proc = run_script("--data", path, "--out", tmp_path / "out", "--no-progress", cwd=tmp_path)
     assert_one_line_error(proc, keyword, f"--data with a {case}")
+    assert proc.stdout == "", f"{case}: the error should come alone, before the settings are printed"
     assert not (tmp_path / "out").exists(), f"{case}: nothing should be written when the input is bad"
 
 
@@ -487,7 +489,8 @@ def test_resume_with_data_of_another_vocabulary(checkpoint, tmp_path):
 
 
 def test_resume_refuses_to_change_the_model_shape(checkpoint, tmp_path):
-    proc = run_script("--resume", checkpoint, "--hidden-size", "99", "--no-progress", cwd=tmp_path)
+    proc = run_script("--resume", checkpoint, "--hidden-size", "99", "--data", checkpoint.parent / "x.txt", "--no-progress",
+                      cwd=tmp_path)
     assert_one_line_error(proc, "hidden-size", "--resume with another --hidden-size")
 
 
@@ -515,3 +518,294 @@ def test_quick_start_on_tiny_shakespeare(shakespeare_path, tmp_path):
     assert metrics["best_val_loss"] < 3.0, \
         f"after 200 default steps the validation loss should be below 3.0 nats/char, got {metrics['best_val_loss']}"
     assert metrics["reason"] == "max_steps" and (out / "best.npz").is_file()
+
+
+# -----------------------------------------------------------------------------
+# What the run reports
+# -----------------------------------------------------------------------------
+
+def test_final_train_loss_is_the_mean_of_the_last_steps(text_file, tmp_path):
+    out = tmp_path / "out"
+    assert tm.main([*SMALL, "--data", text_file, "--out", out, "--max-steps", "150", "--log-every", "1"]) == 0
+    losses = [e["loss"] for e in read_log(out) if e["kind"] == "train"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["final_train_steps"] == tm.DISPLAY_STEPS == 100
+    assert metrics["final_train_loss"] == pytest.approx(np.mean(losses[-100:])), \
+        "final_train_loss should be the mean per-char loss of the last 100 steps"
+    V = read_log(out)[0]["vocab_size"]
+    smooth = math.log(V)
+    for loss in losses:                              # min-char-rnn's running average, recomputed here
+        smooth = 0.999 * smooth + 0.001 * loss
+    assert metrics["smooth_loss"] == pytest.approx(smooth)
+    assert metrics["final_train_loss"] < metrics["smooth_loss"], \
+        "after 150 steps the 0.999-average still mostly holds ln V; the recent mean is lower"
+
+
+def test_threads_flag_sets_the_blas_threads(text_file, tmp_path, monkeypatch):
+    got = []
+    monkeypatch.setattr(tm, "limit_threads", lambda n=None: got.append(n))
+    assert tm.main([*SMALL, "--data", text_file, "--out", tmp_path / "o", "--max-steps", "2", "--threads", "2"]) == 0
+    assert got == [2], "--threads N should reach cli.limit_threads"
+    proc = run_script(*SMALL, "--data", text_file, "--out", tmp_path / "p", "--threads", "0", cwd=tmp_path)
+    assert_one_line_error(proc, "threads", "--threads 0")
+    assert "one" in " ".join(tm.build_parser().format_help().split()).lower()
+
+
+def test_the_bar_and_the_validation_line_show_the_same_epoch(text_file, tmp_path, capsys):
+    c = tm.resolve_config("default", data=str(text_file), out=str(tmp_path / "o"), hidden_size=16,
+                          batch_size=2, seq_length=8, max_steps=37, eval_every=10, sample_every=0)
+    tm.train(c, progress=True)
+    captured = capsys.readouterr()
+    val_epochs = [line.split("| epoch ")[1].split(" ")[0] for line in captured.out.splitlines()
+                  if line.startswith("step ")]
+    assert len(val_epochs) == 4, captured.out
+    bar = captured.err.replace("\r", "\n")
+    for epoch in val_epochs:
+        assert f"epoch {epoch}/" in bar, f"the bar should show epoch {epoch} when the line does:\n{bar}"
+
+
+def test_the_eta_is_an_upper_bound_when_a_limit_can_come_sooner(text_file, tmp_path):
+    c = {**tm.resolve_config("default", data=str(text_file), out=str(tmp_path / "o")), "epochs": None}
+    run = tm.prepare(c, None, print, False)
+    show = tm.Progress(quiet=True, bar=False)
+    show.open(run)
+    eta = show.eta(run, time.perf_counter())
+    assert eta.startswith("eta ≤") and "time budget" in eta and "plateau" in eta, eta
+    limits = tm.describe_limits(tm.resolve_config("default"), 490)
+    assert "14:00" in limits and "patience" in limits and "200 epochs (98,000 steps)" in limits, limits
+    show.close()
+
+
+def test_divergence_rules():
+    lnV = math.log(65)
+    assert tm.divergence(float("nan"), [], 1, lnV) and tm.divergence(10.5 * lnV, [], 1, lnV)
+    assert tm.divergence(9 * lnV, [9 * lnV] * 100, 10, lnV) is None, "a brief high loss early on is allowed"
+    high = [1.01 * lnV] * tm.SUSTAINED_STEPS
+    assert tm.divergence(lnV, high, tm.SUSTAINED_AFTER - 1, lnV) is None, "not before SUSTAINED_AFTER steps"
+    assert "last 200 steps" in tm.divergence(lnV, high, tm.SUSTAINED_AFTER, lnV)
+    assert tm.divergence(lnV, [0.99 * lnV] * tm.SUSTAINED_STEPS, 10_000, lnV) is None
+
+
+def test_a_sustained_loss_above_a_uniform_guess_stops_the_run(text_file, tmp_path):
+    """Adam at 0.3 without clipping on the small model: never 10 x ln V, but worse than ln V for good."""
+    out = tmp_path / "o"
+    proc = run_script(*SMALL, "--data", text_file, "--out", out, "--learning-rate", "0.3", "--clip", "0",
+                      "--max-steps", "2000", "--log-every", "1", "--eval-every", "100", cwd=tmp_path)
+    assert proc.returncode == 3, f"expected exit 3 (diverged), got {proc.returncode}: {proc.stderr}"
+    assert_one_line_error(proc, "last 200 steps", "a sustained high loss")
+    log = read_log(out)
+    losses = [e["loss"] for e in log if e["kind"] == "train"]
+    lnV = math.log(log[0]["vocab_size"])
+    assert max(losses) < tm.EXPLODE_FACTOR * lnV, "this case is one the 10 x ln V rule alone misses"
+    assert len(losses) == tm.SUSTAINED_AFTER - 1 and np.mean(losses[-199:]) > lnV, \
+        "stopped at step 500 (its loss is not logged), the mean of the last 200 steps above ln V"
+    assert rnn.load_checkpoint(out / "last.npz")["meta"]["step"] == 400, "the last checkpoint before it is kept"
+
+
+def test_ema_validation_says_the_average_is_still_mostly_the_initial_weights(text_file, tmp_path, capsys):
+    assert tm.main([*SMALL[:-2], "--no-progress", "--data", text_file, "--out", tmp_path / "o", "--ema", "0.9",
+                    "--max-steps", "15", "--eval-every", "5", "--sample-every", "0"]) == 0
+    lines = {int(line.split()[1]): line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")}
+    assert f"{0.9 ** 5:.0%} of it is still the initial weights" in lines[5], lines[5]
+    assert "initial weights" not in lines[10] + lines[15], "from 1/(1-d) = 10 steps on, no note"
+
+
+# -----------------------------------------------------------------------------
+# The output folder: nothing lost, one run at a time
+# -----------------------------------------------------------------------------
+
+def test_a_new_run_refuses_to_replace_a_previous_one(text_file, tmp_path):
+    out = _prepared_run(text_file, tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = run_script(*SMALL, "--data", text_file, "--out", out, "--max-steps", "5", cwd=tmp_path)
+    assert_one_line_error(proc, "previous run", "a new run into a run folder")
+    assert proc.returncode == 2 and "--resume" in proc.stderr and "--overwrite" in proc.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before, "the previous run must be untouched"
+    assert tm.main([*SMALL, "--data", text_file, "--out", out, "--max-steps", "5", "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 5
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "readme.txt").write_text("mine")
+    assert tm.main([*SMALL, "--data", text_file, "--out", other, "--max-steps", "2"]) == 0, \
+        "a folder without a run in it is fine"
+    assert (other / "readme.txt").read_text() == "mine"
+
+
+LOCK_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, f"{os.getpid()}\\n".encode())
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks are POSIX")
+def test_a_second_run_into_a_locked_folder_exits_2_naming_the_other_pid(text_file, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out / ".lock")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = run_script(*SMALL, "--data", text_file, "--out", out, "--max-steps", "3", cwd=tmp_path)
+        assert_one_line_error(proc, f"pid {holder.pid}", "a run into a folder another run holds")
+        assert proc.returncode == 2
+        assert sorted(p.name for p in out.iterdir()) == [".lock"], "nothing written while another run holds it"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert tm.main([*SMALL, "--data", text_file, "--out", out, "--max-steps", "3"]) == 0, \
+        "once the other process is gone, the lock is free"
+
+
+def test_stale_temporary_files_are_swept_under_the_lock(text_file, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [".log.jsonl.abc123.tmp", "last.npz.x1y2.tmp", ".metrics.json.q.tmp"]
+    for name in stale + ["mine.tmp"]:
+        (out / name).write_text("left by a killed run")
+    assert tm.main([*SMALL, "--data", text_file, "--out", out, "--max-steps", "2"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert not names & set(stale), f"stale temporary files should be removed: {names}"
+    assert "mine.tmp" in names, "a .tmp file this script does not write is not ours to remove"
+
+
+def test_a_failed_resume_leaves_the_log_byte_identical(text_file, tmp_path):
+    out = _prepared_run(text_file, tmp_path)
+    log_before = (out / "log.jsonl").read_bytes()
+    other = tmp_path / "other.txt"
+    other.write_text(synthetic_text().upper() + "#%", encoding="utf-8")
+    rc = tm.main(["--resume", out / "last.npz", "--data", other, "--quiet", "--no-progress"])
+    assert rc == 2 and (out / "log.jsonl").read_bytes() == log_before
+
+
+def test_a_resume_skips_a_corrupted_log_line_with_a_warning(text_file, tmp_path, capsys):
+    out = _prepared_run(text_file, tmp_path)
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"kind": "train", "step": 3, "chars": "x"}\n{"kind": "tra')
+    assert tm.main(["--resume", out / "last.npz", "--data", text_file, "--max-steps", "12", "--quiet",
+                    "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped") == 2 and "line" in err, f"each bad line gets a one-line warning: {err}"
+    runlog_entries = read_log(out)
+    assert [e["step"] for e in runlog_entries if e["kind"] == "end"] == [12]
+
+
+def test_resume_reads_only_the_data_the_user_names(text_file, tmp_path):
+    """A checkpoint's stored data path is not trusted: it could name any local file."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n" * 50, encoding="utf-8")
+    ck = rnn.load_checkpoint(_prepared_run(text_file, tmp_path) / "last.npz")
+    crafted = rnn.save_checkpoint(tmp_path / "crafted.npz", ck["params"], ck["opt_state"], ck["chars"],
+                                  ck["hidden"], {**ck["meta"], "config": {**ck["meta"]["config"],
+                                                                          "data": str(secret)}}, ck["rng"])
+    proc = run_script("--resume", crafted, "--no-progress", cwd=tmp_path)
+    assert_one_line_error(proc, "--data", "a checkpoint whose data is a file outside the repository")
+    assert "x:0:0" not in proc.stderr and "secret" not in proc.stderr, f"the file must not be read: {proc.stderr}"
+    assert tm.known_corpus_path("data/tiny_shakespeare.txt") and not tm.known_corpus_path(str(secret))
+    assert not tm.known_corpus_path("/etc/tiny_shakespeare.txt")
+
+
+def test_settings_too_large_for_memory_are_refused_before_allocating(text_file, tmp_path):
+    proc = run_script("--data", text_file, "--out", tmp_path / "o", "--hidden-size", "300000", "--no-progress",
+                      cwd=tmp_path)                  # about 1.4 TB
+    assert_one_line_error(proc, "GB", "--hidden-size 30000")
+    assert proc.returncode == 2 and not (tmp_path / "o").exists()
+    proc = run_script("--data", text_file, "--hidden-size", "1e12", cwd=tmp_path)
+    assert_one_line_error(proc, "--hidden-size", "--hidden-size 1e12")
+    with pytest.raises(tm.UserError, match="memory"):
+        tm.train(tm.resolve_config(data=str(text_file), out=str(tmp_path / "o"), hidden_size=10**12), quiet=True)
+    assert not (tmp_path / "o").exists()
+    c = tm.resolve_config(hidden_size=100, batch_size=2, seq_length=5, optimizer="adam", ema=0.9, dtype="float64")
+    n = 2 * 100 * 10 + 100 * 100 + 100 + 10
+    assert tm.memory_needed(c, 10) == 8 * (5 * n + 6 * 100 * 2 + 2 * 10 * 5 * 2) + 8 * n, \
+        "weights, gradients, two Adam moments, the average; hidden states and logits/probs of one window; " \
+        "the float64 draw at initialisation"
+
+
+def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_130(tmp_path):
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.4):
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--help"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, f"Ctrl-C {delay}s after start printed a traceback:\n{err}"
+        if err.strip() == "KeyboardInterrupt":       # the interpreter's own start-up, before the script runs
+            continue
+        assert proc.returncode in (0, 130, -signal.SIGINT), f"{delay}s: exit status {proc.returncode}: {err}"
+        assert len(err.strip().splitlines()) <= 1, f"{delay}s: expected at most one line, got:\n{err}"
+
+
+# -----------------------------------------------------------------------------
+# More bad input: each names the flag
+# -----------------------------------------------------------------------------
+
+def test_negative_seed_names_the_flag(text_file, tmp_path, checkpoint):
+    proc = run_script("--data", text_file, "--out", tmp_path / "o", "--seed", "-1", cwd=tmp_path)
+    assert_one_line_error(proc, "--seed", "--seed -1")
+    proc = run_script("--sample-only", "--checkpoint", checkpoint, "--seed", "-1", cwd=tmp_path)
+    assert_one_line_error(proc, "--seed", "--sample-only --seed -1")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_prime_file_that_is_not_a_regular_file(checkpoint, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, keyword in [(tmp_path, "is a folder"), (fifo, "not a regular file"),
+                          ("/dev/zero", "not a regular file"), (tmp_path / "nope.txt", "no such file")]:
+        proc = run_script("--sample-only", "--checkpoint", checkpoint, "--prime-file", path, cwd=tmp_path,
+                          timeout=60)
+        assert_one_line_error(proc, keyword, f"--prime-file {path}")
+
+
+def test_sample_only_refuses_training_flags(checkpoint, tmp_path):
+    proc = run_script("--sample-only", "--checkpoint", checkpoint, "--resume", checkpoint, "--hidden-size", "9",
+                      cwd=tmp_path)
+    assert_one_line_error(proc, "--resume", "--sample-only with training flags")
+    assert "--hidden-size" in proc.stderr
+
+
+def test_empty_out_is_refused(text_file, tmp_path):
+    proc = run_script("--data", text_file, "--out", "", cwd=tmp_path)
+    assert_one_line_error(proc, "--out", "--out ''")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([text_file.name])
+
+
+def test_a_full_disk_is_one_line_and_exit_2(text_file, tmp_path, monkeypatch, capsys):
+    def full(path, *a, **k):
+        raise OSError(28, "No space left on device", str(path))
+    monkeypatch.setattr(rnn, "save_checkpoint", full)
+    assert tm.main([*SMALL, "--data", text_file, "--out", tmp_path / "o", "--max-steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left" in err and ".npz" in err, err
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_out_folder_is_one_line_and_exit_2(text_file, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        proc = run_script(*SMALL, "--data", text_file, "--out", out, "--max-steps", "3", cwd=tmp_path)
+        assert_one_line_error(proc, "permission", "a read-only --out")
+        assert proc.returncode == 2
+    finally:
+        out.chmod(0o755)
+
+
+def test_a_read_only_out_folder_simulated_is_one_line_and_exit_2(text_file, tmp_path, monkeypatch, capsys):
+    """The same as above where chmod does not stop writes (root): the OS refuses the lock file."""
+    real_open = os.open
+
+    def read_only(path, *a, **k):
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(os, "open", read_only)
+    assert tm.main([*SMALL, "--data", text_file, "--out", tmp_path / "ro", "--max-steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Permission denied" in err and "Traceback" not in err, err

@@ -23,6 +23,7 @@ import pytest
 import analysis as an
 import implementation as rnn
 from helpers import synthetic_text
+import runlog
 import visualization as viz
 from data import download
 
@@ -63,7 +64,9 @@ def run(tmp_path_factory):
                         "lr": 1e-2, "grad_norm": dict(trainer.grad_norms), "clip_frac": dict(trainer.clip_fractions)})
     log.append({"kind": "end", "reason": "max steps"})
     log_path = folder / "log.jsonl"
-    log_path.write_text("".join(json.dumps(e) + "\n" for e in log), encoding="utf-8")
+    with runlog.RunLogWriter(log_path, fresh=True) as writer:      # the schema train_minimal.py writes
+        for e in log:
+            writer.write(**e)
     ckpt = rnn.save_checkpoint(folder / "best.npz", params, trainer.opt_state, chars, trainer.h,
                                {**trainer.state(), "config": config}, rng)
     val_text = text[len(train_ids):]
