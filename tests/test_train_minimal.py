@@ -8,7 +8,6 @@ user would, and check the exit status and the one-line message.
 import json
 import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -20,24 +19,14 @@ import pytest
 
 import implementation as rnn
 import train_minimal as tm
+from helpers import REPO_ROOT as ROOT
+from helpers import synthetic_text
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train_minimal.py"
 
 # A tiny model that trains in a blink; quiet, no progress bar.
 SMALL = ["--hidden-size", "16", "--batch-size", "2", "--seq-length", "8", "--quiet", "--no-progress"]
 
-
-def synthetic_text(n_lines=160, seed=0) -> str:
-    """A few KB of play-like text from a fixed random source (not symmetric, several speakers)."""
-    r = random.Random(seed)
-    speakers = ["ALICE", "BOB", "CAROL"]
-    words = "the cat sat on a mat and dog ran far away from home to see my good lord".split()
-    lines = []
-    for _ in range(n_lines):
-        n = r.randint(3, 9)
-        lines.append(f"{r.choice(speakers)}:\n" + " ".join(r.choice(words) for _ in range(n)) + r.choice(".,!?") + "\n")
-    return "\n".join(lines)
 
 
 @pytest.fixture
