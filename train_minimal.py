@@ -87,7 +87,8 @@ PRESETS = {
     "textbook": {
         "hidden_size": 100, "seq_length": 25, "batch_size": 1,
         "optimizer": "adagrad", "learning_rate": 0.1, "lr_schedule": "constant", "min_lr": 0.0,
-        "clip": 5.0, "dtype": "float64", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "warmup_steps": 0,
+        "clip": 5.0, "dtype": "float64", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "dropout": 0.0,
+        "warmup_steps": 0,
         "epochs": 10, "max_steps": None, "time_budget": None, "patience": 0, "val_fraction": 0.1,
         "sample_every": 5000, "eval_every": 10000, "log_every": 100,
         "sample_length": 200, "temperature": 1.0, "seed": 1337,
@@ -98,7 +99,8 @@ PRESETS = {
     "default": {
         "hidden_size": 256, "seq_length": 64, "batch_size": 32,
         "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "constant", "min_lr": 2e-4,
-        "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "warmup_steps": 0,
+        "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "dropout": 0.0,
+        "warmup_steps": 0,
         "epochs": 200, "max_steps": None, "time_budget": 840.0, "patience": 5, "val_fraction": 0.1,
         "sample_every": 500, "eval_every": 500, "log_every": 10,
         "sample_length": 200, "temperature": 0.8, "seed": 1337,
@@ -118,7 +120,7 @@ PRESETS["fast"] = dict(
 
 # Settings a resumed run must keep: they fix the shapes, the data walk or the optimiser state.
 FROZEN_ON_RESUME = ("hidden_size", "seq_length", "batch_size", "optimizer", "dtype",
-                    "init_scale", "val_fraction", "seed", "random_offsets", "ema")
+                    "init_scale", "val_fraction", "seed", "random_offsets", "ema", "dropout")
 
 DEFAULT_DATA = "data/tiny_shakespeare.txt"
 DEFAULT_OUT = "out"
@@ -197,6 +199,9 @@ def check_config(c: dict) -> None:
     if not (isinstance(c["ema"], (int, float)) and math.isfinite(c["ema"]) and 0 <= c["ema"] < 1):
         raise UserError(f"--ema must be in [0, 1) (0 = off; 0.998 averages about the last 500 steps), "
                         f"got {c['ema']!r}")
+    if not (isinstance(c["dropout"], (int, float)) and math.isfinite(c["dropout"]) and 0 <= c["dropout"] < 1):
+        raise UserError(f"--dropout must be in [0, 1) (0 = off; 0.2 drops a fifth of the inputs and outputs), "
+                        f"got {c['dropout']!r}")
     if not (math.isfinite(c["val_fraction"]) and 0 <= c["val_fraction"] < 1):
         raise UserError(f"--val-fraction must be in [0, 1), got {c['val_fraction']!r}")
     try:
@@ -270,7 +275,7 @@ def memory_needed(c: dict, V: int) -> int:
     H, B, T = int(c["hidden_size"]), int(c["batch_size"]), int(c["seq_length"])
     n_params = 2 * H * V + H * H + H + V
     copies = 2 + (1 if c["optimizer"] == "adagrad" else 2) + (1 if c["ema"] else 0)
-    window = (T + 1) * H * B + 2 * V * T * B
+    window = (T + 1) * H * B + 2 * V * T * B + (H * T * B if c["dropout"] else 0)   # + the output mask
     return np.dtype(c["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params
 
 
@@ -509,7 +514,7 @@ def prepare(c: dict, resume, warn, progress: bool) -> Run:
     try:
         trainer = rnn.Trainer(params, train_ids, c["batch_size"], c["seq_length"], c["learning_rate"],
                               c["optimizer"], c["clip"], random_offsets=c["random_offsets"],
-                              seed=c["seed"], ema=c["ema"])
+                              seed=c["seed"], ema=c["ema"], dropout=c["dropout"])
     except ValueError as e:                         # text shorter than one window
         raise UserError(f"--data {data_path}: {str(e).removeprefix('Streams: ')}") from None
     run = Run(c, data_path, chars, train_ids, val_ids, trainer, rng, RunState())
@@ -996,6 +1001,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ema", type=float, metavar="D", help="also keep a moving average of the weights, "
                    "avg = D*avg + (1-D)*weights after each step, and evaluate, sample and save it "
                    f"(0.998: about the last 500 steps); 0 = off {dflt('ema')}")
+    g.add_argument("--dropout", type=float, metavar="P", help="train with dropout P on the connections that "
+                   "carry no memory, the input term Wxh x_t and the output layer's view of h_t (never "
+                   "the recurrence); evaluation, samples and checkpoints use the plain model; 0 = off "
+                   f"{dflt('dropout')}")
 
     g = p.add_argument_group("how long")
     g.add_argument("--epochs", type=int, metavar="N", help=f"stop after this many full passes over the training split "
@@ -1044,7 +1053,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 CONFIG_FLAGS = ("data", "out", "val_fraction", "hidden_size", "seq_length", "batch_size", "optimizer",
                 "learning_rate", "lr_schedule", "min_lr", "clip", "dtype", "init_scale", "seed",
-                "random_offsets", "ema", "warmup_steps", "epochs",
+                "random_offsets", "ema", "dropout", "warmup_steps", "epochs",
                 "max_steps", "time_budget", "patience", "sample_every", "eval_every", "log_every",
                 "sample_length", "temperature")
 
@@ -1076,7 +1085,7 @@ def config_from_args(args) -> dict:
             print(f"data: the checkpoint's {stored} (give --data PATH to use another copy)")
         given["data"] = stored
     given.setdefault("out", str(Path(args.resume).parent))
-    base = {"random_offsets": False, "ema": 0.0, "warmup_steps": 0, **base}   # settings older checkpoints did not store
+    base = {"random_offsets": False, "ema": 0.0, "dropout": 0.0, "warmup_steps": 0, **base}   # settings older checkpoints did not store
     return resolve_config(base=base, **given)
 
 
