@@ -980,7 +980,8 @@ def ngram_comparison(labels, count, mean_loss: dict, order: int | None = None) -
 
 @_plain_text
 def memory_horizon(labels, count, closing: dict, opening: dict | None = None, order: int | None = None,
-                   closing_sem: dict | None = None, opening_sem: dict | None = None) -> Figure:
+                   closing_sem: dict | None = None, opening_sem: dict | None = None,
+                   advantage_sem: dict | None = None) -> Figure:
     """Caption: on a closing quote the n-gram, blind beyond its few characters of
     context, pays the same price however long ago the quotation opened; the RNN pays
     less while it still remembers, and its advantage shrinks as the quotation grows.
@@ -993,7 +994,9 @@ def memory_horizon(labels, count, closing: dict, opening: dict | None = None, or
     error bars. From analysis.loss_at_quotes: count["closing"], mean["closing"],
     mean["opening"], sem["closing"], sem["opening"]. order: the n-gram's order.
     The lower panel is the difference n-gram minus RNN on each kind of mark: the
-    RNN's advantage in nats per mark.
+    RNN's advantage in nats per mark; advantage_sem: {"closing": (bins,), "opening":
+    (bins,)} its standard errors, paired mark by mark (loss_at_quotes'
+    gap_sem[kind]["ngram"]), drawn as error bars.
     """
     labels = [str(x) for x in labels]
     count = np.asarray(count, float)
@@ -1021,8 +1024,10 @@ def memory_horizon(labels, count, closing: dict, opening: dict | None = None, or
                  if "rnn" in models and "ngram" in models}
     width = 0.8 / max(len(advantage), 1)
     for i, (kind, v) in enumerate(advantage.items()):
+        err = (advantage_sem or {}).get(kind)
         ax2.bar(x + (i - (len(advantage) - 1) / 2) * width, v, width, color="tab:green",
-                alpha=1.0 if kind == "closing" else 0.4, label=styles[kind][2])
+                alpha=1.0 if kind == "closing" else 0.4, label=styles[kind][2],
+                yerr=None if err is None else np.asarray(err, float), capsize=3)
     ax2.axhline(0, color="black", lw=0.8)
     ax2.set_ylabel("RNN's advantage\n(n-gram − RNN, nats)")
     ax2.set_xlabel("length of the quotation (characters between the marks); quotations per bin in brackets")

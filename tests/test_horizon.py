@@ -231,7 +231,9 @@ def test_memory_horizon_figure_holds_its_numbers():
     closing = {"rnn": np.array([0.3, 0.5, 0.7, 0.9, np.nan]), "ngram": np.array([0.6, 1.0, 1.0, 1.1, 1.0])}
     opening = {"rnn": np.array([1.2, 1.1, 1.2, 1.3, 1.2]), "ngram": np.array([1.4, 1.3, 1.4, 1.5, 1.4])}
     sem = {"rnn": np.full(5, 0.05), "ngram": np.full(5, 0.07)}
-    fig = viz.memory_horizon(labels, count, closing, opening, order=7, closing_sem=sem, opening_sem=sem)
+    gap_sem = {"closing": np.full(5, 0.04), "opening": np.full(5, 0.03)}
+    fig = viz.memory_horizon(labels, count, closing, opening, order=7, closing_sem=sem, opening_sem=sem,
+                             advantage_sem=gap_sem)
     assert fig.data["labels"] == labels and fig.data["order"] == 7
     np.testing.assert_array_equal(fig.data["count"], count)
     for kind, given in (("closing", closing), ("opening", opening)):
@@ -245,6 +247,12 @@ def test_memory_horizon_figure_holds_its_numbers():
     heights = [p.get_height() for p in bottom.patches]         # the bars are the advantages
     np.testing.assert_allclose(heights, np.concatenate([closing["ngram"] - closing["rnn"],
                                                         opening["ngram"] - opening["rnn"]]))
+    caps = [np.asarray(line.get_ydata(), float) for line in bottom.lines]   # error-bar caps
+    for kind, given in (("closing", closing), ("opening", opening)):
+        for sign in (1, -1):                                   # advantage + sem and advantage - sem
+            want = given["ngram"] - given["rnn"] + sign * gap_sem[kind]
+            assert any(c.shape == want.shape and np.allclose(c, want, equal_nan=True) for c in caps), (
+                f"memory_horizon: the {kind} advantage's error bars should reach {want}")
     assert [t.get_text() for t in bottom.get_xticklabels()][0] == "1-10\n(45)"
     fig.savefig(io.BytesIO(), format="png")                    # renders without error
     # without a control and without error bars it still draws
