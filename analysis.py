@@ -226,7 +226,7 @@ def compare_models(params: dict, ngram: rnn.NGram, chars, train_text: str, val_t
 # -----------------------------------------------------------------------------
 #
 # A closing quote mark is a test of memory. After `he had come,` the next
-# character is a space in narration but `"` inside a quotation, and the only
+# character is a space in narration but `"` inside a quotation, and the sure
 # way to know which is to remember whether a quotation opened, however long
 # ago. An order-N n-gram sees the N-1 characters before the target, so it sees
 # the opening quote only when the quotation holds at most N-2 characters; past
@@ -247,7 +247,8 @@ def compare_models(params: dict, ngram: rnn.NGram, chars, train_text: str, val_t
 # in the closing-quote loss that the control does not show is memory.
 #
 # Pairing rule. The text uses one mark, the straight `"`, to open and to close.
-# Within each paragraph (text between blank lines) the marks are paired in
+# Within each paragraph (the lines up to a blank line: one that is empty or
+# holds only spaces and tabs) the marks are paired in
 # order: 1st with 2nd, 3rd with 4th, ...; an odd last mark of a paragraph is
 # left unpaired. Paragraph by paragraph because a quotation that runs over
 # several paragraphs is written with an opening mark at the start of each
