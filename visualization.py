@@ -982,9 +982,9 @@ def ngram_comparison(labels, count, mean_loss: dict, order: int | None = None) -
 def memory_horizon(labels, count, closing: dict, opening: dict | None = None, order: int | None = None,
                    closing_sem: dict | None = None, opening_sem: dict | None = None,
                    advantage_sem: dict | None = None) -> Figure:
-    """Caption: on a closing quote the n-gram, blind beyond its few characters of
-    context, pays the same price however long ago the quotation opened; the RNN pays
-    less while it still remembers, and its advantage shrinks as the quotation grows.
+    """Caption: beyond its last few characters the n-gram cannot see that a quotation
+    is open; where the RNN pays less on the closing quote than the n-gram (and more
+    than on the control), it remembers; where the two meet, its memory has run out.
 
     labels: the bins of quotation length in characters (analysis.QUOTE_LABELS);
     count: (bins,) closing quotes per bin; closing: {"rnn": (bins,), "ngram": (bins,)}
