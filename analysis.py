@@ -697,3 +697,142 @@ def compare_models(params: dict, ngram: rnn.NGram, chars, train_text: str, val_t
             "position": loss_by_position_kind(val_text, losses),
             "novelty": sample_novelty(params, ngram, chars, train_text, val_text, sample_length,
                                       temperature, seed)}
+
+
+# -----------------------------------------------------------------------------
+# The memory horizon: closing quotes
+# -----------------------------------------------------------------------------
+#
+# A closing quote mark is a test of memory. After `he had come,` the next
+# character is a space in narration but `"` inside a quotation, and the sure
+# way to know which is to remember whether a quotation opened, however long
+# ago. An order-N n-gram sees the N-1 characters before the target, so it sees
+# the opening quote only when the quotation holds at most N-2 characters; past
+# that it can only guess from the local context, whatever the length. The RNN
+# can carry "inside a quotation" in its hidden state, for as long as its memory
+# lasts. So we group the closing quotes by the length of their quotation and
+# compare the loss each model pays on them:
+#
+#   closing   loss on the closing `"` itself                   the memory test
+#   after     loss on the character right after it             (a space, a newline...)
+#   opening   loss on the opening `"` of the same quotation    the control
+#
+# Why the opening quote is the control: no model can know, at the opening
+# quote, how long the quotation will be; the length lies in the future. So the
+# opening-quote loss cannot depend on the length through memory, and whatever
+# it does across the bins measures how the bins differ in other ways (where
+# short and long quotations sit in the text, what comes before them). A trend
+# in the closing-quote loss that the control does not show is memory.
+#
+# Pairing rule. The text uses one mark, the straight `"`, to open and to close.
+# Within each paragraph (the lines up to a blank line: one that is empty or
+# holds only spaces and tabs) the marks are paired in
+# order: 1st with 2nd, 3rd with 4th, ...; an odd last mark of a paragraph is
+# left unpaired. Paragraph by paragraph because a quotation that runs over
+# several paragraphs is written with an opening mark at the start of each
+# paragraph and a closing mark only at the end of the last one; pairing across
+# the whole text would then be out of step for everything after it (in War
+# and Peace, 31 of 11,349 paragraphs have an odd number of marks, and a
+# validation split that starts inside a quotation would be out of step from
+# its first mark). Limits: the last paragraph of a long speech counts its
+# length from its own opening mark, not the first paragraph's; its earlier
+# paragraphs give no pair at all; a `"` used for anything else (inches, a
+# title) or a quotation that never closes puts the rest of its paragraph out
+# of step; single quotes ('...') are not looked at.
+#
+# Length: the characters strictly between the two marks ("Ah!" has length 3).
+# The loss on text[i] is losses[i-1] (losses[t] is for the target text[t+1]),
+# so a mark at position 0, or a closing mark at the very end (no character
+# after it), drops out of those rows.
+
+QUOTE_BINS = ((1, 10), (11, 30), (31, 100), (101, 300), (301, None))   # inclusive (low, high)
+QUOTE_LABELS = ("1-10", "11-30", "31-100", "101-300", "301+")
+
+
+def quotations(text: str, mark: str = '"') -> np.ndarray:
+    """(Q,2) int: the positions in `text` of the opening and closing mark of each quotation.
+
+    The marks are paired in order within each paragraph (see the rule above);
+    an odd last mark of a paragraph stays unpaired.
+    """
+    if len(mark) != 1:
+        raise ValueError(f"quotations: mark must be one character, got {mark!r}")
+    pairs, marks, start = [], [], 0
+    for line in text.split("\n") + [""]:                              # a final blank line ends the last paragraph
+        if line.strip(" \t") == "":                                   # a blank line: the paragraph ends
+            pairs += list(zip(marks[0::2], marks[1::2]))              # an odd last mark has no partner
+            marks = []
+        else:
+            marks += [start + i for i, c in enumerate(line) if c == mark]
+        start += len(line) + 1
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def quote_length_bin(lengths) -> np.ndarray:
+    """(Q,) index into QUOTE_LABELS of each length: 1-10, 11-30, 31-100, 101-300, 301+; -1 for 0."""
+    lengths = np.asarray(lengths)
+    lows = np.array([lo for lo, _ in QUOTE_BINS])
+    return np.searchsorted(lows, lengths, side="right") - 1            # the last bin whose low <= length
+
+
+def _mean_and_sem(groups: list, values) -> tuple:
+    """(mean, standard error of the mean) of values[g] for each boolean mask g; NaN if too few."""
+    mean = np.array([values[g].mean() if g.any() else np.nan for g in groups])
+    sem = np.array([values[g].std(ddof=1) / np.sqrt(g.sum()) if g.sum() > 1 else np.nan for g in groups])
+    return mean, sem
+
+
+def loss_at_quotes(text: str, losses: dict, mark: str = '"') -> dict:
+    """The loss each model pays at the quote marks, by the length of the quotation.
+
+    losses: {model name: (len(text)-1,) nats, losses[t] for the target text[t+1]},
+    e.g. per_char_losses. Returns
+      "labels"   QUOTE_LABELS
+      "pairs"    (Q,2) quotations(text), "lengths" (Q,), "bin" (Q,) (-1: length 0, in no bin)
+      "count"    {"closing", "after", "opening"}: (5,) how many marks of each kind per bin
+      "mean"     {"closing", "after", "opening"}: {name: (5,) mean nats, NaN if empty}
+      "sem"      the same shape: the standard error of each mean (std / sqrt(count))
+      "gap"      {"closing", "after", "opening"}: {name: (5,) mean of (that model's loss
+                 minus the first model's) on the same characters}, and "gap_sem" its
+                 standard error: the first model's advantage, paired character by character
+    where "closing" is the closing mark, "after" the character right after it and
+    "opening" the opening mark of the same quotation (the control).
+    """
+    names = list(losses)
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in losses.items()}
+    for k, v in arrays.items():
+        if v.shape != (len(text) - 1,):
+            raise ValueError(f"loss_at_quotes: losses[{k!r}] must have shape (len(text)-1,) = "
+                             f"({len(text) - 1},), one loss per predicted character; got {v.shape}")
+    pairs = quotations(text, mark)
+    lengths = pairs[:, 1] - pairs[:, 0] - 1                            # characters strictly between
+    b = quote_length_bin(lengths)
+    M = len(text) - 1
+    targets = {"closing": pairs[:, 1] - 1,                             # loss index of text[i] is i - 1
+               "after": pairs[:, 1],
+               "opening": pairs[:, 0] - 1}
+    out = {"labels": list(QUOTE_LABELS), "pairs": pairs, "lengths": lengths, "bin": b,
+           "count": {}, "mean": {}, "sem": {}, "gap": {}, "gap_sem": {}}
+    for kind, idx in targets.items():
+        ok = (idx >= 0) & (idx < M)                                    # the mark has a loss at all
+        groups = [ok & (b == i) for i in range(len(QUOTE_BINS))]
+        safe = np.clip(idx, 0, max(M - 1, 0))
+        out["count"][kind] = np.array([int(g.sum()) for g in groups])
+        out["mean"][kind], out["sem"][kind], out["gap"][kind], out["gap_sem"][kind] = {}, {}, {}, {}
+        for k in names:
+            v = arrays[k][safe] if M else np.zeros(len(idx))           # (Q,) this model's loss on each mark
+            out["mean"][kind][k], out["sem"][kind][k] = _mean_and_sem(groups, v)
+            diff = v - arrays[names[0]][safe] if M else v
+            out["gap"][kind][k], out["gap_sem"][kind][k] = _mean_and_sem(groups, diff)
+    return out
+
+
+def memory_horizon(params: dict, ngram: rnn.NGram, chars, val_text: str) -> dict:
+    """loss_at_quotes for the RNN and a fitted n-gram on the validation text.
+
+    Returns {"order", "losses", "quotes"}; quotes["gap"][kind]["ngram"] is the
+    RNN's advantage in nats (n-gram loss minus RNN loss) on each kind of mark.
+    """
+    ids = rnn.encode(val_text, chars)
+    losses = per_char_losses(params, ngram, ids)
+    return {"order": ngram.order, "losses": losses, "quotes": loss_at_quotes(val_text, losses)}

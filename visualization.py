@@ -852,6 +852,70 @@ def ngram_comparison(labels, count, mean_loss: dict, order: int | None = None) -
     return fig
 
 
+@_plain_text
+def memory_horizon(labels, count, closing: dict, opening: dict | None = None, order: int | None = None,
+                   closing_sem: dict | None = None, opening_sem: dict | None = None,
+                   advantage_sem: dict | None = None) -> Figure:
+    """Caption: beyond its last few characters the n-gram cannot see that a quotation
+    is open; where the RNN pays less on the closing quote than the n-gram (and more
+    than on the control), it remembers; where the two meet, its memory has run out.
+
+    labels: the bins of quotation length in characters (analysis.QUOTE_LABELS);
+    count: (bins,) closing quotes per bin; closing: {"rnn": (bins,), "ngram": (bins,)}
+    mean nats on the closing quote mark, NaN for an empty bin; opening: the same on
+    the opening marks of those quotations (the control: no model can know, at the
+    opening mark, how long the quotation will be); *_sem: standard errors, drawn as
+    error bars. From analysis.loss_at_quotes: count["closing"], mean["closing"],
+    mean["opening"], sem["closing"], sem["opening"]. order: the n-gram's order.
+    The lower panel is the difference n-gram minus RNN on each kind of mark: the
+    RNN's advantage in nats per mark; advantage_sem: {"closing": (bins,), "opening":
+    (bins,)} its standard errors, paired mark by mark (loss_at_quotes'
+    gap_sem[kind]["ngram"]), drawn as error bars.
+    """
+    labels = [str(x) for x in labels]
+    count = np.asarray(count, float)
+    curves = {"closing": {k: np.asarray(v, float) for k, v in closing.items()},
+              "opening": {k: np.asarray(v, float) for k, v in (opening or {}).items()}}
+    sems = {"closing": closing_sem or {}, "opening": opening_sem or {}}
+    x = np.arange(len(labels))
+    fig = _figure(9, 6.6)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[1.6, 1])
+    colors = {"rnn": "tab:blue", "ngram": "tab:orange"}
+    names = {"rnn": "RNN", "ngram": f"n-gram (order {order})" if order else "n-gram"}
+    styles = {"closing": ("-", "o", "closing quote"), "opening": ("--", "s", "opening quote (control)")}
+    for kind, models in curves.items():
+        line, marker, what = styles[kind]
+        for k, v in models.items():
+            err = sems[kind].get(k)
+            ax1.errorbar(x, v, yerr=None if err is None else np.asarray(err, float), fmt=line,
+                         marker=marker, color=colors.get(k), capsize=3, lw=2 if kind == "closing" else 1.2,
+                         label=f"{names.get(k, k)}: {what}")
+    ax1.set_ylabel("mean loss on the mark (nats)")
+    ax1.secondary_yaxis("right", functions=(lambda n: n / LN2, lambda b: b * LN2)).set_ylabel("bits")
+    ax1.grid(alpha=0.3, axis="y")
+    ax1.legend(fontsize=8)
+    advantage = {kind: models["ngram"] - models["rnn"] for kind, models in curves.items()
+                 if "rnn" in models and "ngram" in models}
+    width = 0.8 / max(len(advantage), 1)
+    for i, (kind, v) in enumerate(advantage.items()):
+        err = (advantage_sem or {}).get(kind)
+        ax2.bar(x + (i - (len(advantage) - 1) / 2) * width, v, width, color="tab:green",
+                alpha=1.0 if kind == "closing" else 0.4, label=styles[kind][2],
+                yerr=None if err is None else np.asarray(err, float), capsize=3)
+    ax2.axhline(0, color="black", lw=0.8)
+    ax2.set_ylabel("RNN's advantage\n(n-gram − RNN, nats)")
+    ax2.set_xlabel("length of the quotation (characters between the marks); quotations per bin in brackets")
+    ax2.set_xticks(x, [f"{lab}\n({int(c):,})" for lab, c in zip(labels, count)])
+    ax2.grid(alpha=0.3, axis="y")
+    if advantage:
+        ax2.legend(fontsize=8)
+    fig.suptitle("The memory horizon: the loss on a closing quote by how long ago the quotation opened",
+                 fontweight="bold")
+    fig.data = {"labels": labels, "count": count, "closing": curves["closing"], "opening": curves["opening"],
+                "advantage": advantage, "order": order}
+    return fig
+
+
 # -----------------------------------------------------------------------------
 # Rendering everything, and the command line
 # -----------------------------------------------------------------------------
