@@ -325,8 +325,8 @@ def forward(params: dict, inputs, hprev=None):
 def _hidden_states(params, inputs, hprev, x_mask=None):
     """hs (T+1,H,B): hs[0] = hprev, hs[t+1] = tanh(Wxh x_t + Whh hs[t] + bh).
 
-    x_mask: optional (T,1,B) dropout mask on the input term (see dropout_masks):
-    Wxh x_t becomes m_t * Wxh x_t, one number per character.
+    x_mask: optional (T,H,B) dropout mask on the input term (see dropout_masks):
+    Wxh x_t becomes m_t * Wxh x_t, the character's embedding with some units dropped.
 
     Speed tricks, all giving the textbook numbers:
     * Wxh @ onehot(x) is column x of Wxh, so the input projection of all T*B
@@ -373,14 +373,17 @@ def _output_logp(params, hs):
 def dropout_masks(rng: np.random.Generator, p: float, T: int, B: int, H: int, dtype=np.float64):
     """Dropout masks for one training window, or None when p = 0 (the textbook).
 
-    Returns {"x": (T,1,B), "h": (H,T*B)}, every entry 0 with probability p and
+    Returns {"x": (T,H,B), "h": (H,T*B)}, every entry 0 with probability p and
     1/(1-p) otherwise ("inverted" dropout: the expected value of m * a is a, so
     evaluation and sampling use the plain model, unchanged). Following Zaremba,
     Sutskever & Vinyals (2014), only the connections that do not carry memory
     are dropped:
 
-        h_t = tanh(m^x_t * Wxh x_t + Whh h_{t-1} + bh)     m^x_t: one number per character
+        h_t = tanh(m^x_t * Wxh x_t + Whh h_{t-1} + bh)     m^x_t: (H,) per step and stream
         y_t = Why (m^h_t * h_t) + by                       m^h_t: (H,) per step and stream
+
+    (Wxh x_t is the character's column of Wxh, its embedding: m^x_t drops some of
+    its units, never the whole character.)
 
     The recurrence Whh h_{t-1} is never dropped, so what the state remembers is
     not cut at random; dropping the output's view of h_t keeps Why from leaning
@@ -391,7 +394,7 @@ def dropout_masks(rng: np.random.Generator, p: float, T: int, B: int, H: int, dt
     if p == 0.0:
         return None
     keep = 1.0 - p
-    x = (rng.random((T, 1, B)) < keep).astype(dtype) / dtype(keep)      # (T,1,B) 0 or 1/keep
+    x = (rng.random((T, H, B)) < keep).astype(dtype) / dtype(keep)      # (T,H,B) 0 or 1/keep
     h = (rng.random((H, T * B)) < keep).astype(dtype) / dtype(keep)     # (H,T*B) 0 or 1/keep
     return {"x": x, "h": h}
 
@@ -454,7 +457,9 @@ def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None):
     # dWxh = sum_t dhraw_t x_t^T with one-hot x_t, as one product with the (V,T*B)
     # one-hot matrix of all inputs (faster than a scatter-add with np.add.at).
     X = np.zeros((V, T * B), dtype=Wxh.dtype)
-    X[inputs.reshape(T * B), cols] = 1.0 if x_mask is None else x_mask.reshape(T * B)   # (V,T*B) x_t (times m_t)
+    X[inputs.reshape(T * B), cols] = 1.0             # (V,T*B) one-hot columns x_t
+    if x_mask is not None:
+        dhraw = dhraw * _columns(x_mask)             # (H,T*B) back through the input dropout: m_t * dhraw_t
     dWxh = dhraw @ X.T                               # (H,V) sum_t dhraw_t x_t^T
     grads = {"Wxh": dWxh, "Whh": dWhh, "Why": dWhy, "bh": dbh, "by": dby}
     return float(loss), grads, hs[-1].copy()
