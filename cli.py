@@ -23,7 +23,6 @@ import argparse
 import functools
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 # Exit codes, the same in every script.
@@ -163,25 +162,15 @@ def limit_threads(threads: int | None = None) -> int:
 # -----------------------------------------------------------------------------
 
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file in the same folder and a rename.
+    """Write `data` to `path` through a temporary file in the same folder and a rename
+    (implementation.write_atomically, the one place that knows how).
 
     A crash, a full disk or Ctrl-C while writing leaves the previous file (if
     any) intact and removes the temporary file.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)                         # mkstemp makes it private (0600)
-        os.replace(tmp, path)                        # atomic on POSIX and Windows
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from implementation import write_atomically
+
+    return write_atomically(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path, text: str) -> Path:

@@ -1165,17 +1165,35 @@ def save_checkpoint(path, params: dict, opt_state: dict, chars, hidden: np.ndarr
     arrays["vocab"] = np.array([ord(c) for c in chars], dtype=np.int64)
     arrays["meta"] = np.array(json.dumps(meta))                       # a 0-d unicode array, not a pickle
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+
+    def load_back(f):                                                  # what load_checkpoint will see
+        try:
+            _read_checkpoint(f, os.fstat(f.fileno()).st_size)
+        except CheckpointError as e:
+            raise ValueError(f"save_checkpoint: this state would not load back ({e}); "
+                             f"{path} was left as it was") from None
+
+    return write_atomically(path, lambda f: np.savez(f, **arrays), check=load_back)
+
+
+def write_atomically(path, write, check=None) -> Path:
+    """Write a file so that it is never seen half-written: write(f) fills a temporary
+    file in the same folder, check(f) (optional) may refuse it by raising, then one
+    rename puts it in place. A crash, a full disk, Ctrl-C or a refusal leaves the
+    previous file (if any) intact and the temporary file removed. Every file the
+    project writes goes through here (checkpoints, and cli.atomic_write_bytes for
+    logs, plots and pages).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w+b") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
-            os.fsync(f.fileno())
-            try:
-                _read_checkpoint(f, os.fstat(f.fileno()).st_size)      # what load_checkpoint will see
-            except CheckpointError as e:
-                raise ValueError(f"save_checkpoint: this state would not load back ({e}); "
-                                 f"{path} was left as it was") from None
+            os.fsync(f.fileno())                                       # on disk before the rename
+            if check is not None:
+                f.seek(0)
+                check(f)
         os.chmod(tmp, 0o644)                                           # mkstemp makes it private (0600)
         os.replace(tmp, path)                                          # atomic on POSIX and Windows
     except BaseException:

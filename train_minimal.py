@@ -39,11 +39,11 @@ if __name__ == "__main__":
     # Ctrl-C while the imports below load (NumPy alone takes a moment): one line, exit 130.
     # _signal is the interpreter's built-in module, already loaded; `signal` itself takes time.
     import _signal
-    import os
+    import os as _os
 
     def _interrupted_while_starting(signum, frame):
-        os.write(2, b"error: interrupted while starting; nothing was written\n")
-        os._exit(130)
+        _os.write(2, b"error: interrupted while starting; nothing was written\n")
+        _os._exit(130)
     _signal.signal(_signal.SIGINT, _interrupted_while_starting)
 
 import os
@@ -510,14 +510,15 @@ def prepare(c: dict, resume, warn, progress: bool) -> Run:
     """Read and check the data, the memory, the checkpoint and the log; build the trainer. Writes nothing."""
     data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress)
     check_memory(c, len(chars))
+    B, T = c["batch_size"], c["seq_length"]
+    if len(train_ids) < B * (T + 2):                # Streams' rule: every stream needs one window
+        raise UserError(f"--data {data_path} is too short: its training split has {len(train_ids):,} characters, too few "
+                        f"for one window of --seq-length {T} in --batch-size {B} streams (at least "
+                        f"{B * (T + 2):,}); use a longer text or smaller --seq-length/--batch-size")
     rng = np.random.default_rng(c["seed"])
     params = rnn.init_params(len(chars), c["hidden_size"], rng, np.dtype(c["dtype"]).type, c["init_scale"])
-    try:
-        trainer = rnn.Trainer(params, train_ids, c["batch_size"], c["seq_length"], c["learning_rate"],
-                              c["optimizer"], c["clip"], random_offsets=c["random_offsets"],
-                              seed=c["seed"], ema=c["ema"], dropout=c["dropout"])
-    except ValueError as e:                         # text shorter than one window
-        raise UserError(f"--data {data_path}: {str(e).removeprefix('Streams: ')}") from None
+    trainer = rnn.Trainer(params, train_ids, B, T, c["learning_rate"], c["optimizer"], c["clip"],
+                          random_offsets=c["random_offsets"], seed=c["seed"], ema=c["ema"], dropout=c["dropout"])
     run = Run(c, data_path, chars, train_ids, val_ids, trainer, rng, RunState())
     if resume is not None:
         ck = rnn.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
