@@ -63,6 +63,14 @@ PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 TEXT_MAX_BYTES = 100_000_000
 
 
+class TextTooLargeError(ValueError):
+    """read_text refused a file larger than its max_bytes; .size and .limit say by how much."""
+
+    def __init__(self, message: str, size: int, limit: int):
+        super().__init__(message)
+        self.size, self.limit = size, limit
+
+
 def _open_regular_file(path, caller: str):
     """Open `path` for binary reading, refusing anything but a regular file.
 
@@ -104,11 +112,12 @@ def read_text(path, max_bytes: int = TEXT_MAX_BYTES) -> str:
     f, size = _open_regular_file(path, "read_text")
     with f:
         if size > max_bytes:
-            raise ValueError(f"read_text: {path} is {size:,} bytes, over the limit of {max_bytes:,} bytes; "
-                             "to read it, pass a larger max_bytes")
+            raise TextTooLargeError(f"read_text: {path} is {size:,} bytes, over the limit of {max_bytes:,} "
+                                    "bytes; to read it, pass a larger max_bytes", size, max_bytes)
         raw = f.read(max_bytes + 1)                                   # bounded, even if the file grows
     if len(raw) > max_bytes:
-        raise ValueError(f"read_text: {path} grew past the limit of {max_bytes:,} bytes while being read")
+        raise TextTooLargeError(f"read_text: {path} grew past the limit of {max_bytes:,} bytes while being "
+                                "read", len(raw), max_bytes)
     if b"\x00" in raw:
         raise ValueError(f"read_text: {path} looks like a binary file (NUL byte at offset {raw.index(0)}); "
                          "the model trains on UTF-8 text")

@@ -239,15 +239,24 @@ def check_out_dir(out) -> Path:
 # Checks before any work: the data, the memory a setting needs
 # -----------------------------------------------------------------------------
 
-def load_data(path, val_fraction: float, progress: bool = True):
-    """(path, chars, train_ids, val_ids) from a UTF-8 text file, downloading a known corpus if missing."""
+def load_data(path, val_fraction: float, progress: bool = True, max_text_mb: float | None = None):
+    """(path, chars, train_ids, val_ids) from a UTF-8 text file, downloading a known corpus if missing.
+
+    max_text_mb: the largest text to read, in MB (default: implementation.TEXT_MAX_BYTES).
+    """
     try:
         path = ensure_data_file(path, progress=progress)
     except DownloadError as e:                      # includes "no such file" for unknown names
         raise UserError("; ".join(str(e).splitlines())) from None
     if Path(path).is_dir():
         raise UserError(f"--data {path} is a folder; give a UTF-8 text file")
-    text = rnn.read_text(path)                       # ValueError (one line) for binary / non-UTF-8
+    limit = rnn.TEXT_MAX_BYTES if max_text_mb is None else int(max_text_mb * 1e6)
+    try:
+        text = rnn.read_text(path, max_bytes=limit)  # ValueError (one line) for binary / non-UTF-8
+    except rnn.TextTooLargeError as e:
+        raise UserError(f"--data {path} is {e.size / 1e6:,.1f} MB; this script reads at most "
+                        f"{e.limit / 1e6:,.0f} MB of text (a limit that keeps a wrong file from filling "
+                        f"the memory): raise it with --max-text-mb {math.ceil(e.size / 1e6)}") from None
     if not text:
         raise UserError(f"--data {path} is empty; the model needs text to learn from")
     chars = rnn.build_vocab(text)
@@ -506,9 +515,9 @@ def _meta_number(meta: dict, key: str, kind, default):
     raise rnn.CheckpointError(f"the checkpoint's {key!r} is {v!r:.40}, not a number; it cannot be resumed")
 
 
-def prepare(c: dict, resume, warn, progress: bool) -> Run:
+def prepare(c: dict, resume, warn, progress: bool, max_text_mb: float | None = None) -> Run:
     """Read and check the data, the memory, the checkpoint and the log; build the trainer. Writes nothing."""
-    data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress)
+    data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress, max_text_mb)
     check_memory(c, len(chars))
     B, T = c["batch_size"], c["seq_length"]
     if len(train_ids) < B * (T + 2):                # Streams' rule: every stream needs one window
@@ -730,12 +739,13 @@ def finish(run: Run, log, reason: str, message: str | None, lr: float) -> dict:
 # -----------------------------------------------------------------------------
 
 def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | None = None,
-          overwrite: bool = True) -> dict:
+          overwrite: bool = True, max_text_mb: float | None = None) -> dict:
     """Train with the settings dict `config` (see resolve_config); returns the final metrics.
 
     resume: path of a checkpoint to continue from (its vocabulary must match the data).
     progress: show a tqdm bar (None: only if stderr is a terminal and not quiet).
     overwrite: False refuses an --out that holds a previous run (the command line's default).
+    max_text_mb: the largest text to read (default: implementation.TEXT_MAX_BYTES, 100 MB).
     The metrics' "reason" says why training stopped: epochs, max_steps, time_budget,
     plateau, interrupted (Ctrl-C; a checkpoint was saved) or diverged (no new checkpoint;
     the previous checkpoint is kept; "message" explains).
@@ -745,7 +755,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
     c = dict(config)
     check_config(c)
     show = Progress(quiet, (sys.stderr.isatty() and not quiet) if progress is None else progress)
-    run = prepare(c, resume, lambda w: print(w, file=sys.stderr), show.show_bar)   # writes nothing
+    run = prepare(c, resume, lambda w: print(w, file=sys.stderr), show.show_bar, max_text_mb)  # writes nothing
     t, s, lnV = run.trainer, run.state, math.log(len(run.chars))
     show.say(f"settings: {c}")
     info = run.log_info()
@@ -965,6 +975,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data and output")
     g.add_argument("--data", metavar="PATH", help=f"UTF-8 text file to train on; {DEFAULT_DATA} and data/federalist.txt "
                                   f"are downloaded if missing (default: {DEFAULT_DATA})")
+    g.add_argument("--max-text-mb", type=float, metavar="MB",
+                   help="read at most this many MB of --data (default: 100), so that a wrong file "
+                        "cannot fill the memory")
     g.add_argument("--val-fraction", type=float, metavar="X", help="the last fraction of the text held out for "
                                                       f"validation, 0 = none {dflt('val_fraction')}")
     g.add_argument("--out", metavar="DIR", help=f"folder for last.npz, best.npz, log.jsonl and metrics.json "
@@ -1107,7 +1120,10 @@ def main(argv=None) -> int:
             raise UserError("--checkpoint, --prime and --prime-file go with --sample-only "
                             "(to continue training from a checkpoint, use --resume)")
         config = config_from_args(args)
+        if args.max_text_mb is not None and not (math.isfinite(args.max_text_mb) and args.max_text_mb > 0):
+            raise UserError(f"--max-text-mb must be a number of megabytes > 0, got {args.max_text_mb!r}")
         metrics = train(config, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
+                        max_text_mb=args.max_text_mb,
                         progress=False if (args.no_progress or args.quiet) else None)
     except (UserError, rnn.CheckpointError, DownloadError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)

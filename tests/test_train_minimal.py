@@ -798,3 +798,17 @@ def test_a_read_only_out_folder_simulated_is_one_line_and_exit_2(text_file, tmp_
     assert tm.main([*SMALL, "--data", text_file, "--out", tmp_path / "ro", "--max-steps", "3"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Permission denied" in err and "Traceback" not in err, err
+
+
+def test_a_text_over_the_size_limit_is_refused_before_reading_with_the_flag_to_raise_it(text_file, tmp_path, capsys):
+    size = text_file.stat().st_size                          # a few KB; a limit of 1 KB refuses it
+    code = tm.main(["--data", text_file, "--out", tmp_path / "o", "--max-text-mb", "0.001", "--max-steps", "2",
+                    "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == tm.EXIT_USAGE and err.count("\n") == 1 and "--max-text-mb" in err, err
+    assert not (tmp_path / "o").exists(), "nothing may be written for a refused text"
+    assert tm.main(["--data", text_file, "--out", tmp_path / "o", "--max-text-mb", str(size / 1e6 * 2),
+                    "--max-steps", "2", "--eval-every", "2", "--no-progress", "--quiet"]) == 0
+    for bad in ("0", "-1", "nan"):
+        assert tm.main(["--data", text_file, "--max-text-mb", bad]) == tm.EXIT_USAGE
+        assert "--max-text-mb" in capsys.readouterr().err
