@@ -82,9 +82,10 @@ def _show_char(c: str) -> str:
 
 
 def _wrap(text: str, width: int, max_lines: int | None = None) -> str:
-    """Break `text` at its newlines (drawn as ↵) and every `width` characters."""
+    """Break `text` at its newlines (drawn as ↵) and every `width` characters; tabs and
+    carriage returns are drawn as ⇥ and ␍ (the fonts have no glyph for the characters themselves)."""
     lines = []
-    parts = text.split("\n")
+    parts = text.replace("\t", _show_char("\t")).replace("\r", _show_char("\r")).split("\n")
     for i, part in enumerate(parts):
         part = part + ("↵" if i < len(parts) - 1 else "")
         lines.extend([part[j:j + width] for j in range(0, len(part), width)] or [""])

@@ -714,3 +714,7 @@ def test_import_leaves_the_backend_alone():
     root = Path(viz.__file__).resolve().parent
     r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_wrapped_text_draws_tabs_and_carriage_returns_as_visible_marks():
+    assert viz._wrap("a\tb\rc\nd", 80) == "a⇥b␍c↵\nd"
