@@ -101,11 +101,14 @@ def one_line_errors(*errors):
     return decorate
 
 
-def read_data(path, corpus: str | None = None, flag: str = "--data") -> tuple[str, str]:
+def read_data(path, corpus: str | None = None, flag: str = "--data", max_bytes: int | None = None,
+              limit_flag: str | None = None) -> tuple[str, str]:
     """(text, path) of a UTF-8 text file given on the command line, or of `corpus` if path is None.
 
     Raises UserError (one line) for a missing, empty, binary, non-UTF-8 or folder path,
-    and when the default corpus can be neither found nor fetched.
+    for a text larger than max_bytes (default: implementation.TEXT_MAX_BYTES; limit_flag
+    names the flag that raises it), and when the default corpus can be neither found
+    nor fetched.
     """
     if path is None:
         from data.download import DownloadError, ensure_corpus
@@ -113,14 +116,19 @@ def read_data(path, corpus: str | None = None, flag: str = "--data") -> tuple[st
             path = ensure_corpus(corpus)
         except DownloadError as e:
             raise UserError("; ".join(str(e).splitlines())) from None
-    from implementation import read_text
+    from implementation import TEXT_MAX_BYTES, TextTooLargeError, read_text
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a UTF-8 text file")
     if not p.is_file():
         raise UserError(f"{flag} {path}: no such file")
     try:
-        text = read_text(p)
+        text = read_text(p, max_bytes=TEXT_MAX_BYTES if max_bytes is None else max_bytes)
+    except TextTooLargeError as e:
+        raise UserError(f"{flag} {path} is {e.size / 1e6:,.1f} MB; this script reads at most "
+                        f"{e.limit / 1e6:,.0f} MB of text (a limit that keeps a wrong file from filling "
+                        f"the memory)" + (f": raise it with {limit_flag} {-(-e.size // 1_000_000)}"
+                                          if limit_flag else "")) from None
     except ValueError as e:                          # binary or not UTF-8
         raise UserError(f"{flag} {e}") from None
     if not text:

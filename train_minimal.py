@@ -67,7 +67,7 @@ import implementation as rnn
 from analysis import MIX_GRID, mixture_halves
 import runlog
 from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
-                 UserError, atomic_write_text, limit_threads)
+                 UserError, atomic_write_text, limit_threads, read_data)
 from data.download import CORPORA, DATA_DIR, DownloadError, ensure_data_file
 
 try:
@@ -248,17 +248,8 @@ def load_data(path, val_fraction: float, progress: bool = True, max_text_mb: flo
         path = ensure_data_file(path, progress=progress)
     except DownloadError as e:                      # includes "no such file" for unknown names
         raise UserError("; ".join(str(e).splitlines())) from None
-    if Path(path).is_dir():
-        raise UserError(f"--data {path} is a folder; give a UTF-8 text file")
-    limit = rnn.TEXT_MAX_BYTES if max_text_mb is None else int(max_text_mb * 1e6)
-    try:
-        text = rnn.read_text(path, max_bytes=limit)  # ValueError (one line) for binary / non-UTF-8
-    except rnn.TextTooLargeError as e:
-        raise UserError(f"--data {path} is {e.size / 1e6:,.1f} MB; this script reads at most "
-                        f"{e.limit / 1e6:,.0f} MB of text (a limit that keeps a wrong file from filling "
-                        f"the memory): raise it with --max-text-mb {math.ceil(e.size / 1e6)}") from None
-    if not text:
-        raise UserError(f"--data {path} is empty; the model needs text to learn from")
+    limit = None if max_text_mb is None else int(max_text_mb * 1e6)
+    text, _ = read_data(path, max_bytes=limit, limit_flag="--max-text-mb")   # one-line UserError if unusable
     chars = rnn.build_vocab(text)
     train_ids, val_ids = rnn.train_val_split(rnn.encode(text, chars), val_fraction)
     if val_fraction > 0 and len(val_ids) < 2:

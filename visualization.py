@@ -630,8 +630,8 @@ def feature_neurons(params: dict, chars, text: str, features: dict | None = None
 @_plain_text
 def quote_unit(params: dict, chars, text: str, unit: int | None = None, width: int = 120,
                max_distance: int = 150, hprev=None) -> Figure:
-    """Caption: a unit that has learned quotation marks switches at the opening mark and
-    holds its value until the closing one, however long the speech goes on.
+    """Caption: does the unit switch at the opening quote mark and hold its value until the
+    closing one (a memory of the quotation), or fade back to its value outside quotes?
 
     Top: the unit's activation along a passage of `width` characters around the first
     quotation in `text`, quotations shaded. Bottom: its mean activation k characters
