@@ -21,6 +21,10 @@ taken on the same machine under the same load:
    only its time differs), its wall time, and the child's resident memory sampled
    every second (peak under 1 GB and not growing with steps).
 
+Between 3 and 4 it also times each train_minimal.py preset's own setting (its
+size, batch, unroll, dtype, optimiser and whatever regularisation it trains
+with) and reports its utilisation the same way.
+
 How FLOPs are counted (the usual "6 N" rule, N = weights touched per character):
 a character costs 2(H*H + H*V) multiply-adds-times-two in the forward pass
 (Whh h_{t-1} and Why h_t; Wxh x_t is a column lookup, so free) and twice that
@@ -231,6 +235,39 @@ def bench_batched(ids, V, min_seconds: float, matmul32: float) -> dict:
     }
 
 
+def bench_presets(ids, V, min_seconds: float, matmul: dict) -> dict:
+    """Each train_minimal.py preset's own setting: chars/s of Trainer.step and its utilisation.
+
+    The Trainer is built exactly as train_minimal.py builds it (hidden size, batch, unroll,
+    optimiser, clipping, dtype, random offsets, weight average and dropout), so whatever
+    regularisation a preset trains with is inside the timed step. Evaluation, sampling and
+    logging, which the script does every few thousand steps, are not. Utilisation is against
+    the matmul rate of the preset's own dtype.
+    """
+    from train_minimal import PRESETS
+    results = {}
+    for name, c in PRESETS.items():
+        H, B, T, dtype = c["hidden_size"], c["batch_size"], c["seq_length"], np.dtype(c["dtype"])
+        params = rnn.init_params(V, H, np.random.default_rng(0), dtype=dtype,
+                                 init_scale=c["init_scale"])
+        trainer = rnn.Trainer(params, ids, B, T, c["learning_rate"], c["optimizer"], c["clip"],
+                              random_offsets=c["random_offsets"], seed=0, ema=c["ema"],
+                              dropout=c["dropout"])
+        for _ in range(5):                             # warm up, and leave the tiny init behind
+            trainer.step()
+        t_step = min(timed(trainer.step, min_seconds / 3)[0] for _ in range(3))
+        flops_per_char = 6.0 * (H * H + H * V)
+        cps = T * B / t_step
+        rate = matmul["float32" if dtype == np.float32 else "float64"]
+        results[name] = {
+            "settings": {k: c[k] for k in ("hidden_size", "batch_size", "seq_length", "dtype", "optimizer",
+                                           "clip", "random_offsets", "ema", "dropout")},
+            "model_flops_per_char": flops_per_char, "step_ms": 1e3 * t_step,
+            "step_chars_per_s": cps, "step_utilisation": cps * flops_per_char / rate,
+        }
+    return results
+
+
 # -----------------------------------------------------------------------------
 # 4. Quality at a fixed budget (train_minimal.py), with the child's memory
 # -----------------------------------------------------------------------------
@@ -343,6 +380,14 @@ def fmt_table(r: dict) -> str:
     ok = "yes" if b["step_utilisation"] >= TARGETS["utilisation"] else "no"
     rows.append(("  utilisation (full step)", f"{100 * b['step_utilisation']:.0f}%", f">= 50%: {ok}"))
     rows.append(("  utilisation (loss and grads only)", f"{100 * b['loss_and_grads_utilisation']:.0f}%", ""))
+    for name, pr in r.get("presets", {}).items():
+        st = pr["settings"]
+        extras = [k for k in ("random_offsets", "ema", "dropout") if st[k]]
+        extras = f", {'+'.join(extras)}" if extras else ""
+        rows.append((f"preset {name}: H={st['hidden_size']} B={st['batch_size']} T={st['seq_length']} "
+                     f"{st['dtype'][:1]}{st['dtype'][-2:]} {st['optimizer']}{extras}",
+                     f"{pr['step_chars_per_s']:,.0f} chars/s", ""))
+        rows.append(("  utilisation (full step)", f"{100 * pr['step_utilisation']:.0f}%", ""))
     for q in r.get("quality", []):
         v = q.get("val_nats")
         if v is None:
@@ -420,8 +465,10 @@ def main(argv=None) -> dict:
     textbook = bench_textbook(train_ids, V, iters, rounds=1 if args.quick else 3)
     print("batched ...", flush=True)
     batched = bench_batched(train_ids, V, seconds, matmul["float32"])
+    print("presets ...", flush=True)
+    presets = bench_presets(train_ids, V, seconds, matmul)
     results = {"machine": info, "data": source, "matmul": matmul, "textbook": textbook,
-               "batched": batched, "flop_count": "model FLOPs per char = 6 (H*H + H*V)"}
+               "batched": batched, "presets": presets, "flop_count": "model FLOPs per char = 6 (H*H + H*V)"}
     if args.quality:
         data_path = args.data
         if data_path is None:
