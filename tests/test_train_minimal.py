@@ -204,6 +204,9 @@ RESUME_CASES = {
     # 16 streams of 32: an epoch of the test text is ~15 steps, so 40 steps start new epochs at random offsets
     "offsets+ema": ["--preset", "fast", "--time-budget", "600", "--lr-schedule", "constant",
                     "--random-offsets", "--ema", "0.9", "--batch-size", "16", "--seq-length", "32"],
+    # the long preset trains with dropout: the masks after the resume must be the ones the single run drew
+    "long (dropout)": ["--preset", "long", "--lr-schedule", "constant", "--warmup-steps", "0",
+                       "--batch-size", "16", "--seq-length", "32"],
 }
 
 
