@@ -237,21 +237,17 @@ def bench_batched(ids, V, min_seconds: float, matmul32: float) -> dict:
 def bench_presets(ids, V, min_seconds: float, matmul: dict) -> dict:
     """Each train_minimal.py preset's own setting: chars/s of Trainer.step and its utilisation.
 
-    The Trainer is built exactly as train_minimal.py builds it (hidden size, batch, unroll,
-    optimiser, clipping, dtype, random offsets, weight average and dropout), so whatever
+    The Trainer comes from train_minimal.build_trainer, the one every run starts from (hidden
+    size, batch, unroll, optimiser, clipping, dtype, random offsets, weight average, dropout), so whatever
     regularisation a preset trains with is inside the timed step. Evaluation, sampling and
     logging, which the script does every few thousand steps, are not. Utilisation is against
     the matmul rate of the preset's own dtype.
     """
-    from train_minimal import PRESETS
+    from train_minimal import PRESETS, build_trainer
     results = {}
     for name, c in PRESETS.items():
         H, B, T, dtype = c["hidden_size"], c["batch_size"], c["seq_length"], np.dtype(c["dtype"])
-        params = rnn.init_params(V, H, np.random.default_rng(0), dtype=dtype,
-                                 init_scale=c["init_scale"])
-        trainer = rnn.Trainer(params, ids, B, T, c["learning_rate"], c["optimizer"], c["clip"],
-                              random_offsets=c["random_offsets"], seed=0, ema=c["ema"],
-                              dropout=c["dropout"])
+        trainer = build_trainer(c, ids, V, np.random.default_rng(c["seed"]))
         for _ in range(5):                             # warm up, and leave the tiny init behind
             trainer.step()
         t_step = min(timed(trainer.step, min_seconds / 3)[0] for _ in range(3))
