@@ -629,6 +629,15 @@ class Trainer:
     draws the same ones. Evaluation, sampling and checkpoints use the plain
     model: dropout changes only how the weights are trained. Off by default.
 
+    weight_decay=w > 0 shrinks the three matrices (never the biases) toward zero
+    a little before each optimiser step, in proportion to that step's learning
+    rate ("decoupled" weight decay, as AdamW does):
+
+        W -= lr * w * W          for W in Wxh, Whh, Why
+
+    Unlike an L2 term added to the loss, this shrink is not divided by Adam's
+    running gradient size, so every weight feels the same pull. Off by default.
+
     ema=d > 0 also keeps an exponential moving average of the weights (Polyak
     averaging), updated after every step:
 
@@ -643,14 +652,16 @@ class Trainer:
     def __init__(self, params: dict, train_ids, batch_size: int = 1, seq_length: int = 25,
                  learning_rate: float = 0.1, optimizer: str = "adagrad", clip: float = 5.0,
                  opt_state: dict | None = None, random_offsets: bool = False, seed: int = 0,
-                 ema: float = 0.0, dropout: float = 0.0):
+                 ema: float = 0.0, dropout: float = 0.0, weight_decay: float = 0.0):
         if not learning_rate > 0:
             raise ValueError(f"Trainer: learning_rate must be > 0, got {learning_rate}")
         if not 0.0 <= ema < 1.0:
             raise ValueError(f"Trainer: ema must be in [0, 1) (0 = off, e.g. 0.998), got {ema}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Trainer: dropout must be in [0, 1) (0 = off, e.g. 0.2), got {dropout}")
-        self.dropout = float(dropout)
+        if not (math.isfinite(weight_decay) and weight_decay >= 0):
+            raise ValueError(f"Trainer: weight_decay must be >= 0 (0 = off, e.g. 0.1), got {weight_decay}")
+        self.dropout, self.weight_decay = float(dropout), float(weight_decay)
         self.ema = float(ema)
         self.ema_params = {k: v.copy() for k, v in params.items()} if ema else None
         self.params = params
@@ -694,6 +705,9 @@ class Trainer:
         loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h, masks)
         if measure:                                  # gradient health, measured before clipping
             self.grad_norms = {k: float(np.linalg.norm(g)) for k, g in grads.items()}
+        if self.weight_decay:                        # decoupled decay, matrices only: W -= lr w W
+            for k in ("Wxh", "Whh", "Why"):
+                self.params[k] *= 1.0 - lr * self.weight_decay
         frac = apply_update(self.params, self.opt_state, grads, lr, self.clip, self.optimizer, measure)
         if measure:
             self.clip_fractions = frac
@@ -1109,7 +1123,7 @@ CONFIG_SCHEMA = {
     "optimizer": _one_of(*OPTIMIZER_SLOTS), "learning_rate": _POSITIVE,
     "lr_schedule": _one_of("constant", "cosine"), "min_lr": _NUMBER, "warmup_steps": _COUNT,
     "clip": _NON_NEGATIVE, "dtype": _one_of("float32", "float64"), "init_scale": _POSITIVE,
-    "random_offsets": _FLAG, "ema": _FRACTION, "dropout": _FRACTION, "seed": _COUNT, "val_fraction": _FRACTION,
+    "random_offsets": _FLAG, "ema": _FRACTION, "dropout": _FRACTION, "weight_decay": _NON_NEGATIVE, "seed": _COUNT, "val_fraction": _FRACTION,
     "epochs": _or_none(_POSITIVE_INT), "max_steps": _or_none(_POSITIVE_INT), "time_budget": _or_none(_POSITIVE),
     "patience": _COUNT, "sample_every": _COUNT, "eval_every": _COUNT, "log_every": _COUNT,
     "sample_length": _POSITIVE_INT, "temperature": _POSITIVE,

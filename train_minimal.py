@@ -88,7 +88,7 @@ PRESETS = {
         "hidden_size": 100, "seq_length": 25, "batch_size": 1,
         "optimizer": "adagrad", "learning_rate": 0.1, "lr_schedule": "constant", "min_lr": 0.0,
         "clip": 5.0, "dtype": "float64", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "dropout": 0.0,
-        "warmup_steps": 0,
+        "weight_decay": 0.0, "warmup_steps": 0,
         "epochs": 10, "max_steps": None, "time_budget": None, "patience": 0, "val_fraction": 0.1,
         "sample_every": 5000, "eval_every": 10000, "log_every": 100,
         "sample_length": 200, "temperature": 1.0, "seed": 1337,
@@ -100,7 +100,7 @@ PRESETS = {
         "hidden_size": 256, "seq_length": 64, "batch_size": 32,
         "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "constant", "min_lr": 2e-4,
         "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "dropout": 0.0,
-        "warmup_steps": 0,
+        "weight_decay": 0.0, "warmup_steps": 0,
         "epochs": 200, "max_steps": None, "time_budget": 840.0, "patience": 5, "val_fraction": 0.1,
         "sample_every": 500, "eval_every": 500, "log_every": 10,
         "sample_length": 200, "temperature": 0.8, "seed": 1337,
@@ -213,6 +213,9 @@ def check_config(c: dict) -> None:
     if not (isinstance(c["dropout"], (int, float)) and math.isfinite(c["dropout"]) and 0 <= c["dropout"] < 1):
         raise UserError(f"--dropout must be in [0, 1) (0 = off; 0.2 drops a fifth of the inputs and outputs), "
                         f"got {c['dropout']!r}")
+    if not (isinstance(c["weight_decay"], (int, float)) and math.isfinite(c["weight_decay"]) and c["weight_decay"] >= 0):
+        raise UserError(f"--weight-decay must be a number >= 0 (0 = off; 0.1 shrinks the matrices by "
+                        f"learning_rate x 0.1 of themselves each step), got {c['weight_decay']!r}")
     if not (math.isfinite(c["val_fraction"]) and 0 <= c["val_fraction"] < 1):
         raise UserError(f"--val-fraction must be in [0, 1), got {c['val_fraction']!r}")
     try:
@@ -521,7 +524,7 @@ def build_trainer(c: dict, train_ids, V: int, rng: np.random.Generator) -> rnn.T
     params = rnn.init_params(V, c["hidden_size"], rng, np.dtype(c["dtype"]).type, c["init_scale"])
     return rnn.Trainer(params, train_ids, c["batch_size"], c["seq_length"], c["learning_rate"], c["optimizer"],
                        c["clip"], random_offsets=c["random_offsets"], seed=c["seed"], ema=c["ema"],
-                       dropout=c["dropout"])
+                       dropout=c["dropout"], weight_decay=c["weight_decay"])
 
 
 def prepare(c: dict, resume, warn, progress: bool, max_text_mb: float | None = None) -> Run:
@@ -1028,6 +1031,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "carry no memory, the input term Wxh x_t and the output layer's view of h_t (never "
                    "the recurrence); evaluation, samples and checkpoints use the plain model; 0 = off "
                    f"{dflt('dropout')}")
+    g.add_argument("--weight-decay", type=float, metavar="W", help="before each step, shrink the matrices Wxh, "
+                   "Whh and Why (not the biases) by learning_rate x W of themselves (decoupled weight "
+                   f"decay, as in AdamW); 0 = off {dflt('weight_decay')}")
 
     g = p.add_argument_group("how long")
     g.add_argument("--epochs", type=int, metavar="N", help=f"stop after this many full passes over the training split "
@@ -1076,7 +1082,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 CONFIG_FLAGS = ("data", "out", "val_fraction", "hidden_size", "seq_length", "batch_size", "optimizer",
                 "learning_rate", "lr_schedule", "min_lr", "clip", "dtype", "init_scale", "seed",
-                "random_offsets", "ema", "dropout", "warmup_steps", "epochs",
+                "random_offsets", "ema", "dropout", "weight_decay", "warmup_steps", "epochs",
                 "max_steps", "time_budget", "patience", "sample_every", "eval_every", "log_every",
                 "sample_length", "temperature")
 
@@ -1108,7 +1114,7 @@ def config_from_args(args) -> dict:
             print(f"data: the checkpoint's {stored} (give --data PATH to use another copy)")
         given["data"] = stored
     given.setdefault("out", str(Path(args.resume).parent))
-    base = {"random_offsets": False, "ema": 0.0, "dropout": 0.0, "warmup_steps": 0, **base}   # settings older checkpoints did not store
+    base = {"random_offsets": False, "ema": 0.0, "dropout": 0.0, "weight_decay": 0.0, "warmup_steps": 0, **base}   # settings older checkpoints did not store
     return resolve_config(base=base, **given)
 
 

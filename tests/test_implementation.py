@@ -725,3 +725,23 @@ def test_trainer_dropout_resumes_bit_identically_and_leaves_the_default_unchange
     c = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, dropout=0.3)
     d = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4)
     assert c.step() != d.step(), "dropout=0.3 should change the training loss of a step"
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
+def test_trainer_weight_decay_shrinks_the_matrices_by_lr_times_w_and_leaves_the_biases(optimizer):
+    # Both trainers compute the same gradients on the same weights and take the same optimiser
+    # step, so after one step their weights differ by exactly the decay term: -lr * w * W_before.
+    data = np.random.default_rng(0).integers(0, 6, size=500)
+    p0 = rnn.init_params(6, 8, np.random.default_rng(1), init_scale=0.3)
+    lr, w = 0.05, 0.4
+    plain = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, lr, optimizer)
+    decayed = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, lr, optimizer, weight_decay=w)
+    assert plain.step() == decayed.step(), "weight decay must not change the loss of the step it is applied in"
+    for k in rnn.PARAM_NAMES:
+        expected = -lr * w * p0[k] if k in ("Wxh", "Whh", "Why") else np.zeros_like(p0[k])
+        np.testing.assert_allclose(decayed.params[k] - plain.params[k], expected, rtol=1e-9, atol=1e-15,
+                                   err_msg=f"Trainer(weight_decay={w}): {k} after one step should differ from "
+                                           f"the undecayed step by " + ("-lr*w*W" if k[0] == "W" else "nothing "
+                                           "(biases are not decayed)"))
+    with pytest.raises(ValueError, match="weight_decay"):
+        rnn.Trainer(p0, data, 2, 8, lr, weight_decay=-1.0)

@@ -419,6 +419,8 @@ BAD_FLAGS = {
     "temperature nan": (["--temperature", "nan"], "temperature"),
     "zero epochs": (["--epochs", "0"], "--epochs"),
     "ema of one": (["--ema", "1"], "--ema"),
+    "negative weight decay": (["--weight-decay", "-0.1"], "--weight-decay"),
+    "weight decay inf": (["--weight-decay", "inf"], "--weight-decay"),
     "negative warmup": (["--warmup-steps", "-1"], "--warmup-steps"),
 }
 

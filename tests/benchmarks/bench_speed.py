@@ -238,8 +238,8 @@ def bench_presets(ids, V, min_seconds: float, matmul: dict) -> dict:
     """Each train_minimal.py preset's own setting: chars/s of Trainer.step and its utilisation.
 
     The Trainer comes from train_minimal.build_trainer, the one every run starts from (hidden
-    size, batch, unroll, optimiser, clipping, dtype, random offsets, weight average, dropout), so whatever
-    regularisation a preset trains with is inside the timed step. Evaluation, sampling and
+    size, batch, unroll, optimiser, clipping, dtype, random offsets, weight average, dropout,
+    weight decay), so whatever regularisation a preset trains with is inside the timed step. Evaluation, sampling and
     logging, which the script does every few thousand steps, are not. Utilisation is against
     the matmul rate of the preset's own dtype.
     """
@@ -256,7 +256,7 @@ def bench_presets(ids, V, min_seconds: float, matmul: dict) -> dict:
         rate = matmul["float32" if dtype == np.float32 else "float64"]
         results[name] = {
             "settings": {k: c[k] for k in ("hidden_size", "batch_size", "seq_length", "dtype", "optimizer",
-                                           "clip", "random_offsets", "ema", "dropout")},
+                                           "clip", "random_offsets", "ema", "dropout", "weight_decay")},
             "model_flops_per_char": flops_per_char, "step_ms": 1e3 * t_step,
             "step_chars_per_s": cps, "step_utilisation": cps * flops_per_char / rate,
         }
@@ -377,7 +377,7 @@ def fmt_table(r: dict) -> str:
     rows.append(("  utilisation (loss and grads only)", f"{100 * b['loss_and_grads_utilisation']:.0f}%", ""))
     for name, pr in r.get("presets", {}).items():
         st = pr["settings"]
-        extras = [k for k in ("random_offsets", "ema", "dropout") if st[k]]
+        extras = [k for k in ("random_offsets", "ema", "dropout", "weight_decay") if st.get(k)]
         extras = f", {'+'.join(extras)}" if extras else ""
         rows.append((f"preset {name}: H={st['hidden_size']} B={st['batch_size']} T={st['seq_length']} "
                      f"{st['dtype'][:1]}{st['dtype'][-2:]} {st['optimizer']}{extras}",
