@@ -3,7 +3,9 @@
 train_minimal.py, visualization.py, the exercises and the benchmark all start
 the same way and fail the same way; this file is the one place that says how:
 
-* ``limit_threads()``: one BLAS thread unless the user asks for more.
+* ``setup_numpy()``: the two process settings every script starts with,
+  ``limit_threads()`` (one BLAS thread unless the user asks for more) and
+  ``keep_freed_memory()`` (freed arrays are reused, not handed back to the OS).
 * ``UserError`` and ``ArgumentParser``: bad input is reported as one line and
   exit status 2, never a traceback or an argparse usage dump.
 * ``integer`` / ``number``: argparse types that reject 0, -1 and the like in one line.
@@ -137,8 +139,53 @@ def read_data(path, corpus: str | None = None, flag: str = "--data", max_bytes: 
 
 
 # -----------------------------------------------------------------------------
-# Threads
+# Threads and memory
 # -----------------------------------------------------------------------------
+
+def setup_numpy(threads: int | None = None) -> int:
+    """What every script does before it trains: limit_threads(threads), then
+    keep_freed_memory(). Returns the number of BLAS threads."""
+    threads = limit_threads(threads)
+    keep_freed_memory()
+    return threads
+
+
+# glibc's malloc settings (mallopt's parameter numbers, from <malloc.h>)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_MAX = 32 * 1024 * 1024          # the largest value glibc accepts on a 64-bit machine
+TRIM_THRESHOLD = 256 * 1024 * 1024
+
+
+def keep_freed_memory() -> bool:
+    """Ask the C library's malloc to keep the memory of freed arrays for the next
+    ones, instead of handing it back to the operating system; True if it took.
+
+    Why: a training step allocates about 30 MB of short-lived arrays at H=256,
+    B=64, T=64 (the hidden states, their gradients, the logits) and frees them
+    when it returns. By default glibc returns large freed blocks to the system
+    (munmap, or trimming the top of the heap), so the next step gets fresh
+    pages, and the kernel must fault in and zero every one of them on first
+    touch: about 2,500 page faults a step, a third of the step's time on a
+    virtual machine. Raising the mmap threshold to its maximum (32 MB: blocks
+    below it come from the heap) and the trim threshold to 256 MB (the heap
+    keeps up to that much free memory) makes every step reuse the last step's
+    pages. The peak memory is the same; it just is not given back between
+    steps. Numbers do not change, only speed.
+
+    Linux with glibc only; elsewhere (macOS, Windows, musl) it does nothing
+    and returns False, and training is just slower.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt       # the C library this process already uses
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
 
 def limit_threads(threads: int | None = None) -> int:
     """Let NumPy's BLAS use `threads` threads (default: $RNN_THREADS, else 1); returns the number.

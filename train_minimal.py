@@ -67,7 +67,7 @@ import implementation as rnn
 from analysis import MIX_GRID, mixture_halves
 import runlog
 from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
-                 UserError, atomic_write_text, limit_threads, read_data)
+                 UserError, atomic_write_text, read_data, setup_numpy)
 from data.download import CORPORA, DATA_DIR, DownloadError, ensure_data_file
 
 try:
@@ -1126,7 +1126,7 @@ def main(argv=None) -> int:
         argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
     try:
         args = parser.parse_args(argv)
-        limit_threads(args.threads)                 # one BLAS thread unless --threads / RNN_THREADS
+        setup_numpy(args.threads)                   # BLAS threads (1 unless --threads / RNN_THREADS), memory reuse
         if args.ngram:
             return _main_ngram(args)
         if args.sample_only:

@@ -61,7 +61,7 @@ try:
                           similarity_order, temperature_data, text_features, top_k, tracking_units,
                           unit_controls, unit_correlations, words)
     from cli import (EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UserError, atomic_write_bytes,
-                     atomic_write_text, limit_threads)
+                     atomic_write_text, setup_numpy)
     from data import download
     import runlog
 except KeyboardInterrupt:
@@ -1264,7 +1264,7 @@ def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(None if argv is None else [str(a) for a in argv])
     try:
-        limit_threads()                      # one BLAS thread unless RNN_THREADS says otherwise
+        setup_numpy()                        # BLAS threads (1 unless RNN_THREADS), memory reuse
         check_dpi(figure_sizes(args.chars), args.dpi, "--dpi")
         if args.prime is not None and len(args.prime) > 1000:
             raise UserError(f"--prime is {len(args.prime):,} characters; at most 1000")

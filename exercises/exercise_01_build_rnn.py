@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from implementation import (PARAM_NAMES, adagrad_update, build_vocab, encode,  # noqa: E402
                             init_params, numerical_grad, rel_error, zeros_like_params)
-from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors  # noqa: E402
+from cli import ArgumentParser, UserError, integer, number, one_line_errors, setup_numpy  # noqa: E402
 
 
 def get_batch(data, p, seq_length):
@@ -109,7 +109,7 @@ def loss_and_clipped_grads(params, inputs, targets, hprev, limit=5.0):
 @one_line_errors(UserError, OSError)
 def main(argv=None):
     """Gradient-check your functions, then train them min-char-rnn style on a short text."""
-    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    setup_numpy()                                                 # BLAS threads (1 unless RNN_THREADS), memory reuse
     parser = ArgumentParser(description=__doc__.splitlines()[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = parser.add_argument_group("training")

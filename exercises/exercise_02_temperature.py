@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from implementation import (CheckpointError, Trainer, build_vocab, encode, evaluate, forward,  # noqa: E402
                             init_params, load_checkpoint, train_val_split)
 from visualization import words  # noqa: E402
-from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors, read_data  # noqa: E402
+from cli import ArgumentParser, UserError, integer, number, one_line_errors, read_data, setup_numpy  # noqa: E402
 
 
 def softmax_temperature(y, temperature):
@@ -128,7 +128,7 @@ def temperature_sweep(params, chars, training_text, temperatures, n_chars, rng, 
 @one_line_errors(UserError, CheckpointError, OSError)
 def main(argv=None):
     """Train a small model (or load a checkpoint) and sweep the temperature from 0.1 to 2."""
-    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    setup_numpy()                                                 # BLAS threads (1 unless RNN_THREADS), memory reuse
     parser = ArgumentParser(description=__doc__.splitlines()[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = parser.add_argument_group("data and model")

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
                             train_val_split)
-from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors, read_data  # noqa: E402
+from cli import ArgumentParser, UserError, integer, number, one_line_errors, read_data, setup_numpy  # noqa: E402
 
 
 def smooth(values, beta=0.9):
@@ -102,7 +102,7 @@ def plot_curves(log, best=None, beta=0.95):
 @one_line_errors(UserError, OSError)
 def main(argv=None):
     """Overfit on purpose, find where validation stops improving, and plot the curves."""
-    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    setup_numpy()                                                 # BLAS threads (1 unless RNN_THREADS), memory reuse
     parser = ArgumentParser(description=__doc__.splitlines()[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")

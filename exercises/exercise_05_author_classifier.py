@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 
 from implementation import (Trainer, build_vocab, encode, evaluate, forward,  # noqa: E402
                             init_params)
-from cli import ArgumentParser, UserError, integer, limit_threads, one_line_errors, read_data  # noqa: E402
+from cli import ArgumentParser, UserError, integer, one_line_errors, read_data, setup_numpy  # noqa: E402
 
 
 def parse_federalist(text):
@@ -215,7 +215,7 @@ def cross_validate(papers, labels, chars, k=5, hidden_size=128, base_steps=3000,
 @one_line_errors(UserError, OSError)
 def main(argv=None):
     """Cross-validate both classifiers on the undisputed papers, then attribute the twelve disputed ones."""
-    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    setup_numpy()                                                 # BLAS threads (1 unless RNN_THREADS), memory reuse
     parser = ArgumentParser(description=__doc__.splitlines()[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
                             read_text, sample_text, train_val_split)
 from visualization import words  # noqa: E402
-from cli import ArgumentParser, UserError, integer, limit_threads, number, one_line_errors, read_data  # noqa: E402
+from cli import ArgumentParser, UserError, integer, number, one_line_errors, read_data, setup_numpy  # noqa: E402
 
 
 def collect_source(root, pattern="*.py"):
@@ -204,7 +204,7 @@ def domain_report(params, chars, training_text, n_chars, temperature, rng):
 @one_line_errors(UserError, OSError)
 def main(argv=None):
     """Train on the repository's Python source (or --data) and report what the model learned."""
-    limit_threads()                                               # one BLAS thread unless RNN_THREADS says otherwise
+    setup_numpy()                                                 # BLAS threads (1 unless RNN_THREADS), memory reuse
     parser = ArgumentParser(description=__doc__.splitlines()[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")

@@ -61,7 +61,7 @@ for _p in (REPO, REPO / "tests"):                    # implementation, data.down
         sys.path.insert(0, str(_p))
 
 import implementation as rnn                           # noqa: E402
-from cli import limit_threads                          # noqa: E402
+from cli import setup_numpy                          # noqa: E402
 from textbook import textbook_loss_fun, textbook_run   # noqa: E402
 
 TEXTBOOK = dict(hidden_size=100, seq_length=25, learning_rate=0.1)   # min-char-rnn's settings
@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    threads = limit_threads()                  # one BLAS thread, like every script (RNN_THREADS=2 for two)
+    threads = setup_numpy()                    # one BLAS thread and memory reuse, like every script
     seconds = args.seconds if args.seconds is not None else (0.3 if args.quick else 3.0)
     info = machine_info()
     info["blas_threads"] = threads
