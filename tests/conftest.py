@@ -12,7 +12,12 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from cli import keep_freed_memory  # noqa: E402
 from corpora import corpus_path  # noqa: E402
+
+# Like every script (cli.setup_numpy): freed arrays are reused, not returned to the
+# kernel page by page. Only speed changes; the page-fault test checks it in a child.
+keep_freed_memory()
 
 
 @pytest.fixture(scope="session")
