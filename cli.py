@@ -153,7 +153,7 @@ def setup_numpy(threads: int | None = None) -> int:
 # glibc's malloc settings (mallopt's parameter numbers, from <malloc.h>)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024          # the largest value glibc accepts on a 64-bit machine
-TRIM_THRESHOLD = 256 * 1024 * 1024
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD_MAX          # 64 MB: glibc's own pairing when it raises the mmap threshold
 
 
 def keep_freed_memory() -> bool:
@@ -167,10 +167,11 @@ def keep_freed_memory() -> bool:
     pages, and the kernel must fault in and zero every one of them on first
     touch: about 2,500 page faults a step, a third of the step's time on a
     virtual machine. Raising the mmap threshold to its maximum (32 MB: blocks
-    below it come from the heap) and the trim threshold to 256 MB (the heap
-    keeps up to that much free memory) makes every step reuse the last step's
-    pages. The peak memory is the same; it just is not given back between
-    steps. Numbers do not change, only speed.
+    below it come from the heap) and the trim threshold to 64 MB (the heap
+    keeps up to that much free memory, twice the mmap threshold, as glibc
+    itself pairs them) makes every step reuse the last step's pages. Memory
+    is not given back between steps, so a process can hold up to 64 MB more
+    than it uses. Numbers do not change, only speed.
 
     Linux with glibc only; elsewhere (macOS, Windows, musl) it does nothing
     and returns False, and training is just slower.
