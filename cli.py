@@ -165,7 +165,7 @@ def keep_freed_memory() -> bool:
     when it returns. By default glibc returns large freed blocks to the system
     (munmap, or trimming the top of the heap), so the next step gets fresh
     pages, and the kernel must fault in and zero every one of them on first
-    touch: about 2,500 page faults a step, a third of the step's time on a
+    touch: 2,500-3,000 page faults a step, a third of the step's time on a
     virtual machine. Raising the mmap threshold to its maximum (32 MB: blocks
     below it come from the heap) and the trim threshold to 64 MB (the heap
     keeps up to that much free memory, twice the mmap threshold, as glibc
