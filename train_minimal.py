@@ -93,15 +93,19 @@ PRESETS = {
         "sample_every": 5000, "eval_every": 10000, "log_every": 100,
         "sample_length": 200, "temperature": 1.0, "seed": 1337,
     },
-    # The README's quick start: 32 streams of 64 steps, 256 hidden units, Adam, float32.
-    # An epoch of tiny Shakespeare is 490 steps; the run stops on a validation plateau
-    # (patience), after 200 epochs or at the time budget, whichever comes first.
+    # The README's quick start: 32 streams of 64 steps, 256 hidden units, Adam, float32, for
+    # 12,000 steps (an epoch of tiny Shakespeare is 490 steps, so about 24 epochs). Adam's
+    # learning rate rises linearly over the first 1,000 steps, then decays along a cosine
+    # from 2e-3 to 2e-5; each epoch starts the streams at new random offsets; and a moving
+    # average of the weights (0.998) is what gets evaluated, sampled and saved. A number of
+    # steps ends the run, so every machine trains the same model. The same network at a
+    # constant 2e-3, stopped on a plateau, ended 0.07 nats/char higher: see the README.
     "default": {
         "hidden_size": 256, "seq_length": 64, "batch_size": 32,
-        "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "constant", "min_lr": 2e-4,
-        "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "dropout": 0.0,
-        "weight_decay": 0.0, "warmup_steps": 0,
-        "epochs": 200, "max_steps": None, "time_budget": 840.0, "patience": 5, "val_fraction": 0.1,
+        "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "min_lr": 2e-5,
+        "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": True, "ema": 0.998, "dropout": 0.0,
+        "weight_decay": 0.0, "warmup_steps": 1000,
+        "epochs": None, "max_steps": 12_000, "time_budget": None, "patience": 0, "val_fraction": 0.1,
         "sample_every": 500, "eval_every": 500, "log_every": 10,
         "sample_length": 200, "temperature": 0.8, "seed": 1337,
     },
@@ -997,7 +1001,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("model and optimiser")
     g.add_argument("--preset", choices=sorted(PRESETS),
-                   help="starting settings that other flags override: default (the quick start), "
+                   help="starting settings that other flags override: default (the quick start: 12,000 steps "
+                        "of H=256 with a warmup, a cosine decay and a moving average of the weights), "
                         "textbook (min-char-rnn exactly: B=1, hidden 100, unroll 25, Adagrad lr 0.1, "
                         "clip 5, float64, init 0.01), fast (20,000 steps of a larger model) or long (the fast "
                         "preset with dropout 0.05 for 50,000 steps) (default: default)")
@@ -1039,7 +1044,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, metavar="N", help=f"stop after this many full passes over the training split "
                                               f"{dflt('epochs')}")
     g.add_argument("--max-steps", type=int, metavar="N", help="stop when the run has done this many steps in total, "
-                                                 "counting those before a --resume (default: no limit)")
+                                                 f"counting those before a --resume {dflt('max_steps')}")
     g.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop after this much training time in total, counting the time before a "
                         f"--resume {dflt('time_budget')}")
