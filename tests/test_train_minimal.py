@@ -72,6 +72,20 @@ def test_preset_textbook_is_exactly_min_char_rnn():
     assert got == want, f"resolve_config('textbook') should give min-char-rnn's settings;\n mine: {got}\n want: {want}"
 
 
+@pytest.mark.parametrize("preset", ["default", "fast", "long"])
+def test_the_presets_the_readme_quotes_end_on_a_number_of_steps(preset):
+    """A reader on any machine trains the same model: only a step count ends these runs."""
+    c = tm.resolve_config(preset)
+    assert c["max_steps"], f"--preset {preset}: max_steps must end the run (its README loss is after N steps)"
+    assert c["time_budget"] is None and not c["patience"], \
+        (f"--preset {preset}: a time budget (or a plateau) would stop the run at a different step on every "
+         f"machine, and a cosine schedule would follow the clock; got time_budget={c['time_budget']}, "
+         f"patience={c['patience']}")
+    steps_per_epoch = 1_003_854 // (c["batch_size"] * c["seq_length"])   # tiny Shakespeare's training split
+    assert not c["epochs"] or c["epochs"] * steps_per_epoch > c["max_steps"], \
+        f"--preset {preset}: its epochs limit would stop it before max_steps = {c['max_steps']}"
+
+
 def test_flags_override_the_preset_and_the_resolved_settings_are_logged(text_file, tmp_path):
     out = tmp_path / "out"
     rc = tm.main(["--preset", "textbook", "--data", text_file, "--out", out, "--hidden-size", "12",
