@@ -264,6 +264,37 @@ def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, case):
     assert samples_a == samples_b, "samples after a resume should continue the same random stream"
 
 
+def test_an_interrupted_default_run_resumes_onto_the_same_schedule(text_file, tmp_path, monkeypatch):
+    """Ctrl-C at step 20 of a 40-step run of the default preset (its warmup, a cosine spread over
+    --max-steps, random offsets and the average of the weights), then --resume with no other flag:
+    the same weights, average and losses as one uninterrupted run."""
+    common = [*SMALL, "--data", text_file, "--max-steps", "40", "--warmup-steps", "5", "--batch-size", "16",
+              "--seq-length", "32", "--log-every", "1", "--eval-every", "15", "--sample-every", "0"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert tm.main([*common, "--out", one]) == 0
+    real_stop_reason = tm.stop_reason
+
+    def ctrl_c_at_step_20(c, trainer, state, sigint):
+        return "interrupted" if trainer.step_count == 20 else real_stop_reason(c, trainer, state, sigint)
+
+    monkeypatch.setattr(tm, "stop_reason", ctrl_c_at_step_20)
+    assert tm.main([*common, "--out", two]) == 130, "an interrupted run exits with 130"
+    monkeypatch.setattr(tm, "stop_reason", real_stop_reason)
+    assert rnn.load_checkpoint(two / "last.npz")["meta"]["step"] == 20
+    assert tm.main(["--resume", two / "last.npz", "--data", text_file, "--quiet", "--no-progress"]) == 0
+
+    a, b = rnn.load_checkpoint(one / "last.npz"), rnn.load_checkpoint(two / "last.npz")
+    assert a["meta"]["step"] == b["meta"]["step"] == 40 and a["meta"]["epoch"] >= 2
+    for k in rnn.PARAM_NAMES:
+        for what, x, y in (("the average", a["params"][k], b["params"][k]),
+                           ("the weights", a["opt_state"]["weights"][k], b["opt_state"]["weights"][k])):
+            assert np.array_equal(x, y), \
+                f"{what} {k} after Ctrl-C and --resume differ from one run (max |diff| {np.abs(x - y).max():g}): " \
+                "the resumed run must follow the same warmup and cosine schedule"
+    lrs = lambda out: [(e["step"], e["lr"]) for e in read_log(out) if e["kind"] == "train"]   # noqa: E731
+    assert lrs(one) == lrs(two), "the learning rate of every step must match the uninterrupted run"
+
+
 def test_resume_truncates_log_entries_beyond_the_checkpoint(text_file, tmp_path):
     out = tmp_path / "out"
     assert tm.main([*SMALL, "--data", text_file, "--out", out, "--max-steps", "30", "--eval-every", "10",
