@@ -291,8 +291,8 @@ def test_an_interrupted_default_run_resumes_onto_the_same_schedule(text_file, tm
             assert np.array_equal(x, y), \
                 f"{what} {k} after Ctrl-C and --resume differ from one run (max |diff| {np.abs(x - y).max():g}): " \
                 "the resumed run must follow the same warmup and cosine schedule"
-    lrs = lambda out: [(e["step"], e["lr"]) for e in read_log(out) if e["kind"] == "train"]   # noqa: E731
-    assert lrs(one) == lrs(two), "the learning rate of every step must match the uninterrupted run"
+    steps = lambda out: [(e["step"], e["lr"], e["loss"]) for e in read_log(out) if e["kind"] == "train"]  # noqa: E731
+    assert steps(one) == steps(two), "the learning rate and loss of every step must match the uninterrupted run"
 
 
 def test_resume_truncates_log_entries_beyond_the_checkpoint(text_file, tmp_path):
