@@ -16,6 +16,7 @@ matplotlib, no global random state.
     where the RNN and the n-gram win   per_char_losses, loss_by_context_frequency,
                                  loss_by_position_kind, verbatim_stats, sample_novelty,
                                  compare_models
+    the two mixed                mixture_nats, mixture_halves, ensemble_logprobs
 
 Controls for "unit k tracks feature f". A trained network has hundreds of units
 and a text has long stretches where a feature is constant, so some unit always
@@ -681,6 +682,20 @@ def mixture_halves(lp_rnn, lp_ngram, grid=MIX_GRID) -> list[dict]:
                     "mix_nats": mixture_nats(lp_rnn[r], lp_ngram[r], lam),
                     "rnn_nats": float(-lp_rnn[r].mean()), "ngram_nats": float(-lp_ngram[r].mean())})
     return out
+
+
+def ensemble_logprobs(lps) -> np.ndarray:
+    """log of the mean probability K models give each target: log((p_1 + ... + p_K) / K).
+
+    lps: (K,M) log p of each of M targets under each of K models (say, RNNs trained
+    from different seeds). Returns (M,). Averaging probabilities, not log-probabilities,
+    keeps it a distribution: the K models' mistakes differ, and the average is never
+    worse than the mean of their losses (Jensen), often much better.
+    """
+    lps = np.asarray(lps, float)
+    if lps.ndim != 2 or lps.shape[0] < 1:
+        raise ValueError(f"ensemble_logprobs: lps must be (K,M) with K >= 1, got shape {lps.shape}")
+    return np.logaddexp.reduce(lps, axis=0) - math.log(lps.shape[0])   # log(sum_k p_k) - log K
 
 
 def compare_models(params: dict, ngram: rnn.NGram, chars, train_text: str, val_text: str,

@@ -64,7 +64,7 @@ import numpy as np
 from tqdm import tqdm
 
 import implementation as rnn
-from analysis import MIX_GRID, mixture_halves
+from analysis import MIX_GRID, ensemble_logprobs, mixture_halves
 import runlog
 from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
                  UserError, atomic_write_text, read_data, setup_numpy)
@@ -864,7 +864,9 @@ def sample_from_checkpoint(checkpoint, prime: str | None = None, length: int = 2
 # given an RNN checkpoint, mixes the two per character:
 #   p_mix(w) = lam * p_rnn(w) + (1 - lam) * p_ngram(w)
 # with lam chosen on one half of the validation text and reported on the other
-# (analysis.mixture_halves).
+# (analysis.mixture_halves). Given --checkpoint more than once (RNNs trained from
+# different seeds, say), p_rnn is the mean of their probabilities, an ensemble
+# (analysis.ensemble_logprobs), and each one's own loss is printed too.
 
 NGRAM_FILE = "ngram.json"
 
@@ -884,14 +886,17 @@ def parse_orders(spec: str) -> list[int]:
     return sorted(set(orders))
 
 
-def ngram_baseline(data, out, orders, *, checkpoint=None, val_fraction: float = 0.1,
+def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0.1,
                    temperature: float = 0.8, seed: int = 1337, sample_length: int = 300,
                    quiet: bool = False) -> dict:
     """Fit an n-gram of each order, compare on validation, sample the best; write out/ngram.json.
 
+    checkpoints: RNN checkpoint paths to mix with the best order (none: no mixture;
+    several: their ensemble, the mean of their probabilities).
     Returns what it writes: {"data", "val_chars", "table": [{"order", "val_nats",
     "val_bits", "fit_seconds", "eval_seconds"}], "best_order", "temperature",
-    "seed", "sample", and with a checkpoint "mixture"}.
+    "seed", "sample", and with checkpoints "mixture": {"checkpoints", "rnn_nats_each",
+    "rnn_nats" (of the ensemble, or of the one RNN), "order", "grid", "halves"}}.
     """
     say = (lambda *a: None) if quiet else print
     out = check_out_dir(out)
@@ -902,9 +907,9 @@ def ngram_baseline(data, out, orders, *, checkpoint=None, val_fraction: float = 
     data_path, chars, train_ids, val_ids = load_data(data, val_fraction, progress=not quiet)
     if len(val_ids) < 2:
         raise UserError("the n-gram comparison needs a validation split: set --val-fraction > 0")
-    params = None
-    if checkpoint is not None:                                   # fail before any counting
-        params = rnn.load_checkpoint(checkpoint, expected_chars=chars)["params"]
+    checkpoints = [os.fspath(c) for c in checkpoints]
+    models = [rnn.load_checkpoint(c, expected_chars=chars)["params"]   # fail before any counting
+              for c in checkpoints]
     V = len(chars)
     say(f"data: {data_path}, vocabulary {V}; train {len(train_ids):,} chars, validation {len(val_ids):,}")
     say(f"{'order':>5} {'val nats':>9} {'val bits':>9} {'fit s':>7} {'eval s':>7}")
@@ -928,12 +933,18 @@ def ngram_baseline(data, out, orders, *, checkpoint=None, val_fraction: float = 
     say(prime + sample)
     result = {"data": str(data_path), "val_chars": int(len(val_ids) - 1), "table": table,
               "best_order": row["order"], "temperature": temperature, "seed": seed, "sample": sample}
-    if params is not None:
-        lp_rnn = rnn.target_logprobs(params, val_ids)            # (M,) log p_rnn of each target
+    if models:
+        each = [rnn.target_logprobs(p, val_ids) for p in models]  # K x (M,) log p of each target
+        lp_rnn = ensemble_logprobs(each)                         # (M,) log of the mean probability
         lp_ngram = model.logprobs(val_ids)                       # (M,) log p_ngram
         halves = mixture_halves(lp_rnn, lp_ngram)
-        result["mixture"] = {"checkpoint": str(checkpoint), "order": row["order"], "grid": list(MIX_GRID),
-                             "rnn_nats": float(-lp_rnn.mean()), "halves": halves}
+        result["mixture"] = {"checkpoints": checkpoints, "rnn_nats_each": [float(-lp.mean()) for lp in each],
+                             "rnn_nats": float(-lp_rnn.mean()), "order": row["order"], "grid": list(MIX_GRID),
+                             "halves": halves}
+        for path, lp in zip(checkpoints, each):
+            say(f"RNN {path}: {-lp.mean():.4f} nats/char on validation (one stream from h = 0)")
+        if len(models) > 1:
+            say(f"ensemble of the {len(models)} RNNs (mean of their probabilities): {-lp_rnn.mean():.4f} nats/char")
         say(f"mixture lam*RNN + (1-lam)*{row['order']}-gram, lam picked on one half of validation:")
         for h in halves:
             say(f"  lam={h['lambda']:.2f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
@@ -954,7 +965,7 @@ def _main_ngram(args) -> int:
         raise UserError(f"--length must be an integer > 0, got {length}")
     if not (math.isfinite(c["val_fraction"]) and 0 < c["val_fraction"] < 1):
         raise UserError(f"--val-fraction must be in (0, 1) for the n-gram comparison, got {c['val_fraction']!r}")
-    ngram_baseline(c["data"], c["out"], parse_orders(args.orders), checkpoint=args.checkpoint,
+    ngram_baseline(c["data"], c["out"], parse_orders(args.orders), checkpoints=args.checkpoint or (),
                    val_fraction=c["val_fraction"], temperature=c["temperature"], seed=c["seed"],
                    sample_length=length, quiet=args.quiet)
     return EXIT_OK
@@ -1073,14 +1084,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("sampling from a checkpoint (no training)")
     g.add_argument("--sample-only", action="store_true", help="print a sample from --checkpoint and exit")
-    g.add_argument("--checkpoint", metavar="PATH", help="checkpoint to sample from (e.g. out/best.npz)")
+    g.add_argument("--checkpoint", metavar="PATH", action="append",
+                   help="checkpoint to sample from (e.g. out/best.npz); with --ngram, the RNN to mix with the "
+                        "n-gram, and given more than once, RNNs whose mean probability (an ensemble) is mixed")
     m = g.add_mutually_exclusive_group()
     m.add_argument("--prime", metavar="TEXT", help="text to start from (default: a newline)")
     m.add_argument("--prime-file", metavar="PATH", help="UTF-8 file whose text to start from")
     g = p.add_argument_group("n-gram baseline (no training)")
     g.add_argument("--ngram", action="store_true", help="fit Kneser-Ney character n-grams of --orders on the training "
                    "split, print their validation loss, sample the best, write --out/ngram.json; with "
-                   "--checkpoint also mix the best with that RNN")
+                   "--checkpoint also mix the best with that RNN (or with several, averaged)")
     g.add_argument("--orders", default="1-10", metavar="A-B", help="n-gram orders for --ngram (default: %(default)s)")
     return p
 
@@ -1177,6 +1190,8 @@ SAMPLE_ONLY_IGNORES = tuple(k for k in CONFIG_FLAGS if k not in ("sample_length"
 def _main_sample(args) -> int:
     if not args.checkpoint:
         raise UserError("--sample-only needs --checkpoint PATH (e.g. out/best.npz)")
+    if len(args.checkpoint) > 1:
+        raise UserError(f"--sample-only samples from one --checkpoint, got {len(args.checkpoint)}")
     ignored = [f"--{k.replace('_', '-')}" for k in SAMPLE_ONLY_IGNORES if getattr(args, k) not in (None, False)]
     if ignored:
         raise UserError(f"--sample-only only samples from --checkpoint; it would ignore {', '.join(ignored)} "
@@ -1195,7 +1210,7 @@ def _main_sample(args) -> int:
     if args.prime_file:
         check_regular_file(args.prime_file, "--prime-file")
         prime = rnn.read_text(args.prime_file)
-    text = sample_from_checkpoint(args.checkpoint, prime, c["sample_length"], c["temperature"], c["seed"])
+    text = sample_from_checkpoint(args.checkpoint[0], prime, c["sample_length"], c["temperature"], c["seed"])
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     return EXIT_OK

@@ -389,6 +389,53 @@ def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, ca
         "test corpus: the halves should prefer different lambdas (verse vs. noise), else the check is blind"
 
 
+def test_ensemble_logprobs_is_the_log_of_the_mean_probability():
+    from analysis import ensemble_logprobs
+
+    rng = np.random.default_rng(4)
+    lps = np.log(rng.uniform(0.01, 1.0, size=(3, 50)))                 # 3 models, 50 targets
+    want = np.log(np.exp(lps).mean(axis=0))
+    assert np.allclose(ensemble_logprobs(lps), want, rtol=0, atol=1e-12)
+    assert np.array_equal(ensemble_logprobs(lps[:1]), lps[0]), "an ensemble of one model is that model"
+    # Jensen: the loss of the mean probability is never above the mean of the losses
+    assert -ensemble_logprobs(lps).mean() <= np.mean(-lps.mean(axis=1)) + 1e-12
+    with pytest.raises(ValueError, match="ensemble_logprobs"):
+        ensemble_logprobs(lps[0])                                       # (M,) is one model: pass (1,M)
+
+
+def test_ngram_command_mixes_the_ensemble_of_several_checkpoints(tmp_path, capsys):
+    import json
+
+    import train_minimal
+
+    data, text = _cli_corpus(tmp_path)
+    chars = rnn.build_vocab(text)
+    V = len(chars)
+    cks, each = [], []
+    train, val = rnn.train_val_split(rnn.encode(text, chars), 0.1)
+    for seed in (12, 13):
+        params = rnn.init_params(V, 8, np.random.default_rng(seed), np.float64, init_scale=0.5)
+        cks.append(rnn.save_checkpoint(tmp_path / f"rnn{seed}.npz", params, rnn.init_optimizer("adagrad", params),
+                                       chars, np.zeros((8, 1)),
+                                       {"step": 0, "epoch": 0, "window": 0, "smooth_loss": 4.0}))
+        each.append(rnn.target_logprobs(params, val))
+    out = tmp_path / "out"
+    code = train_minimal.main(["--ngram", "--data", data, "--out", out, "--orders", "1-3",
+                               "--checkpoint", cks[0], "--checkpoint", cks[1]])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    mix = json.loads((out / "ngram.json").read_text())["mixture"]
+    assert mix["checkpoints"] == [str(c) for c in cks]
+    assert mix["rnn_nats_each"] == pytest.approx([-lp.mean() for lp in each], rel=1e-12)
+    ensemble = np.log((np.exp(each[0]) + np.exp(each[1])) / 2)        # p = (p_1 + p_2) / 2, per target
+    assert mix["rnn_nats"] == pytest.approx(-ensemble.mean(), rel=1e-12), \
+        "the RNN side of the mixture should be the mean of the checkpoints' probabilities"
+    M = len(ensemble)
+    for h, report in zip(mix["halves"], (slice(M // 2, M), slice(0, M // 2))):
+        assert h["rnn_nats"] == pytest.approx(-ensemble[report].mean(), rel=1e-12)
+    assert f"ensemble of the 2 RNNs (mean of their probabilities): {-ensemble.mean():.4f}" in printed
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--orders", "0-3"], "--orders"),
     (["--orders", "three"], "--orders"),

@@ -503,6 +503,7 @@ def test_sample_only_bad_inputs(checkpoint, tmp_path):
         (["--temperature", "-1"], "temperature"),
         (["--temperature", "hot"], "temperature"),
         (["--length", "0"], "length"),
+        (["--checkpoint", "other.npz"], "one --checkpoint"),   # --checkpoint twice is for --ngram's ensemble
     ]
     for flags, keyword in cases:
         proc = run_script("--sample-only", "--checkpoint", checkpoint, *flags, cwd=tmp_path)
