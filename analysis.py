@@ -17,6 +17,7 @@ matplotlib, no global random state.
                                  loss_by_position_kind, verbatim_stats, sample_novelty,
                                  compare_models
     the two mixed                mixture_nats, mixture_halves, ensemble_logprobs
+    how much context it uses     loss_by_context_length
 
 Controls for "unit k tracks feature f". A trained network has hundreds of units
 and a text has long stretches where a feature is constant, so some unit always
@@ -712,6 +713,61 @@ def compare_models(params: dict, ngram: rnn.NGram, chars, train_text: str, val_t
             "position": loss_by_position_kind(val_text, losses),
             "novelty": sample_novelty(params, ngram, chars, train_text, val_text, sample_length,
                                       temperature, seed)}
+
+
+# -----------------------------------------------------------------------------
+# How much context the RNN uses
+# -----------------------------------------------------------------------------
+#
+# An order-N n-gram reads exactly N-1 characters before each target. The RNN
+# reads everything since its state was last reset, but how much of that can it
+# use? Cut the text into windows, read each window from h = 0, and average the
+# loss at each position of the window over many windows: position j has seen
+# j+1 characters (the window's first j+1), so the curve is the loss given c =
+# j+1 characters of context. Where the curve flattens, more context stops
+# helping: that is the reach of the model's memory.
+#
+# Two cautions. With windows every `stride` characters, position c scores the
+# targets at c plus a multiple of stride, a different set for each c modulo
+# stride; compare means over runs of `stride` positions (c = 11..20, 21..30,
+# ... for stride 10), which score the same targets, not single positions. And
+# a model trained reading on from the previous window's state has rarely
+# started from h = 0, so its first few characters after a reset score worse
+# than a short n-gram would: the start of the curve measures that warm-up as
+# much as the context; where it flattens is the part to read.
+
+
+def loss_by_context_length(params: dict, ids, max_context: int = 300, stride: int = 10,
+                           block: int = 256) -> dict:
+    """Mean loss on a target given only the c characters before it, c = 1..max_context.
+
+    Windows of max_context + 1 characters start every `stride` characters of ids
+    (as many as fit); each is read by implementation.forward from h = 0, and
+    position j of a window (context c = j + 1) predicts its character j + 1.
+    Returns {"context": (C,) c = 1..C, "nats": (C,) mean loss over the windows,
+    "sem": (C,) its standard error, "windows": how many}. `block` windows run side
+    by side at a time (memory: about 4 * block * max_context * H bytes).
+    """
+    ids = np.asarray(ids)
+    C, stride, block = int(max_context), int(stride), int(block)
+    if C < 1 or stride < 1 or block < 1:
+        raise ValueError(f"loss_by_context_length: max_context, stride and block must be >= 1, "
+                         f"got {max_context}, {stride}, {block}")
+    if ids.size < C + 1:
+        raise ValueError(f"loss_by_context_length: the text has {ids.size} characters, fewer than "
+                         f"max_context + 1 = {C + 1}: pass a smaller max_context")
+    starts = np.arange(0, ids.size - C, stride)                          # (W,) window starts
+    total, total_sq = np.zeros(C), np.zeros(C)
+    for b in range(0, starts.size, block):
+        win = ids[starts[b:b + block, None] + np.arange(C + 1)].T       # (C+1, w) window k is column k
+        _, logp = rnn.forward(params, win[:-1])                         # (C,V,w) from h = 0
+        loss = -np.take_along_axis(logp, win[1:, None], axis=1)[:, 0].astype(np.float64)  # (C,w)
+        total += loss.sum(axis=1)
+        total_sq += (loss * loss).sum(axis=1)
+    W = starts.size
+    mean = total / W
+    var = np.maximum(total_sq / W - mean * mean, 0.0) * W / max(W - 1, 1)  # sample variance per position
+    return {"context": np.arange(1, C + 1), "nats": mean, "sem": np.sqrt(var / W), "windows": int(W)}
 
 
 # -----------------------------------------------------------------------------

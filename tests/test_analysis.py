@@ -327,3 +327,42 @@ def test_per_step_factor_of_a_geometric_decay():
     assert an.per_step_factor(0.5 ** np.arange(20) * 3.0) == pytest.approx(0.5)
     assert an.per_step_factor([2.0, 0.0, 0.5, 0.0]) == pytest.approx(0.5), "zeros (underflow) are skipped"
     assert math.isnan(an.per_step_factor([1.0]))
+
+
+# -----------------------------------------------------------------------------
+# How much context the RNN uses
+# -----------------------------------------------------------------------------
+
+def test_loss_by_context_length_is_the_mean_over_windows_read_from_zero(model):
+    ids = rnn.encode(model["val_text"], model["chars"])
+    C, stride = 12, 7
+    got = an.loss_by_context_length(model["params"], ids, max_context=C, stride=stride, block=3)
+    # oracle: every window on its own, one stream from h = 0, with target_logprobs
+    per_window = np.array([-rnn.target_logprobs(model["params"], ids[s:s + C + 1])
+                           for s in range(0, ids.size - C, stride)])     # (W, C)
+    assert got["windows"] == len(per_window)
+    assert got["context"].tolist() == list(range(1, C + 1))
+    assert np.allclose(got["nats"], per_window.mean(axis=0), rtol=0, atol=1e-12), \
+        "loss_by_context_length: position j of each window (context j+1) averaged over the windows"
+    sem = per_window.std(axis=0, ddof=1) / math.sqrt(len(per_window))
+    assert np.allclose(got["sem"], sem, rtol=1e-9, atol=1e-12)
+
+
+def test_a_model_without_recurrence_gains_nothing_from_context(model):
+    # Whh = 0: the prediction depends on the last character only, so with windows at every
+    # character the positions differ only in the few characters at the two ends of the text
+    params = dict(model["params"], Whh=np.zeros_like(model["params"]["Whh"]))
+    ids = np.random.default_rng(0).integers(0, len(model["chars"]), 3000)
+    got = an.loss_by_context_length(params, ids, max_context=20, stride=1)
+    W, worst = got["windows"], float(-np.log(np.exp(rnn.forward(params, ids[:, None])[1]).min()))
+    for c, v in zip(got["context"], got["nats"]):
+        assert abs(v - got["nats"][0]) <= 2 * (c - 1) * worst / W + 1e-12, \
+            f"context {c}: a memoryless model's loss must not depend on how much it has read"
+
+
+def test_loss_by_context_length_rejects_what_cannot_work(model):
+    ids = rnn.encode(model["val_text"], model["chars"])
+    with pytest.raises(ValueError, match="max_context"):
+        an.loss_by_context_length(model["params"], ids[:10], max_context=10)
+    with pytest.raises(ValueError, match="stride"):
+        an.loss_by_context_length(model["params"], ids, max_context=5, stride=0)
