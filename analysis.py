@@ -746,7 +746,7 @@ def loss_by_context_length(params: dict, ids, max_context: int = 300, stride: in
     position j of a window (context c = j + 1) predicts its character j + 1.
     Returns {"context": (C,) c = 1..C, "nats": (C,) mean loss over the windows,
     "sem": (C,) its standard error, "windows": how many}. `block` windows run side
-    by side at a time (memory: about 4 * block * max_context * H bytes).
+    by side at a time (memory: about block * max_context * H numbers of the params' dtype).
     """
     ids = np.asarray(ids)
     C, stride, block = int(max_context), int(stride), int(block)
