@@ -16,7 +16,8 @@ matplotlib, no global random state.
     where the RNN and the n-gram win   per_char_losses, loss_by_context_frequency,
                                  loss_by_position_kind, verbatim_stats, sample_novelty,
                                  compare_models
-    the two mixed                mixture_nats, mixture_halves, ensemble_logprobs
+    the two mixed                mixture_nats, mixture_halves, ensemble_logprobs,
+                                 product_nats, fit_product, product_halves
     how much context it uses     loss_by_context_length
 
 Controls for "unit k tracks feature f". A trained network has hundreds of units
@@ -689,14 +690,122 @@ def ensemble_logprobs(lps) -> np.ndarray:
     """log of the mean probability K models give each target: log((p_1 + ... + p_K) / K).
 
     lps: (K,M) log p of each of M targets under each of K models (say, RNNs trained
-    from different seeds). Returns (M,). Averaging probabilities, not log-probabilities,
-    keeps it a distribution: the K models' mistakes differ, and the average is never
-    worse than the mean of their losses (Jensen), often much better.
+    from different seeds), or any K arrays of one shape (whole (M,V) tables of
+    log-probabilities, say), which may come one at a time from a generator: only
+    the running sum is kept. Returns the shape of one. Averaging probabilities,
+    not log-probabilities, keeps it a distribution: the K models' mistakes differ,
+    and the average is never worse than the mean of their losses (Jensen), often
+    much better.
     """
-    lps = np.asarray(lps, float)
-    if lps.ndim != 2 or lps.shape[0] < 1:
-        raise ValueError(f"ensemble_logprobs: lps must be (K,M) with K >= 1, got shape {lps.shape}")
-    return np.logaddexp.reduce(lps, axis=0) - math.log(lps.shape[0])   # log(sum_k p_k) - log K
+    total, k = None, 0
+    for lp in lps:
+        lp = np.asarray(lp, float)
+        if lp.ndim < 1:
+            raise ValueError("ensemble_logprobs: lps must be (K,M), one row of log-probabilities per model; "
+                             "got a single model's (M,) array (pass [lp] for an ensemble of one)")
+        if total is not None and lp.shape != total.shape:
+            raise ValueError(f"ensemble_logprobs: every model needs the same shape, got {total.shape} and {lp.shape}")
+        total = lp.copy() if total is None else np.logaddexp(total, lp, out=total)   # log sum_k p_k
+        k += 1
+    if k == 0:
+        raise ValueError("ensemble_logprobs: no models given")
+    return total - math.log(k)                                          # log(sum_k p_k) - log K
+
+
+# The product of the two. A mixture adds probabilities: wherever either model
+# gives the target a fair share, so does the mixture. A product multiplies them,
+# weighted, and renormalises over the V characters:
+#
+#     log p(w) = a log p_rnn(w) + b log p_ngram(w) - log Z,   Z = sum_w p_rnn(w)^a p_ngram(w)^b
+#
+# so a character either model finds unlikely is pushed down (a "product of
+# experts"). (a, b) = (1, 0) is the RNN alone, (0, 1) the n-gram; a + b < 1
+# flattens the result, which pays when both are overconfident in the same places.
+# Fitting (a, b) is a softmax regression with two features per character, the two
+# models' log-probabilities: its loss is convex in (a, b), so Newton's method
+# finds the one minimum in a few steps. Like lambda, (a, b) are chosen on one half
+# of the validation text and reported on the other. It needs each model's whole
+# distribution at every position (rnn.logprob_table, NGram.logprob_table), not
+# just the target's.
+
+
+def _product_terms(la, lb, targets, a: float, b: float, block: int = 8192):
+    """Mean loss, gradient (2,) and Hessian (2,2) of the product's -log p(target) in (a, b)."""
+    n = la.shape[0]
+    loss, grad, hess = 0.0, np.zeros(2), np.zeros((2, 2))
+    for s in range(0, n, block):
+        fa, fb, tg = la[s:s + block], lb[s:s + block], targets[s:s + block]
+        rows = np.arange(len(tg))
+        z = a * fa + b * fb                                              # (r,V) unnormalised log p
+        logz = np.logaddexp.reduce(z, axis=1)                            # (r,) log Z
+        p = np.exp(z - logz[:, None])                                    # (r,V) the product's p
+        loss += float((logz - z[rows, tg]).sum())                        # -log p(target)
+        ea, eb = (p * fa).sum(axis=1), (p * fb).sum(axis=1)              # (r,) E_p[log p_a], E_p[log p_b]
+        grad += [(ea - fa[rows, tg]).sum(), (eb - fb[rows, tg]).sum()]   # d loss / d(a, b)
+        caa = (p * fa * fa).sum(axis=1) - ea * ea                        # (r,) variances and covariance
+        cbb = (p * fb * fb).sum(axis=1) - eb * eb                        # of the two features under p:
+        cab = (p * fa * fb).sum(axis=1) - ea * eb                        # the Hessian
+        hess += [[caa.sum(), cab.sum()], [cab.sum(), cbb.sum()]]
+    return loss / n, grad / n, hess / n
+
+
+def _check_tables(la, lb, targets, caller):
+    la, lb = np.asarray(la, float), np.asarray(lb, float)
+    targets = np.asarray(targets, dtype=np.int64).ravel()
+    if la.ndim != 2 or la.shape != lb.shape or targets.shape != la.shape[:1]:
+        raise ValueError(f"{caller}: need two (M,V) tables and (M,) targets, got {la.shape}, {lb.shape}, "
+                         f"{targets.shape} (the tables come from rnn.logprob_table and NGram.logprob_table)")
+    if not (np.isfinite(la).all() and np.isfinite(lb).all()):
+        raise ValueError(f"{caller}: the tables must be finite log-probabilities (no model may give 0)")
+    return la, lb, targets
+
+
+def product_nats(la, lb, targets, a: float, b: float) -> float:
+    """Mean -log p(target) of the product p ~ p_a^a p_b^b, from (M,V) log-probability tables."""
+    la, lb, targets = _check_tables(la, lb, targets, "product_nats")
+    return _product_terms(la, lb, targets, a, b)[0]
+
+
+def fit_product(la, lb, targets, tol: float = 1e-9, max_steps: int = 50) -> tuple[float, float]:
+    """(a, b) minimising product_nats(la, lb, targets, a, b): Newton's method with step halving."""
+    la, lb, targets = _check_tables(la, lb, targets, "fit_product")
+    w = np.array([0.5, 0.5])
+    loss, g, hess = _product_terms(la, lb, targets, *w)
+    for _ in range(max_steps):
+        if np.abs(g).max() < tol:
+            break
+        step = -np.linalg.lstsq(hess, g, rcond=None)[0]                  # Newton: solve H step = -g
+        for _ in range(30):                                              # halve it until the loss drops
+            new = _product_terms(la, lb, targets, *(w + step))
+            if new[0] <= loss:
+                break
+            step /= 2
+        else:
+            break                                                        # no step lowers it: at the minimum
+        w = w + step
+        loss, g, hess = new
+    return float(w[0]), float(w[1])
+
+
+def product_halves(la, lb, targets) -> list[dict]:
+    """(a, b) fitted on one half of the validation targets, reported on the other, both ways.
+
+    la, lb: (M,V) log-probability tables of the two models (the RNN's first);
+    targets: (M,) the characters to predict. Halves as in mixture_halves. Returns
+    two dicts: choose_on, report_on, a, b, chars, and the product's mean nats on
+    the report half.
+    """
+    la, lb, targets = _check_tables(la, lb, targets, "product_halves")
+    M = la.shape[0]
+    halves = {"first": slice(0, M // 2), "second": slice(M // 2, M)}
+    out = []
+    for choose, report in (("first", "second"), ("second", "first")):
+        c, r = halves[choose], halves[report]
+        a, b = fit_product(la[c], lb[c], targets[c])
+        out.append({"choose_on": choose, "report_on": report, "a": a, "b": b,
+                    "chars": int(targets[r].size),
+                    "product_nats": _product_terms(la[r], lb[r], targets[r], a, b)[0]})
+    return out
 
 
 def compare_models(params: dict, ngram: rnn.NGram, chars, train_text: str, val_text: str,

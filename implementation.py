@@ -1535,6 +1535,7 @@ class NGram:
         m.evaluate(val_ids)           # {"nats", "bits", "chars"} like rnn.evaluate
         m.probs(context_ids)          # (V,) next-character distribution (context may be empty)
         m.logprobs(ids)               # (len(ids)-1,) log p(ids[t+1] | ids[..t])
+        m.logprob_table(ids)          # (len(ids)-1, V) log P(w | context) for every w
         m.sample_text(chars, prime, n, temperature, rng, top_k)
 
     discount: D in the formula above (0 < D < 1; 0.9 by default), or "modified"
@@ -1683,6 +1684,29 @@ class NGram:
             out[s:s + block] = np.log(self._probs_of_windows(win[s:s + block], lens[s:s + block]))
         return out
 
+    def logprob_table(self, ids, block: int = 65536) -> np.ndarray:
+        """(len(ids)-1, V) log P(w | the context of target t) for every character w.
+
+        Row t is the whole next-character distribution that logprobs(ids)[t] picks
+        one entry from (column ids[t+1]), for every position at once: what a
+        product of models needs (analysis.product_halves). V times the work of
+        logprobs; `block` bounds the windows scored at once (rows * V <= block).
+        """
+        self._check_fitted("logprob_table")
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        V = self.vocab_size
+        if ids.size and (ids.min() < 0 or ids.max() >= V):
+            raise ValueError(f"NGram.logprob_table: ids must be in 0..{V - 1}")
+        win, lens = self._windows(ids)                                   # (M,N), (M,)
+        out = np.empty((len(lens), V))
+        rows = max(1, block // V)
+        for s in range(0, len(lens), rows):
+            w = np.repeat(win[s:s + rows], V, axis=0)                    # (r*V,N) each window V times
+            w[:, -1] = np.tile(np.arange(V), len(w) // V)                # ... ending in every character
+            p = self._probs_of_windows(w, np.repeat(lens[s:s + rows], V))
+            out[s:s + rows] = np.log(p).reshape(-1, V)                   # (r,V) log P(w | context)
+        return out
+
     def probs(self, context_ids=()) -> np.ndarray:
         """(V,) P(w | context) for every character w; the context may be empty.
 
@@ -1756,6 +1780,16 @@ class NGram:
         return decode(self.sample(ids, n, temperature, rng, top_k), chars)
 
 
+def _stream_logp(params: dict, ids, seq_length: int):
+    """Yield (start, logp (t,V)) over the targets ids[1:], one stream from h = 0, state carried on."""
+    x = np.asarray(ids)[:-1]
+    h = np.zeros((params["Whh"].shape[0], 1), dtype=params["Whh"].dtype)
+    for s in range(0, x.size, seq_length):
+        hs, logp = forward(params, x[s:s + seq_length], h)              # logp (t,V,1)
+        yield s, logp[:, :, 0]
+        h = hs[-1]                                                       # carry the state on
+
+
 def target_logprobs(params: dict, ids, seq_length: int = 256) -> np.ndarray:
     """(len(ids)-1,) log p(ids[t+1] | ids[..t]) of the RNN, one stream from h = 0 across the whole text.
 
@@ -1766,11 +1800,23 @@ def target_logprobs(params: dict, ids, seq_length: int = 256) -> np.ndarray:
     ids = np.asarray(ids)
     if ids.size < 2:
         raise ValueError("target_logprobs: need at least 2 characters")
-    x, tgt = ids[:-1], ids[1:]
-    h = np.zeros((params["Whh"].shape[0], 1), dtype=params["Whh"].dtype)
-    out = np.empty(x.size)
-    for s in range(0, x.size, seq_length):
-        hs, logp = forward(params, x[s:s + seq_length], h)              # logp (t,V,1)
-        out[s:s + logp.shape[0]] = logp[np.arange(logp.shape[0]), tgt[s:s + seq_length], 0]
-        h = hs[-1]                                                       # carry the state on
+    tgt = ids[1:]
+    out = np.empty(tgt.size)
+    for s, logp in _stream_logp(params, ids, seq_length):
+        out[s:s + len(logp)] = logp[np.arange(len(logp)), tgt[s:s + len(logp)]]
+    return out
+
+
+def logprob_table(params: dict, ids, seq_length: int = 256) -> np.ndarray:
+    """(len(ids)-1, V) log p_t: the RNN's whole next-character distribution at every position.
+
+    Read the same way as target_logprobs (one stream from h = 0), whose terms are
+    column ids[t+1] of row t. The RNN's side of NGram.logprob_table.
+    """
+    ids = np.asarray(ids)
+    if ids.size < 2:
+        raise ValueError("logprob_table: need at least 2 characters")
+    out = np.empty((ids.size - 1, params["Why"].shape[0]))
+    for s, logp in _stream_logp(params, ids, seq_length):
+        out[s:s + len(logp)] = logp
     return out

@@ -64,7 +64,7 @@ import numpy as np
 from tqdm import tqdm
 
 import implementation as rnn
-from analysis import MIX_GRID, ensemble_logprobs, mixture_halves
+from analysis import MIX_GRID, ensemble_logprobs, mixture_halves, product_halves
 import runlog
 from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
                  UserError, atomic_write_text, read_data, setup_numpy)
@@ -866,7 +866,9 @@ def sample_from_checkpoint(checkpoint, prime: str | None = None, length: int = 2
 # with lam chosen on one half of the validation text and reported on the other
 # (analysis.mixture_halves). Given --checkpoint more than once (RNNs trained from
 # different seeds, say), p_rnn is the mean of their probabilities, an ensemble
-# (analysis.ensemble_logprobs), and each one's own loss is printed too.
+# (analysis.ensemble_logprobs), and each one's own loss is printed too. It also
+# reports the product of the two, p ~ p_rnn^a * p_ngram^b renormalised, with (a, b)
+# fitted on one half and reported on the other (analysis.product_halves).
 
 NGRAM_FILE = "ngram.json"
 
@@ -896,7 +898,8 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
     Returns what it writes: {"data", "val_chars", "table": [{"order", "val_nats",
     "val_bits", "fit_seconds", "eval_seconds"}], "best_order", "temperature",
     "seed", "sample", and with checkpoints "mixture": {"checkpoints", "rnn_nats_each",
-    "rnn_nats" (of the ensemble, or of the one RNN), "order", "grid", "halves"}}.
+    "rnn_nats" (of the ensemble, or of the one RNN), "order", "grid", "halves" (the
+    mixture, analysis.mixture_halves), "product" (analysis.product_halves)}}.
     """
     say = (lambda *a: None) if quiet else print
     out = check_out_dir(out)
@@ -934,13 +937,24 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
     result = {"data": str(data_path), "val_chars": int(len(val_ids) - 1), "table": table,
               "best_order": row["order"], "temperature": temperature, "seed": seed, "sample": sample}
     if models:
-        each = [rnn.target_logprobs(p, val_ids) for p in models]  # K x (M,) log p of each target
-        lp_rnn = ensemble_logprobs(each)                         # (M,) log of the mean probability
-        lp_ngram = model.logprobs(val_ids)                       # (M,) log p_ngram
+        targets = np.asarray(val_ids[1:], dtype=np.int64)        # (M,) the characters to predict
+        rows = np.arange(targets.size)
+        each = []                                                # K x (M,) log p of each target
+
+        def table(params):                                       # (M,V) one RNN's log p_t, and its targets' column
+            t = rnn.logprob_table(params, val_ids)
+            each.append(t[rows, targets])
+            return t
+
+        table_rnn = ensemble_logprobs(table(p) for p in models)  # (M,V) log of the mean distribution, one RNN at a time
+        lp_rnn = table_rnn[rows, targets]                        # (M,) log of the mean probability
+        table_ngram = model.logprob_table(val_ids)               # (M,V) log p_ngram
+        lp_ngram = table_ngram[rows, targets]                    # (M,)
         halves = mixture_halves(lp_rnn, lp_ngram)
+        product = product_halves(table_rnn, table_ngram, targets)
         result["mixture"] = {"checkpoints": checkpoints, "rnn_nats_each": [float(-lp.mean()) for lp in each],
                              "rnn_nats": float(-lp_rnn.mean()), "order": row["order"], "grid": list(MIX_GRID),
-                             "halves": halves}
+                             "halves": halves, "product": product}
         for path, lp in zip(checkpoints, each):
             say(f"RNN {path}: {-lp.mean():.4f} nats/char on validation (one stream from h = 0)")
         if len(models) > 1:
@@ -949,6 +963,10 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
         for h in halves:
             say(f"  lam={h['lambda']:.2f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
                 f"mixture {h['mix_nats']:.4f}, RNN {h['rnn_nats']:.4f}, n-gram {h['ngram_nats']:.4f} nats/char")
+        say(f"product p_RNN^a * p_{row['order']}-gram^b (renormalised), a and b fitted on one half:")
+        for h in product:
+            say(f"  a={h['a']:.3f}, b={h['b']:.3f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
+                f"product {h['product_nats']:.4f} nats/char")
     out.mkdir(parents=True, exist_ok=True)
     path = atomic_write_text(out / NGRAM_FILE, json.dumps(result, indent=2) + "\n")
     say(f"wrote {path}")

@@ -292,6 +292,27 @@ def test_bad_arguments_are_clear_errors():
         m.evaluate([1])
 
 
+def test_logprob_table_rows_are_the_whole_distribution_at_each_position():
+    rng = np.random.default_rng(5)
+    V = 10
+    train = repetitive_ids(rng, 3000, V - 1)
+    seq = np.r_[repetitive_ids(rng, 120, V - 1), [V - 1, 3, V - 1], repetitive_ids(rng, 40, V)]
+    for N in (1, 3, 6):
+        m = rnn.NGram(N).fit(train, V)
+        table = m.logprob_table(seq)
+        assert table.shape == (len(seq) - 1, V)
+        want = np.log([m.probs(seq[:t + 1]) for t in range(len(seq) - 1)])
+        np.testing.assert_allclose(table, want, rtol=1e-12,
+                                   err_msg=f"NGram({N}).logprob_table(ids)[t] must be log probs(ids[:t+1])")
+        np.testing.assert_allclose(table[np.arange(len(seq) - 1), seq[1:]], m.logprobs(seq), rtol=1e-12,
+                                   err_msg="column ids[t+1] of row t must be logprobs(ids)[t]")
+        for block in (1, 25, 10 * V + 3):                        # 1 row at a time, 2 rows, a ragged end
+            assert np.array_equal(m.logprob_table(seq, block=block), table), \
+                f"NGram({N}).logprob_table must not depend on block ({block})"
+    with pytest.raises(ValueError, match="logprob_table"):
+        m.logprob_table([0, V])
+
+
 # ----------------------------------------------------------------------------- the RNN's per-character terms
 
 def test_rnn_target_logprobs_are_evaluates_terms():
@@ -304,6 +325,86 @@ def test_rnn_target_logprobs_are_evaluates_terms():
     np.testing.assert_allclose(lp, logp[np.arange(len(ids) - 1), ids[1:], 0], rtol=1e-10,
                                err_msg="target_logprobs must carry the state across its chunks")
     assert -lp.mean() == pytest.approx(rnn.evaluate(params, ids, num_chunks=1)["nats"], rel=1e-12)
+
+
+def test_rnn_logprob_table_is_the_distribution_target_logprobs_picks_from():
+    rng = np.random.default_rng(10)
+    V, H = 7, 16
+    params = rnn.init_params(V, H, rng, np.float64, init_scale=0.5)
+    ids = rng.integers(0, V, 300)
+    table = rnn.logprob_table(params, ids, seq_length=64)
+    _, logp = rnn.forward(params, ids[:-1])                          # (T,V,1), one pass over everything
+    assert table.shape == (len(ids) - 1, V)
+    np.testing.assert_allclose(table, logp[:, :, 0], rtol=1e-10,
+                               err_msg="logprob_table must carry the state across its chunks")
+    assert np.array_equal(table[np.arange(len(ids) - 1), ids[1:]], rnn.target_logprobs(params, ids, 64)), \
+        "target_logprobs must be column ids[t+1] of logprob_table's row t"
+
+
+# ----------------------------------------------------------------------------- the product of two models
+
+def _random_tables(rng, M, V, scale=1.5):
+    """Two (M,V) tables of log-probabilities from random logits."""
+    la = rng.normal(size=(M, V)) * scale
+    lb = rng.normal(size=(M, V)) * scale
+    return (la - np.logaddexp.reduce(la, axis=1, keepdims=True),
+            lb - np.logaddexp.reduce(lb, axis=1, keepdims=True))
+
+
+def test_fit_product_recovers_the_weights_the_targets_were_drawn_with():
+    from analysis import fit_product, product_nats
+
+    rng = np.random.default_rng(21)
+    M, V, a, b = 40_000, 6, 0.7, 0.4
+    la, lb = _random_tables(rng, M, V)
+    z = a * la + b * lb
+    p = np.exp(z - np.logaddexp.reduce(z, axis=1, keepdims=True))
+    targets = (p.cumsum(axis=1) > rng.random((M, 1))).argmax(axis=1)    # one draw from each row's p
+    got = fit_product(la, lb, targets)
+    assert got == pytest.approx((a, b), abs=0.05), \
+        f"fit_product should recover the (a, b) = {(a, b)} the targets were drawn with, got {got}"
+    rows = np.arange(M)
+    assert product_nats(la, lb, targets, 1.0, 0.0) == pytest.approx(-la[rows, targets].mean(), rel=1e-12), \
+        "(a, b) = (1, 0) is the first model alone"
+    assert product_nats(la, lb, targets, 0.0, 1.0) == pytest.approx(-lb[rows, targets].mean(), rel=1e-12)
+
+
+def test_product_gradient_and_hessian_against_central_differences():
+    from analysis import _product_terms, fit_product, product_nats
+
+    rng = np.random.default_rng(22)
+    la, lb = _random_tables(rng, 500, 5)
+    targets = rng.integers(0, 5, 500)
+    d = 1e-5
+    for w in ((0.5, 0.5), (1.2, -0.3), fit_product(la, lb, targets)):
+        _, g, hess = _product_terms(la, lb, targets, *w)
+        for i in range(2):
+            e = np.eye(2)[i] * d
+            num = (product_nats(la, lb, targets, *(w + e)) - product_nats(la, lb, targets, *(w - e))) / (2 * d)
+            assert num == pytest.approx(g[i], rel=1e-5, abs=1e-8), f"d loss / d{'ab'[i]} at {w}"
+            g_plus = _product_terms(la, lb, targets, *(w + e))[1]
+            g_minus = _product_terms(la, lb, targets, *(w - e))[1]
+            np.testing.assert_allclose((g_plus - g_minus) / (2 * d), hess[:, i], rtol=1e-5, atol=1e-8,
+                                       err_msg=f"Hessian column {i} at {w}")
+    a, b = fit_product(la, lb, targets)
+    best = product_nats(la, lb, targets, a, b)
+    for da, db in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)):
+        assert product_nats(la, lb, targets, a + da, b + db) >= best - 1e-12, "fit_product must end at the minimum"
+
+
+def test_product_functions_reject_mismatched_or_infinite_tables():
+    from analysis import fit_product, product_halves, product_nats
+
+    la, lb = _random_tables(np.random.default_rng(23), 20, 4)
+    t = np.zeros(20, dtype=int)
+    with pytest.raises(ValueError, match="product_nats: need two"):
+        product_nats(la, lb[:, :3], t, 1, 0)
+    with pytest.raises(ValueError, match="fit_product: need two"):
+        fit_product(la, lb, t[:5])
+    bad = lb.copy()
+    bad[3, 1] = -np.inf
+    with pytest.raises(ValueError, match="product_halves: the tables must be finite"):
+        product_halves(la, bad, t)
 
 
 # ----------------------------------------------------------------------------- real data
@@ -388,6 +489,25 @@ def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, ca
     assert halves[0]["lambda"] != halves[1]["lambda"], \
         "test corpus: the halves should prefer different lambdas (verse vs. noise), else the check is blind"
 
+    # the product: (a, b) a minimum on the choose half, its loss on the report half by brute force
+    ta = rnn.logprob_table(params, val)
+    tb = rnn.NGram(best).fit(train, V).logprob_table(val)
+    tgt = np.asarray(val[1:])
+
+    def product(a, b, part):
+        return float(np.mean([np.log(np.sum(np.exp(a * x + b * y))) - (a * x[w] + b * y[w])
+                              for x, y, w in zip(ta[part], tb[part], tgt[part])]))
+
+    prod = result["mixture"]["product"]
+    for h, (choose, report) in zip(prod, ((first, second), (second, first))):
+        assert (h["choose_on"], h["report_on"]) in (("first", "second"), ("second", "first"))
+        fitted = product(h["a"], h["b"], choose)
+        for da, db in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)):
+            assert product(h["a"] + da, h["b"] + db, choose) >= fitted - 1e-12, \
+                f"(a, b) must minimise the product's loss on the {h['choose_on']} half"
+        assert h["product_nats"] == pytest.approx(product(h["a"], h["b"], report), rel=1e-10)
+        assert f"product {h['product_nats']:.4f}" in printed
+
 
 def test_ensemble_logprobs_is_the_log_of_the_mean_probability():
     from analysis import ensemble_logprobs
@@ -401,6 +521,14 @@ def test_ensemble_logprobs_is_the_log_of_the_mean_probability():
     assert -ensemble_logprobs(lps).mean() <= np.mean(-lps.mean(axis=1)) + 1e-12
     with pytest.raises(ValueError, match="ensemble_logprobs"):
         ensemble_logprobs(lps[0])                                       # (M,) is one model: pass (1,M)
+    tables = np.log(rng.dirichlet(np.ones(4), size=(3, 20)))           # 3 models, (20,4) distributions each
+    got = ensemble_logprobs(t for t in tables)                         # one at a time, from a generator
+    assert got.shape == (20, 4) and np.allclose(got, np.log(np.exp(tables).mean(axis=0)), rtol=0, atol=1e-12)
+    assert np.allclose(np.exp(got).sum(axis=1), 1.0), "the mean of distributions is a distribution"
+    with pytest.raises(ValueError, match="same shape"):
+        ensemble_logprobs([tables[0], tables[1][:, :3]])
+    with pytest.raises(ValueError, match="no models"):
+        ensemble_logprobs([])
 
 
 def test_ngram_command_mixes_the_ensemble_of_several_checkpoints(tmp_path, capsys):
@@ -411,10 +539,11 @@ def test_ngram_command_mixes_the_ensemble_of_several_checkpoints(tmp_path, capsy
     data, text = _cli_corpus(tmp_path)
     chars = rnn.build_vocab(text)
     V = len(chars)
-    cks, each = [], []
+    cks, each, models = [], [], []
     train, val = rnn.train_val_split(rnn.encode(text, chars), 0.1)
     for seed in (12, 13):
         params = rnn.init_params(V, 8, np.random.default_rng(seed), np.float64, init_scale=0.5)
+        models.append(params)
         cks.append(rnn.save_checkpoint(tmp_path / f"rnn{seed}.npz", params, rnn.init_optimizer("adagrad", params),
                                        chars, np.zeros((8, 1)),
                                        {"step": 0, "epoch": 0, "window": 0, "smooth_loss": 4.0}))
@@ -434,6 +563,13 @@ def test_ngram_command_mixes_the_ensemble_of_several_checkpoints(tmp_path, capsy
     for h, report in zip(mix["halves"], (slice(M // 2, M), slice(0, M // 2))):
         assert h["rnn_nats"] == pytest.approx(-ensemble[report].mean(), rel=1e-12)
     assert f"ensemble of the 2 RNNs (mean of their probabilities): {-ensemble.mean():.4f}" in printed
+    from analysis import product_nats
+    table = np.log(sum(np.exp(rnn.logprob_table(p, val)) for p in models) / 2)
+    tb = rnn.NGram(mix["order"]).fit(train, V).logprob_table(val)
+    h = mix["product"][0]                                              # fitted on the first half
+    assert h["product_nats"] == pytest.approx(product_nats(table[M // 2:], tb[M // 2:], val[1:][M // 2:],
+                                                           h["a"], h["b"]), rel=1e-10), \
+        "the product's RNN side should be the mean of the checkpoints' distributions"
 
 
 @pytest.mark.parametrize("flags, message", [
