@@ -714,69 +714,69 @@ def ensemble_logprobs(lps) -> np.ndarray:
 
 # The product of the two. A mixture adds probabilities: wherever either model
 # gives the target a fair share, so does the mixture. A product multiplies them,
-# weighted, and renormalises over the V characters:
+# each raised to a power, and renormalises over the V characters:
 #
 #     log p(w) = a log p_rnn(w) + b log p_ngram(w) - log Z,   Z = sum_w p_rnn(w)^a p_ngram(w)^b
 #
 # so a character either model finds unlikely is pushed down (a "product of
 # experts"). (a, b) = (1, 0) is the RNN alone, (0, 1) the n-gram; a + b < 1
-# flattens the result, which pays when both are overconfident in the same places.
-# Fitting (a, b) is a softmax regression with two features per character, the two
-# models' log-probabilities: its loss is convex in (a, b), so Newton's method
-# finds the one minimum in a few steps. Like lambda, (a, b) are chosen on one half
+# flattens the result, which pays when both are confident about the same things.
+# Fitting (a, b) is a softmax regression whose features are the models'
+# log-probabilities: its loss is convex in the weights, so Newton's method finds
+# the one minimum in a few steps. Like lambda, the weights are chosen on one half
 # of the validation text and reported on the other. It needs each model's whole
 # distribution at every position (rnn.logprob_table, NGram.logprob_table), not
-# just the target's.
+# just the target's. The same code multiplies any number K of models (say, the
+# RNN and two n-gram orders): one weight each.
 
 
-def _product_terms(la, lb, targets, a: float, b: float, block: int = 8192):
-    """Mean loss, gradient (2,) and Hessian (2,2) of the product's -log p(target) in (a, b)."""
-    n = la.shape[0]
-    loss, grad, hess = 0.0, np.zeros(2), np.zeros((2, 2))
+def _product_terms(tables, targets, w, block: int = 8192):
+    """Mean loss, gradient (K,) and Hessian (K,K) of the product's -log p(target) in the weights w."""
+    K, n, _ = tables.shape
+    loss, grad, hess = 0.0, np.zeros(K), np.zeros((K, K))
     for s in range(0, n, block):
-        fa, fb, tg = la[s:s + block], lb[s:s + block], targets[s:s + block]
+        f, tg = tables[:, s:s + block], targets[s:s + block]          # (K,r,V) features, (r,) targets
         rows = np.arange(len(tg))
-        z = a * fa + b * fb                                              # (r,V) unnormalised log p
+        z = np.tensordot(w, f, axes=1)                                   # (r,V) sum_k w_k log p_k(w)
         logz = np.logaddexp.reduce(z, axis=1)                            # (r,) log Z
         p = np.exp(z - logz[:, None])                                    # (r,V) the product's p
         loss += float((logz - z[rows, tg]).sum())                        # -log p(target)
-        ea, eb = (p * fa).sum(axis=1), (p * fb).sum(axis=1)              # (r,) E_p[log p_a], E_p[log p_b]
-        grad += [(ea - fa[rows, tg]).sum(), (eb - fb[rows, tg]).sum()]   # d loss / d(a, b)
-        caa = (p * fa * fa).sum(axis=1) - ea * ea                        # (r,) variances and covariance
-        cbb = (p * fb * fb).sum(axis=1) - eb * eb                        # of the two features under p:
-        cab = (p * fa * fb).sum(axis=1) - ea * eb                        # the Hessian
-        hess += [[caa.sum(), cab.sum()], [cab.sum(), cbb.sum()]]
+        e = (f * p).sum(axis=2)                                          # (K,r) E_p[log p_k]
+        grad += (e - f[:, rows, tg]).sum(axis=1)                         # d loss / d w_k
+        hess += np.einsum("irv,jrv,rv->ij", f, f, p) - e @ e.T           # sum over rows of Cov_p(log p_i, log p_j)
     return loss / n, grad / n, hess / n
 
 
-def _check_tables(la, lb, targets, caller):
-    la, lb = np.asarray(la, float), np.asarray(lb, float)
+def _check_tables(tables, targets, caller):
+    shapes = [np.shape(t) for t in tables]
     targets = np.asarray(targets, dtype=np.int64).ravel()
-    if la.ndim != 2 or la.shape != lb.shape or targets.shape != la.shape[:1]:
-        raise ValueError(f"{caller}: need two (M,V) tables and (M,) targets, got {la.shape}, {lb.shape}, "
-                         f"{targets.shape} (the tables come from rnn.logprob_table and NGram.logprob_table)")
-    if not (np.isfinite(la).all() and np.isfinite(lb).all()):
+    if not shapes or len(set(shapes)) > 1 or len(shapes[0]) != 2 or shapes[0][0] != targets.size:
+        raise ValueError(f"{caller}: need K (M,V) tables of one shape and (M,) targets, got tables "
+                         f"{shapes} and targets {targets.shape} (the tables come from "
+                         "rnn.logprob_table and NGram.logprob_table)")
+    tables = np.asarray(tables, float)                                   # (K,M,V)
+    if not np.isfinite(tables).all():
         raise ValueError(f"{caller}: the tables must be finite log-probabilities (no model may give 0)")
-    return la, lb, targets
+    return tables, targets
 
 
-def product_nats(la, lb, targets, a: float, b: float) -> float:
-    """Mean -log p(target) of the product p ~ p_a^a p_b^b, from (M,V) log-probability tables."""
-    la, lb, targets = _check_tables(la, lb, targets, "product_nats")
-    return _product_terms(la, lb, targets, a, b)[0]
+def product_nats(tables, targets, weights) -> float:
+    """Mean -log p(target) of the product p ~ prod_k p_k^w_k, from K (M,V) log-probability tables."""
+    tables, targets = _check_tables(tables, targets, "product_nats")
+    return _product_terms(tables, targets, np.asarray(weights, float))[0]
 
 
-def fit_product(la, lb, targets, tol: float = 1e-9, max_steps: int = 50) -> tuple[float, float]:
-    """(a, b) minimising product_nats(la, lb, targets, a, b): Newton's method with step halving."""
-    la, lb, targets = _check_tables(la, lb, targets, "fit_product")
-    w = np.array([0.5, 0.5])
-    loss, g, hess = _product_terms(la, lb, targets, *w)
+def fit_product(tables, targets, tol: float = 1e-9, max_steps: int = 50) -> np.ndarray:
+    """(K,) weights minimising product_nats(tables, targets, weights): Newton's method with step halving."""
+    tables, targets = _check_tables(tables, targets, "fit_product")
+    w = np.full(len(tables), 1.0 / len(tables))
+    loss, g, hess = _product_terms(tables, targets, w)
     for _ in range(max_steps):
         if np.abs(g).max() < tol:
             break
         step = -np.linalg.lstsq(hess, g, rcond=None)[0]                  # Newton: solve H step = -g
         for _ in range(30):                                              # halve it until the loss drops
-            new = _product_terms(la, lb, targets, *(w + step))
+            new = _product_terms(tables, targets, w + step)
             if new[0] <= loss:
                 break
             step /= 2
@@ -784,27 +784,27 @@ def fit_product(la, lb, targets, tol: float = 1e-9, max_steps: int = 50) -> tupl
             break                                                        # no step lowers it: at the minimum
         w = w + step
         loss, g, hess = new
-    return float(w[0]), float(w[1])
+    return w
 
 
-def product_halves(la, lb, targets) -> list[dict]:
-    """(a, b) fitted on one half of the validation targets, reported on the other, both ways.
+def product_halves(tables, targets) -> list[dict]:
+    """Weights fitted on one half of the validation targets, reported on the other, both ways.
 
-    la, lb: (M,V) log-probability tables of the two models (the RNN's first);
+    tables: K (M,V) log-probability tables, one per model (the RNN's first, say);
     targets: (M,) the characters to predict. Halves as in mixture_halves. Returns
-    two dicts: choose_on, report_on, a, b, chars, and the product's mean nats on
-    the report half.
+    two dicts: choose_on, report_on, weights (K floats), chars, and the product's
+    mean nats on the report half.
     """
-    la, lb, targets = _check_tables(la, lb, targets, "product_halves")
-    M = la.shape[0]
+    tables, targets = _check_tables(tables, targets, "product_halves")
+    M = targets.size
     halves = {"first": slice(0, M // 2), "second": slice(M // 2, M)}
     out = []
     for choose, report in (("first", "second"), ("second", "first")):
         c, r = halves[choose], halves[report]
-        a, b = fit_product(la[c], lb[c], targets[c])
-        out.append({"choose_on": choose, "report_on": report, "a": a, "b": b,
+        w = fit_product(tables[:, c], targets[c])
+        out.append({"choose_on": choose, "report_on": report, "weights": [float(x) for x in w],
                     "chars": int(targets[r].size),
-                    "product_nats": _product_terms(la[r], lb[r], targets[r], a, b)[0]})
+                    "product_nats": _product_terms(tables[:, r], targets[r], w)[0]})
     return out
 
 

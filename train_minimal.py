@@ -951,7 +951,7 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
         table_ngram = model.logprob_table(val_ids)               # (M,V) log p_ngram
         lp_ngram = table_ngram[rows, targets]                    # (M,)
         halves = mixture_halves(lp_rnn, lp_ngram)
-        product = product_halves(table_rnn, table_ngram, targets)
+        product = product_halves([table_rnn, table_ngram], targets)
         result["mixture"] = {"checkpoints": checkpoints, "rnn_nats_each": [float(-lp.mean()) for lp in each],
                              "rnn_nats": float(-lp_rnn.mean()), "order": row["order"], "grid": list(MIX_GRID),
                              "halves": halves, "product": product}
@@ -965,7 +965,8 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
                 f"mixture {h['mix_nats']:.4f}, RNN {h['rnn_nats']:.4f}, n-gram {h['ngram_nats']:.4f} nats/char")
         say(f"product p_RNN^a * p_{row['order']}-gram^b (renormalised), a and b fitted on one half:")
         for h in product:
-            say(f"  a={h['a']:.3f}, b={h['b']:.3f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
+            a, b = h["weights"]
+            say(f"  a={a:.3f}, b={b:.3f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
                 f"product {h['product_nats']:.4f} nats/char")
     out.mkdir(parents=True, exist_ok=True)
     path = atomic_write_text(out / NGRAM_FILE, json.dumps(result, indent=2) + "\n")

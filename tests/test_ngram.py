@@ -351,45 +351,47 @@ def _random_tables(rng, M, V, scale=1.5):
             lb - np.logaddexp.reduce(lb, axis=1, keepdims=True))
 
 
-def test_fit_product_recovers_the_weights_the_targets_were_drawn_with():
+@pytest.mark.parametrize("weights", [(0.7, 0.4), (0.9, 0.5, -0.3)])
+def test_fit_product_recovers_the_weights_the_targets_were_drawn_with(weights):
     from analysis import fit_product, product_nats
 
     rng = np.random.default_rng(21)
-    M, V, a, b = 40_000, 6, 0.7, 0.4
-    la, lb = _random_tables(rng, M, V)
-    z = a * la + b * lb
+    M, V = 40_000, 6
+    tables = np.stack([_random_tables(rng, M, V)[0] for _ in weights])   # K (M,V) log-probability tables
+    z = np.tensordot(weights, tables, axes=1)
     p = np.exp(z - np.logaddexp.reduce(z, axis=1, keepdims=True))
     targets = (p.cumsum(axis=1) > rng.random((M, 1))).argmax(axis=1)    # one draw from each row's p
-    got = fit_product(la, lb, targets)
-    assert got == pytest.approx((a, b), abs=0.05), \
-        f"fit_product should recover the (a, b) = {(a, b)} the targets were drawn with, got {got}"
+    got = fit_product(tables, targets)
+    assert got == pytest.approx(weights, abs=0.05), \
+        f"fit_product should recover the weights {weights} the targets were drawn with, got {got}"
     rows = np.arange(M)
-    assert product_nats(la, lb, targets, 1.0, 0.0) == pytest.approx(-la[rows, targets].mean(), rel=1e-12), \
-        "(a, b) = (1, 0) is the first model alone"
-    assert product_nats(la, lb, targets, 0.0, 1.0) == pytest.approx(-lb[rows, targets].mean(), rel=1e-12)
+    for k in range(len(weights)):
+        alone = np.eye(len(weights))[k]                                  # (1, 0, ...) is model k alone
+        assert product_nats(tables, targets, alone) == pytest.approx(-tables[k][rows, targets].mean(), rel=1e-12)
 
 
 def test_product_gradient_and_hessian_against_central_differences():
     from analysis import _product_terms, fit_product, product_nats
 
     rng = np.random.default_rng(22)
-    la, lb = _random_tables(rng, 500, 5)
+    tables = np.stack(_random_tables(rng, 500, 5) + _random_tables(rng, 500, 5)[:1])   # K = 3
     targets = rng.integers(0, 5, 500)
     d = 1e-5
-    for w in ((0.5, 0.5), (1.2, -0.3), fit_product(la, lb, targets)):
-        _, g, hess = _product_terms(la, lb, targets, *w)
-        for i in range(2):
-            e = np.eye(2)[i] * d
-            num = (product_nats(la, lb, targets, *(w + e)) - product_nats(la, lb, targets, *(w - e))) / (2 * d)
-            assert num == pytest.approx(g[i], rel=1e-5, abs=1e-8), f"d loss / d{'ab'[i]} at {w}"
-            g_plus = _product_terms(la, lb, targets, *(w + e))[1]
-            g_minus = _product_terms(la, lb, targets, *(w - e))[1]
+    for w in ((0.5, 0.5, 0.0), (1.2, -0.3, 0.4), tuple(fit_product(tables, targets))):
+        w = np.array(w)
+        _, g, hess = _product_terms(tables, targets, w)
+        for i in range(3):
+            e = np.eye(3)[i] * d
+            num = (product_nats(tables, targets, w + e) - product_nats(tables, targets, w - e)) / (2 * d)
+            assert num == pytest.approx(g[i], rel=1e-5, abs=1e-8), f"d loss / d w[{i}] at {w}"
+            g_plus = _product_terms(tables, targets, w + e)[1]
+            g_minus = _product_terms(tables, targets, w - e)[1]
             np.testing.assert_allclose((g_plus - g_minus) / (2 * d), hess[:, i], rtol=1e-5, atol=1e-8,
                                        err_msg=f"Hessian column {i} at {w}")
-    a, b = fit_product(la, lb, targets)
-    best = product_nats(la, lb, targets, a, b)
-    for da, db in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)):
-        assert product_nats(la, lb, targets, a + da, b + db) >= best - 1e-12, "fit_product must end at the minimum"
+    w = fit_product(tables, targets)
+    best = product_nats(tables, targets, w)
+    for step in np.r_[np.eye(3), -np.eye(3)] * 1e-3:
+        assert product_nats(tables, targets, w + step) >= best - 1e-12, "fit_product must end at the minimum"
 
 
 def test_product_functions_reject_mismatched_or_infinite_tables():
@@ -397,14 +399,14 @@ def test_product_functions_reject_mismatched_or_infinite_tables():
 
     la, lb = _random_tables(np.random.default_rng(23), 20, 4)
     t = np.zeros(20, dtype=int)
-    with pytest.raises(ValueError, match="product_nats: need two"):
-        product_nats(la, lb[:, :3], t, 1, 0)
-    with pytest.raises(ValueError, match="fit_product: need two"):
-        fit_product(la, lb, t[:5])
+    with pytest.raises(ValueError, match="product_nats: need K"):
+        product_nats([la, lb[:, :3]], t, (1, 0))
+    with pytest.raises(ValueError, match="fit_product: need K"):
+        fit_product([la, lb], t[:5])
     bad = lb.copy()
     bad[3, 1] = -np.inf
     with pytest.raises(ValueError, match="product_halves: the tables must be finite"):
-        product_halves(la, bad, t)
+        product_halves([la, bad], t)
 
 
 # ----------------------------------------------------------------------------- real data
@@ -501,11 +503,12 @@ def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, ca
     prod = result["mixture"]["product"]
     for h, (choose, report) in zip(prod, ((first, second), (second, first))):
         assert (h["choose_on"], h["report_on"]) in (("first", "second"), ("second", "first"))
-        fitted = product(h["a"], h["b"], choose)
+        a, b = h["weights"]
+        fitted = product(a, b, choose)
         for da, db in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)):
-            assert product(h["a"] + da, h["b"] + db, choose) >= fitted - 1e-12, \
+            assert product(a + da, b + db, choose) >= fitted - 1e-12, \
                 f"(a, b) must minimise the product's loss on the {h['choose_on']} half"
-        assert h["product_nats"] == pytest.approx(product(h["a"], h["b"], report), rel=1e-10)
+        assert h["product_nats"] == pytest.approx(product(a, b, report), rel=1e-10)
         assert f"product {h['product_nats']:.4f}" in printed
 
 
@@ -567,8 +570,8 @@ def test_ngram_command_mixes_the_ensemble_of_several_checkpoints(tmp_path, capsy
     table = np.log(sum(np.exp(rnn.logprob_table(p, val)) for p in models) / 2)
     tb = rnn.NGram(mix["order"]).fit(train, V).logprob_table(val)
     h = mix["product"][0]                                              # fitted on the first half
-    assert h["product_nats"] == pytest.approx(product_nats(table[M // 2:], tb[M // 2:], val[1:][M // 2:],
-                                                           h["a"], h["b"]), rel=1e-10), \
+    assert h["product_nats"] == pytest.approx(product_nats([table[M // 2:], tb[M // 2:]], val[1:][M // 2:],
+                                                           h["weights"]), rel=1e-10), \
         "the product's RNN side should be the mean of the checkpoints' distributions"
 
 
