@@ -179,11 +179,17 @@ def test_probabilities_sum_to_one_for_seen_unseen_and_empty_contexts(discount):
                 f"NGram({N}, {discount!r}).probs({list(ctx)}) sums to {p.sum()!r}, not 1"
 
 
-def test_batched_logprobs_equal_probs_at_every_position():
-    rng = np.random.default_rng(4)
+def _train_and_text(seed, n_seen=150, n_after=50):
+    """V = 10; training ids without the last character; a text with seen stretches, then that character."""
+    rng = np.random.default_rng(seed)
     V = 10
     train = repetitive_ids(rng, 3000, V - 1)
-    seq = np.r_[repetitive_ids(rng, 150, V - 1), [V - 1, 3, V - 1], repetitive_ids(rng, 50, V)]
+    seq = np.r_[repetitive_ids(rng, n_seen, V - 1), [V - 1, 3, V - 1], repetitive_ids(rng, n_after, V)]
+    return V, train, seq
+
+
+def test_batched_logprobs_equal_probs_at_every_position():
+    V, train, seq = _train_and_text(4)
     for N in (1, 3, 6):
         m = rnn.NGram(N).fit(train, V)
         lp = m.logprobs(seq)
@@ -293,10 +299,7 @@ def test_bad_arguments_are_clear_errors():
 
 
 def test_logprob_table_rows_are_the_whole_distribution_at_each_position():
-    rng = np.random.default_rng(5)
-    V = 10
-    train = repetitive_ids(rng, 3000, V - 1)
-    seq = np.r_[repetitive_ids(rng, 120, V - 1), [V - 1, 3, V - 1], repetitive_ids(rng, 40, V)]
+    V, train, seq = _train_and_text(5, 120, 40)
     for N in (1, 3, 6):
         m = rnn.NGram(N).fit(train, V)
         table = m.logprob_table(seq)
