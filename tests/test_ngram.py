@@ -318,30 +318,21 @@ def test_logprob_table_rows_are_the_whole_distribution_at_each_position():
 
 # ----------------------------------------------------------------------------- the RNN's per-character terms
 
-def test_rnn_target_logprobs_are_evaluates_terms():
+def test_rnn_logprob_table_and_target_logprobs_read_one_stream_from_h0():
     rng = np.random.default_rng(9)
     V, H = 7, 16
     params = rnn.init_params(V, H, rng, np.float64, init_scale=0.5)
     ids = rng.integers(0, V, 700)
-    lp = rnn.target_logprobs(params, ids, seq_length=64)
-    _, logp = rnn.forward(params, ids[:-1])          # one pass over everything, (T,V,1)
-    np.testing.assert_allclose(lp, logp[np.arange(len(ids) - 1), ids[1:], 0], rtol=1e-10,
-                               err_msg="target_logprobs must carry the state across its chunks")
-    assert -lp.mean() == pytest.approx(rnn.evaluate(params, ids, num_chunks=1)["nats"], rel=1e-12)
-
-
-def test_rnn_logprob_table_is_the_distribution_target_logprobs_picks_from():
-    rng = np.random.default_rng(10)
-    V, H = 7, 16
-    params = rnn.init_params(V, H, rng, np.float64, init_scale=0.5)
-    ids = rng.integers(0, V, 300)
     table = rnn.logprob_table(params, ids, seq_length=64)
     _, logp = rnn.forward(params, ids[:-1])                          # (T,V,1), one pass over everything
     assert table.shape == (len(ids) - 1, V)
     np.testing.assert_allclose(table, logp[:, :, 0], rtol=1e-10,
                                err_msg="logprob_table must carry the state across its chunks")
-    assert np.array_equal(table[np.arange(len(ids) - 1), ids[1:]], rnn.target_logprobs(params, ids, 64)), \
+    lp = rnn.target_logprobs(params, ids, seq_length=64)
+    assert np.array_equal(lp, table[np.arange(len(ids) - 1), ids[1:]]), \
         "target_logprobs must be column ids[t+1] of logprob_table's row t"
+    assert -lp.mean() == pytest.approx(rnn.evaluate(params, ids, num_chunks=1)["nats"], rel=1e-12), \
+        "target_logprobs' terms are evaluate(num_chunks=1)'s"
 
 
 # ----------------------------------------------------------------------------- the product of two models
