@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import cli
+from data.download import CORPORA
 import implementation as rnn
 import train_minimal as tm
 from helpers import REPO_ROOT as ROOT
@@ -81,7 +82,9 @@ def test_the_presets_the_readme_quotes_end_on_a_number_of_steps(preset):
         (f"--preset {preset}: a time budget (or a plateau) would stop the run at a different step on every "
          f"machine, and a cosine schedule would follow the clock; got time_budget={c['time_budget']}, "
          f"patience={c['patience']}")
-    steps_per_epoch = 1_003_854 // (c["batch_size"] * c["seq_length"])   # tiny Shakespeare's training split
+    chars = CORPORA["tiny_shakespeare"].size              # the recorded size; the text is ASCII, one byte a char
+    train_ids, _ = rnn.train_val_split(np.zeros(chars, np.int32), c["val_fraction"])
+    steps_per_epoch = len(train_ids) // (c["batch_size"] * c["seq_length"])
     assert not c["epochs"] or c["epochs"] * steps_per_epoch > c["max_steps"], \
         f"--preset {preset}: its epochs limit would stop it before max_steps = {c['max_steps']}"
 
