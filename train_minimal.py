@@ -33,10 +33,10 @@ format of log.jsonl. This file owns the rest of a training run:
 From Python (a notebook, an exercise): ``train(resolve_config("fast", data=...))``.
 """
 
-from __future__ import annotations
-
 if __name__ == "__main__":
     # Ctrl-C while the imports below load (NumPy alone takes a moment): one line, exit 130.
+    # This is the file's first statement (so no `from __future__ import`: importing that module
+    # is itself a moment in which Ctrl-C would print a traceback).
     # _signal is the interpreter's built-in module, already loaded; `signal` itself takes time.
     import _signal
     import os as _os
@@ -59,6 +59,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -166,7 +167,7 @@ class _Diverged(Exception):
     """Raised inside the training loop when the loss or the weights show that training blew up."""
 
 
-def resolve_config(preset: str = "default", base: dict | None = None, **overrides) -> dict:
+def resolve_config(preset: str = "default", base: Optional[dict] = None, **overrides) -> dict:
     """The full settings dict: a preset (or `base`, e.g. a checkpoint's config) with overrides.
 
     Overrides equal to None are ignored, so argparse's unset flags fall through.
@@ -256,7 +257,7 @@ def check_out_dir(out) -> Path:
 # Checks before any work: the data, the memory a setting needs
 # -----------------------------------------------------------------------------
 
-def load_data(path, val_fraction: float, progress: bool = True, max_text_mb: float | None = None):
+def load_data(path, val_fraction: float, progress: bool = True, max_text_mb: Optional[float] = None):
     """(path, chars, train_ids, val_ids) from a UTF-8 text file, downloading a known corpus if missing.
 
     max_text_mb: the largest text to read, in MB (default: implementation.TEXT_MAX_BYTES).
@@ -297,7 +298,7 @@ def memory_needed(c: dict, V: int) -> int:
     return np.dtype(c["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params
 
 
-def physical_memory() -> int | None:
+def physical_memory() -> Optional[int]:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):    # not POSIX: no check
@@ -394,7 +395,7 @@ def learning_rate_at(c: dict, step: int, epochs_done: float, elapsed: float) -> 
     return warm * (c["min_lr"] + 0.5 * (c["learning_rate"] - c["min_lr"]) * (1.0 + math.cos(math.pi * progress)))
 
 
-def divergence(loss: float, recent, steps_done: int, lnV: float) -> str | None:
+def divergence(loss: float, recent, steps_done: int, lnV: float) -> Optional[str]:
     """Why training has blown up, or None. `recent`: the per-char losses of the last steps.
 
     Two rules: a single loss that is inf/NaN or above EXPLODE_FACTOR * ln V, and a
@@ -411,7 +412,7 @@ def divergence(loss: float, recent, steps_done: int, lnV: float) -> str | None:
     return None
 
 
-def stop_reason(c: dict, trainer, state, sigint) -> str | None:
+def stop_reason(c: dict, trainer, state, sigint) -> Optional[str]:
     """Why the run stops before the next step, or None to go on."""
     if sigint.requested:
         return "interrupted"
@@ -460,11 +461,11 @@ def epochs_done(trainer) -> float:
 @dataclass
 class RunState:
     """The counters the loop updates (and a checkpoint's meta stores), in one place."""
-    best_val_loss: float | None = None
-    best_step: int | None = None
+    best_val_loss: Optional[float] = None
+    best_step: Optional[int] = None
     evals_since_best: int = 0
-    saved_step: int | None = None               # step of last.npz
-    last_eval_step: int | None = None
+    saved_step: Optional[int] = None            # step of last.npz
+    last_eval_step: Optional[int] = None
     elapsed_before: float = 0.0                 # wall-clock training time before this process (resume)
     step_seconds_before: float = 0.0            # time inside trainer.step before this process
     step_seconds: float = 0.0                   # time inside trainer.step in this process
@@ -480,7 +481,7 @@ class RunState:
         seconds = self.step_seconds_before + self.step_seconds
         return trainer.chars_seen / seconds if seconds else 0.0
 
-    def recent_loss(self) -> tuple[float | None, int]:
+    def recent_loss(self) -> tuple[Optional[float], int]:
         """(mean per-char training loss of the last DISPLAY_STEPS steps, how many steps that is)."""
         last = list(self.recent)[-DISPLAY_STEPS:]
         return (sum(last) / len(last) if last else None), len(last)
@@ -497,8 +498,8 @@ class Run:
     trainer: rnn.Trainer
     rng: np.random.Generator
     state: RunState
-    resume: str | None = None
-    log_content: bytes | None = None            # a resumed run's log, cut back to the checkpoint
+    resume: Optional[str] = None
+    log_content: Optional[bytes] = None         # a resumed run's log, cut back to the checkpoint
 
     @property
     def out(self) -> Path:
@@ -531,7 +532,7 @@ def build_trainer(c: dict, train_ids, V: int, rng: np.random.Generator) -> rnn.T
                        dropout=c["dropout"], weight_decay=c["weight_decay"])
 
 
-def prepare(c: dict, resume, warn, progress: bool, max_text_mb: float | None = None) -> Run:
+def prepare(c: dict, resume, warn, progress: bool, max_text_mb: Optional[float] = None) -> Run:
     """Read and check the data, the memory, the checkpoint and the log; build the trainer. Writes nothing."""
     data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress, max_text_mb)
     check_memory(c, len(chars))
@@ -717,7 +718,7 @@ def diverged_message(run: Run, problem: str, lr: float) -> str:
             f"gradient clipping ({clip}); {kept}")
 
 
-def finish(run: Run, log, reason: str, message: str | None, lr: float) -> dict:
+def finish(run: Run, log, reason: str, message: Optional[str], lr: float) -> dict:
     """The final numbers: the log's end entry and metrics.json."""
     t, s = run.trainer, run.state
     final_loss, final_steps = s.recent_loss()
@@ -752,8 +753,8 @@ def finish(run: Run, log, reason: str, message: str | None, lr: float) -> dict:
 # Training
 # -----------------------------------------------------------------------------
 
-def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | None = None,
-          overwrite: bool = True, max_text_mb: float | None = None) -> dict:
+def train(config: dict, resume=None, *, quiet: bool = False, progress: Optional[bool] = None,
+          overwrite: bool = True, max_text_mb: Optional[float] = None) -> dict:
     """Train with the settings dict `config` (see resolve_config); returns the final metrics.
 
     resume: path of a checkpoint to continue from (its vocabulary must match the data).
@@ -837,8 +838,8 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: bool | No
 # Sampling from a checkpoint
 # -----------------------------------------------------------------------------
 
-def sample_from_checkpoint(checkpoint, prime: str | None = None, length: int = 200,
-                           temperature: float = 1.0, seed: int | None = None) -> str:
+def sample_from_checkpoint(checkpoint, prime: Optional[str] = None, length: int = 200,
+                           temperature: float = 1.0, seed: Optional[int] = None) -> str:
     """prime + `length` sampled characters from a saved checkpoint."""
     ck = rnn.load_checkpoint(checkpoint)
     chars = ck["chars"]
