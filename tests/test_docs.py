@@ -111,11 +111,12 @@ def _runner(cmd, tmp, data):
 
 SETUP = ("python -m venv", "pip install -r requirements.txt")   # .ci/run does these (test above)
 COVERED = {
-    "python -m pytest --solutions": "the suite itself (.ci/run runs it)",
+    "python -m pytest --solutions -n auto": "the suite itself (.ci/run runs it)",
     "jupyter notebook notebook.ipynb": "tests/test_notebook.py executes the notebook",
 }
 
 
+@pytest.mark.slow
 def test_readme_commands_run(tmp_path):
     data = corpus_path("tiny_shakespeare")
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")

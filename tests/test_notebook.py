@@ -158,6 +158,7 @@ def test_notebook_imports_the_modules_instead_of_reimplementing_them(committed):
 # Running it (slow: about two minutes)
 # -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path):
     from corpora import corpus_path
     from nbclient.exceptions import CellExecutionError
