@@ -312,6 +312,9 @@ def test_logprob_table_rows_are_the_whole_distribution_at_each_position():
         for block in (1, 25, 10 * V + 3):                        # 1 row at a time, 2 rows, a ragged end
             assert np.array_equal(m.logprob_table(seq, block=block), table), \
                 f"NGram({N}).logprob_table must not depend on block ({block})"
+    other = train[::-1].copy()                                   # refitting must forget the first fit
+    assert np.array_equal(m.fit(other, V).logprob_table(seq), rnn.NGram(6).fit(other, V).logprob_table(seq)), \
+        "NGram.fit must reset what logprob_table cached from the previous fit"
     with pytest.raises(ValueError, match="logprob_table"):
         m.logprob_table([0, V])
 
