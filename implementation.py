@@ -1590,7 +1590,6 @@ class NGram:
                 ctx_of.append(c)                                      # (n_k,) rank_{k-1} of its context
             prev_rank = rank = new_rank                               # rank_k, for level k+1
         self._tables, self._occ, self._ctx_of = tables, occ, ctx_of
-        self._children_cache = {}                                     # see _children
         # the counts each level uses: raw at the top, continuation N1+(.hw) below
         counts = [None] * (N + 1)
         counts[N] = occ[N].astype(np.float64)
@@ -1704,45 +1703,41 @@ class NGram:
         if ids.size and (ids.min() < 0 or ids.max() >= V):
             raise ValueError(f"NGram.logprob_table: ids must be in 0..{V - 1}")
         win, lens = self._windows(ids)                                   # (M,N), (M,)
-        out = np.empty((len(lens), V))
+        n = lens - 1                                                     # (M,) context lengths
+        ctx = _suffix_ranks(win[:, :-1], n, V, self._tables[:N])        # ranks of the contexts, -1 if unseen
+        out = np.full((len(lens), V), 1.0 / V)                           # (M,V) P_0(w) = 1/V
         step = max(1, block // V)
-        for s in range(0, len(lens), step):
-            w, n = win[s:s + step, :-1], lens[s:s + step] - 1            # (r,N-1) contexts, (r,) their lengths
-            ctx = _suffix_ranks(w, n, V, self._tables[:N])               # ranks of the contexts, -1 if unseen
-            p = np.full((len(n), V), 1.0 / V)                            # (r,V) P_0(w) = 1/V
-            for k in range(1, N + 1):
-                h = np.zeros(len(n), np.int64) if k == 1 else ctx[k - 1]  # (r,) rank of h at level k
-                hs = np.maximum(h, 0)
-                total = np.where(h >= 0, self._ctx_total[k][hs], 0.0)    # (r,) c_k(h)
-                live = np.flatnonzero((n >= k - 1) & (total > 0))        # rows with a level-k estimate
-                if live.size == 0:
-                    continue
-                total, h = total[live], h[live]
-                p[live] *= (self._ctx_taken[k][h] / total)[:, None]      # taken mass * P_{k-1}(w|h')
-                indptr, child, last = self._children(k)
-                first, count = indptr[h], indptr[h + 1] - indptr[h]      # (live,) where h's children are
-                row = np.repeat(np.arange(live.size), count)             # one entry per (row, child)
-                j = child[np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())]
-                p[live[row], last[j]] += (self._counts[k][j] - self._disc[k][j]) / total[row]
-            out[s:s + step] = np.log(p)                                  # (r,V) log P(w | context)
-        return out
+        for k in range(1, N + 1):                                        # one level at a time, over all rows
+            indptr, last, gain = self._children(k)
+            h = np.zeros(len(n), np.int64) if k == 1 else ctx[k - 1]      # (M,) rank of h at level k
+            hs = np.maximum(h, 0)
+            total = np.where(h >= 0, self._ctx_total[k][hs], 0.0)        # (M,) c_k(h)
+            live = np.flatnonzero((n >= k - 1) & (total > 0))            # rows with a level-k estimate
+            for s in range(0, live.size, step):
+                rows = live[s:s + step]                                  # (r,)
+                c, hr = total[rows], h[rows]
+                out[rows] *= (self._ctx_taken[k][hr] / c)[:, None]       # taken mass * P_{k-1}(w|h')
+                first, count = indptr[hr], indptr[hr + 1] - indptr[hr]   # (r,) where h's children are
+                row = np.repeat(np.arange(rows.size), count)             # one entry per (row, child)
+                j = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+                out[rows[row], last[j]] += gain[j] / c[row]              # + (c_k(hw) - D) / c_k(h)
+        return np.log(out, out=out)                                      # (M,V) log P(w | context)
 
     def _children(self, k: int):
-        """Level k's k-grams grouped by context: (indptr, child, last), cached.
+        """Level k's k-grams grouped by their context: (indptr, last, gain), for logprob_table.
 
-        The k-grams with context rank h are child[indptr[h]:indptr[h+1]]; last[g]
-        is the final character w of k-gram g.
+        The k-grams whose context has rank h are entries indptr[h]:indptr[h+1] of
+        last (their final character w) and gain (c_k(hw) - D, the discounted count).
         """
-        cache = self._children_cache
-        if k not in cache:
-            n_ctx = 1 if k == 1 else len(self._tables[k - 1])
-            ctx = self._ctx_of[k]
-            indptr = np.concatenate([[0], np.cumsum(np.bincount(ctx, minlength=n_ctx))])
-            last = self._tables[1]                                        # a unigram's key is its character
-            for j in range(2, k + 1):
-                last = last[self._tables[j] // self.vocab_size]           # the w of its (j-1)-gram suffix
-            cache[k] = (indptr, np.argsort(ctx, kind="stable"), last)
-        return cache[k]
+        n_ctx = 1 if k == 1 else len(self._tables[k - 1])
+        ctx = self._ctx_of[k]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(ctx, minlength=n_ctx))])
+        last = self._tables[1]                                            # a unigram's key is its character
+        for j in range(2, k + 1):
+            last = last[self._tables[j] // self.vocab_size]               # the w of its (j-1)-gram suffix
+        by_ctx = np.argsort(ctx, kind="stable")
+        gain = self._counts[k] - self._disc[k]
+        return indptr, last[by_ctx].astype(np.min_scalar_type(self.vocab_size - 1)), gain[by_ctx]
 
     def probs(self, context_ids=()) -> np.ndarray:
         """(V,) P(w | context) for every character w; the context may be empty.
