@@ -216,6 +216,7 @@ class Streams:
             raise ValueError(f"Streams: {len(ids)} characters is too short for one window of "
                              f"seq_length={self.T} in {self.B} stream(s): need at least {need} "
                              f"(B*(T+2)); use a longer text or a smaller seq_length or batch_size")
+        self.n = len(ids)                                               # chars in the text
         self.offset = int(offset) % len(ids)
         if self.offset:
             ids = np.roll(ids, -self.offset)                            # start reading at ids[offset]
@@ -236,6 +237,14 @@ class Streams:
         inputs = self.data[:, p : p + self.T].T                          # (T,B)
         targets = self.data[:, p + 1 : p + self.T + 1].T                 # (T,B) shifted by one
         return np.ascontiguousarray(inputs), np.ascontiguousarray(targets)
+
+    def target_positions(self, k: int) -> np.ndarray:
+        """(T,B) where in the ids given to Streams each target of window k sits:
+        ids[target_positions(k)] == window(k)[1] (the offset's rotation undone)."""
+        if not 0 <= k < self.num_windows:
+            raise IndexError(f"Streams.target_positions: k={k} outside 0..{self.num_windows - 1}")
+        t = k * self.T + 1 + np.arange(self.T)[:, None]                 # (T,1) column of the target in its stream
+        return (np.arange(self.B)[None, :] * self.L + t + self.offset) % self.n   # (T,B)
 
 
 # -----------------------------------------------------------------------------
@@ -408,7 +417,7 @@ def dropout_masks(rng: np.random.Generator, p: float, T: int, B: int, H: int, dt
     return {"x": x, "h": h}
 
 
-def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None):
+def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None, soft=None):
     """Loss, gradients and the last hidden state for one window of T steps.
 
     inputs, targets: (T,B) int ids (or (T,) for one stream); hprev: (H,B) or (H,1).
@@ -417,6 +426,12 @@ def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None):
     h_last: (H,B) hidden state after the last step, to carry into the next window.
     masks: optional dropout masks from dropout_masks (training only; None, the
     default and the textbook, is the plain model).
+    soft: optional (alpha, Q) for distillation (training only; None is the
+    textbook): Q (T,B,V) a teacher's next-character distribution at each target,
+    and the target of step t becomes the blend (1 - alpha) onehot(target_t) +
+    alpha Q_t. The loss is the cross-entropy against that blend,
+    (1 - alpha) (-log p_t[target]) + alpha (-sum_j Q_t[j] log p_t[j]),
+    and its gradient into y_t is p_t minus the blend.
     """
     Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
     inputs, targets, hprev = _as_batch(inputs, targets, hprev, params)
@@ -437,10 +452,19 @@ def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None):
     tgt = targets.reshape(T * B)                     # column t*B + b is step t of stream b
     # -log p_t[target] = log sum_j exp(y_t[j]) - y_t[target]; sum over steps, mean over streams
     loss = (np.log(s).sum() - y[tgt, cols].sum()) / B
+    if soft is not None:
+        alpha, Q = soft
+        Q = np.asarray(Q, dtype=y.dtype).reshape(T * B, V).T    # (V,T*B) the teacher's p at each target
+        # -sum_j Q_t[j] log p_t[j] = log sum_j exp(y_t[j]) - sum_j Q_t[j] y_t[j]   (the Q_t sum to 1)
+        loss = (1.0 - alpha) * loss + alpha * (np.log(s).sum() - (Q * y).sum()) / B
 
     # --- backward: the forward pass read in reverse -------------------------
     dy = e / s                                       # (V,T*B) p_t = softmax(y_t)
-    dy[tgt, cols] -= 1.0                             # (V,T*B) dy_t = p_t - onehot(target_t): backprop into y
+    if soft is None:
+        dy[tgt, cols] -= 1.0                         # (V,T*B) dy_t = p_t - onehot(target_t): backprop into y
+    else:
+        dy[tgt, cols] -= 1.0 - alpha                 # (V,T*B) dy_t = p_t - (1 - alpha) onehot(target_t)
+        dy -= alpha * Q                              #                    - alpha Q_t
     dy /= B                                          # the loss is a mean over the B streams
     dWhy = dy @ h_out.T                              # (V,H) sum_t dy_t h_t^T (the dropped-out h_t)
     dby = dy.sum(axis=1, keepdims=True)              # (V,1) sum_t dy_t
@@ -629,6 +653,11 @@ class Trainer:
     draws the same ones. Evaluation, sampling and checkpoints use the plain
     model: dropout changes only how the weights are trained. Off by default.
 
+    distill=a > 0 (with teacher, ngram_teacher's table of the training ids)
+    trains toward the blend (1 - a) onehot + a teacher at every target
+    (loss_and_grads' soft): knowledge distillation from a count model. Only the
+    training targets change; the model is the same. Off by default.
+
     weight_decay=w > 0 shrinks the three matrices (never the biases) toward zero
     a little before each optimiser step, in proportion to that step's learning
     rate ("decoupled" weight decay, as AdamW does):
@@ -652,7 +681,8 @@ class Trainer:
     def __init__(self, params: dict, train_ids, batch_size: int = 1, seq_length: int = 25,
                  learning_rate: float = 0.1, optimizer: str = "adagrad", clip: float = 5.0,
                  opt_state: dict | None = None, random_offsets: bool = False, seed: int = 0,
-                 ema: float = 0.0, dropout: float = 0.0, weight_decay: float = 0.0):
+                 ema: float = 0.0, dropout: float = 0.0, weight_decay: float = 0.0,
+                 distill: float = 0.0, teacher=None):
         if not learning_rate > 0:
             raise ValueError(f"Trainer: learning_rate must be > 0, got {learning_rate}")
         if not 0.0 <= ema < 1.0:
@@ -661,6 +691,12 @@ class Trainer:
             raise ValueError(f"Trainer: dropout must be in [0, 1) (0 = off, e.g. 0.2), got {dropout}")
         if not (math.isfinite(weight_decay) and weight_decay >= 0):
             raise ValueError(f"Trainer: weight_decay must be >= 0 (0 = off, e.g. 0.1), got {weight_decay}")
+        if not 0.0 <= distill < 1.0:
+            raise ValueError(f"Trainer: distill must be in [0, 1) (0 = off, e.g. 0.3), got {distill}")
+        if distill and (teacher is None or teacher.shape[0] != len(train_ids)):
+            raise ValueError("Trainer: distill > 0 needs teacher, one row per training character "
+                             "(ngram_teacher(train_ids, V))")
+        self.distill, self.teacher = float(distill), teacher
         self.dropout, self.weight_decay = float(dropout), float(weight_decay)
         self.ema = float(ema)
         self.ema_params = {k: v.copy() for k, v in params.items()} if ema else None
@@ -702,7 +738,10 @@ class Trainer:
             T, B = inputs.shape
             masks = dropout_masks(np.random.default_rng([self.seed, 1, self.step_count]), self.dropout,
                                   T, B, self.h.shape[0], self.h.dtype.type)
-        loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h, masks)
+        soft = None
+        if self.distill:                             # the teacher's rows for this window's targets
+            soft = (self.distill, self.teacher[self.streams.target_positions(self.window)])   # (T,B,V)
+        loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h, masks, soft)
         if measure:                                  # gradient health, measured before clipping
             self.grad_norms = {k: float(np.linalg.norm(g)) for k, g in grads.items()}
         if self.weight_decay:                        # decoupled decay, matrices only: W -= lr w W
@@ -923,14 +962,15 @@ def numerical_grad(f, x: np.ndarray, delta: float = 1e-5, indices=None) -> np.nd
 def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
                num_checks: int | None = None, delta: float = 1e-5,
                rng: np.random.Generator | None = None, grads: dict | None = None,
-               masks: dict | None = None) -> dict:
+               masks: dict | None = None, soft=None) -> dict:
     """Compare loss_and_grads' gradients with central differences, in float64.
 
     Returns {name: rel_error} for each name in `names`. num_checks=None checks
     every entry; otherwise that many random entries per parameter (then the
     error is computed over those entries). Pass `grads` to check gradients
     from another function (an exercise) against the numbers, and `masks`
-    (dropout_masks) to check the dropout path with one fixed draw of the masks.
+    (dropout_masks) to check the dropout path with one fixed draw of the masks,
+    and `soft` (alpha, Q) to check the distillation loss.
     """
     for k in names:
         if params[k].dtype != np.float64:
@@ -938,8 +978,8 @@ def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
                             "need float64 (float32 rounding swamps them): cast with "
                             "{k: v.astype(np.float64) for k, v in params.items()}")
     if grads is None:
-        _, grads, _ = loss_and_grads(params, inputs, targets, hprev, masks)
-    f = lambda: loss_and_grads(params, inputs, targets, hprev, masks)[0]    # the same masks every call
+        _, grads, _ = loss_and_grads(params, inputs, targets, hprev, masks, soft)
+    f = lambda: loss_and_grads(params, inputs, targets, hprev, masks, soft)[0]   # the same masks every call
     errors = {}
     for k in names:
         x = params[k]
@@ -1123,7 +1163,7 @@ CONFIG_SCHEMA = {
     "optimizer": _one_of(*OPTIMIZER_SLOTS), "learning_rate": _POSITIVE,
     "lr_schedule": _one_of("constant", "cosine"), "min_lr": _NUMBER, "warmup_steps": _COUNT,
     "clip": _NON_NEGATIVE, "dtype": _one_of("float32", "float64"), "init_scale": _POSITIVE,
-    "random_offsets": _FLAG, "ema": _FRACTION, "dropout": _FRACTION, "weight_decay": _NON_NEGATIVE, "seed": _COUNT, "val_fraction": _FRACTION,
+    "random_offsets": _FLAG, "ema": _FRACTION, "dropout": _FRACTION, "weight_decay": _NON_NEGATIVE, "distill": _FRACTION, "seed": _COUNT, "val_fraction": _FRACTION,
     "epochs": _or_none(_POSITIVE_INT), "max_steps": _or_none(_POSITIVE_INT), "time_budget": _or_none(_POSITIVE),
     "patience": _COUNT, "sample_every": _COUNT, "eval_every": _COUNT, "log_every": _COUNT,
     "sample_length": _POSITIVE_INT, "temperature": _POSITIVE,
@@ -1811,6 +1851,38 @@ class NGram:
         ids = encode(prime, chars) if prime else np.zeros(0, np.int64)
         return decode(self.sample(ids, n, temperature, rng, top_k), chars)
 
+
+
+def ngram_teacher(ids, vocab_size: int, order: int = 7, dtype=np.float32, block: int = 1 << 17) -> np.ndarray:
+    """(len(ids), V) a cross-fitted NGram's next-character distributions, for distillation.
+
+    Row t is P(w | the order-1 characters before ids[t]) from an NGram(order)
+    fitted on the half of ids that does NOT hold position t: the first half's
+    rows come from a model of the second half, and the other way round. A model
+    fitted on all of ids would have seen every target it is asked about, and be
+    far surer of it than of new text (on tiny Shakespeare a 7-gram scores its
+    own training text at 0.99 nats/char, this cross-fitted table at 1.61): it
+    would teach the student to trust its memory.
+    Row 0, with no character before it, is the model's empty-context guess.
+    Computed `block` rows at a time (dtype, float32 by default: 260 MB for
+    the million training characters of tiny Shakespeare and V = 65).
+    """
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    n, V = ids.size, int(vocab_size)
+    if n < 4:
+        raise ValueError(f"ngram_teacher: need at least 4 characters to cross-fit on two halves, got {n}")
+    h = n // 2
+    out = np.empty((n, V), dtype=dtype)
+    for lo, hi, fit_on in ((0, h, ids[h:]), (h, n, ids[:h])):        # rows lo..hi-1, from the other half
+        m = NGram(order).fit(fit_on, V)
+        if lo == 0:
+            out[0] = m.probs(())                                         # no context at the very start
+            lo = 1
+        for a in range(lo, hi, block):
+            b = min(a + block, hi)
+            s = max(0, a - order)                                        # enough characters before row a
+            out[a:b] = np.exp(m.logprob_table(ids[s:b])[a - s - 1:])    # table row r predicts ids[s+1+r]
+    return out
 
 def _stream_logp(params: dict, ids, seq_length: int):
     """Yield (start, logp (t,V)) over the targets ids[1:], one stream from h = 0, state carried on."""

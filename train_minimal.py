@@ -89,7 +89,7 @@ PRESETS = {
         "hidden_size": 100, "seq_length": 25, "batch_size": 1,
         "optimizer": "adagrad", "learning_rate": 0.1, "lr_schedule": "constant", "min_lr": 0.0,
         "clip": 5.0, "dtype": "float64", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "dropout": 0.0,
-        "weight_decay": 0.0, "warmup_steps": 0,
+        "weight_decay": 0.0, "distill": 0.0, "warmup_steps": 0,
         "epochs": 10, "max_steps": None, "time_budget": None, "patience": 0, "val_fraction": 0.1,
         "sample_every": 5000, "eval_every": 10000, "log_every": 100,
         "sample_length": 200, "temperature": 1.0, "seed": 1337,
@@ -105,7 +105,7 @@ PRESETS = {
         "hidden_size": 256, "seq_length": 64, "batch_size": 32,
         "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "min_lr": 2e-5,
         "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": True, "ema": 0.998, "dropout": 0.0,
-        "weight_decay": 0.0, "warmup_steps": 1000,
+        "weight_decay": 0.0, "distill": 0.0, "warmup_steps": 1000,
         "epochs": None, "max_steps": 12_000, "time_budget": None, "patience": 0, "val_fraction": 0.1,
         "sample_every": 500, "eval_every": 500, "log_every": 10,
         "sample_length": 200, "temperature": 0.8, "seed": 1337,
@@ -133,6 +133,10 @@ PRESETS["fast"] = dict(
 PRESETS["long"] = dict(
     PRESETS["fast"], dropout=0.05, max_steps=50_000, eval_every=5000, sample_every=5000,
 )
+
+# The order of the n-gram that --distill trains toward (implementation.ngram_teacher):
+# the best order of --ngram on tiny Shakespeare.
+DISTILL_ORDER = 7
 
 # Settings a resumed run must keep: they fix the shapes, the data walk or the optimiser state.
 FROZEN_ON_RESUME = ("hidden_size", "seq_length", "batch_size", "optimizer", "dtype",
@@ -221,6 +225,9 @@ def check_config(c: dict) -> None:
     if not (isinstance(c["weight_decay"], (int, float)) and math.isfinite(c["weight_decay"]) and c["weight_decay"] >= 0):
         raise UserError(f"--weight-decay must be a number >= 0 (0 = off; 0.1 shrinks the matrices by "
                         f"learning_rate x 0.1 of themselves each step), got {c['weight_decay']!r}")
+    if not (isinstance(c["distill"], (int, float)) and math.isfinite(c["distill"]) and 0 <= c["distill"] < 1):
+        raise UserError(f"--distill must be in [0, 1) (0 = off; 0.3 trains toward 0.7 x the next character + "
+                        f"0.3 x the cross-fitted {DISTILL_ORDER}-gram's distribution), got {c['distill']!r}")
     if not (math.isfinite(c["val_fraction"]) and 0 <= c["val_fraction"] < 1):
         raise UserError(f"--val-fraction must be in [0, 1), got {c['val_fraction']!r}")
     try:
@@ -283,19 +290,21 @@ def known_corpus_path(path) -> bool:
     return isinstance(path, str) and path in allowed
 
 
-def memory_needed(c: dict, V: int) -> int:
+def memory_needed(c: dict, V: int, n_train: int = 0) -> int:
     """Bytes a run with settings `c` and V characters needs, before it allocates them.
 
     Parameters (Wxh, Whh, Why, bh, by), their gradients, the optimiser state (Adagrad one
     copy, Adam two), the weight average (--ema), and one window's activations: T+1 hidden
     states of shape (H,B) and the logits and probabilities, each (V,B) for T steps; plus
-    the float64 weights init_params draws before converting them to the dtype.
+    the float64 weights init_params draws before converting them to the dtype; with
+    --distill, the teacher's float32 table, one row of V per training character (n_train).
     """
     H, B, T = int(c["hidden_size"]), int(c["batch_size"]), int(c["seq_length"])
     n_params = 2 * H * V + H * H + H + V
     copies = 2 + (1 if c["optimizer"] == "adagrad" else 2) + (1 if c["ema"] else 0)
     window = (T + 1) * H * B + 2 * V * T * B + (H * T * B if c["dropout"] else 0)   # + the output mask
-    return np.dtype(c["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params
+    teacher = 4 * n_train * V if c["distill"] else 0
+    return np.dtype(c["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params + teacher
 
 
 def physical_memory() -> Optional[int]:
@@ -305,12 +314,13 @@ def physical_memory() -> Optional[int]:
         return None
 
 
-def check_memory(c: dict, V: int) -> None:
-    need, have = memory_needed(c, V), physical_memory()
+def check_memory(c: dict, V: int, n_train: int = 0) -> None:
+    need, have = memory_needed(c, V, n_train), physical_memory()
     if have and need > MEMORY_SHARE * have:
         raise UserError(f"--hidden-size {c['hidden_size']}, --batch-size {c['batch_size']}, --seq-length "
                         f"{c['seq_length']} would need about {need / 1e9:.3g} GB of memory (weights, gradients, "
-                        f"optimiser state and one window's activations in {c['dtype']}), more than "
+                        f"optimiser state and one window's activations in {c['dtype']}"
+                        f"{', and the --distill teacher' if c['distill'] else ''}), more than "
                         f"{MEMORY_SHARE:.0%} of this machine's {have / 1e9:.3g} GB; make them smaller")
 
 
@@ -524,25 +534,32 @@ def _meta_number(meta: dict, key: str, kind, default):
     raise rnn.CheckpointError(f"the checkpoint's {key!r} is {v!r:.40}, not a number; it cannot be resumed")
 
 
-def build_trainer(c: dict, train_ids, V: int, rng: np.random.Generator) -> rnn.Trainer:
+def build_trainer(c: dict, train_ids, V: int, rng: np.random.Generator, say=print) -> rnn.Trainer:
     """The weights (drawn from rng) and the Trainer of settings c, as every run starts them."""
     params = rnn.init_params(V, c["hidden_size"], rng, np.dtype(c["dtype"]).type, c["init_scale"])
+    teacher = None
+    if c["distill"]:                                 # the same table on every run of the same text
+        t0 = time.perf_counter()
+        teacher = rnn.ngram_teacher(train_ids, V, DISTILL_ORDER)
+        say(f"teacher: a {DISTILL_ORDER}-gram of each half of the training split scores the other half "
+            f"({teacher.nbytes / 1e6:.0f} MB, {time.perf_counter() - t0:.1f} s); --distill {c['distill']:g}")
     return rnn.Trainer(params, train_ids, c["batch_size"], c["seq_length"], c["learning_rate"], c["optimizer"],
                        c["clip"], random_offsets=c["random_offsets"], seed=c["seed"], ema=c["ema"],
-                       dropout=c["dropout"], weight_decay=c["weight_decay"])
+                       dropout=c["dropout"], weight_decay=c["weight_decay"], distill=c["distill"],
+                       teacher=teacher)
 
 
-def prepare(c: dict, resume, warn, progress: bool, max_text_mb: Optional[float] = None) -> Run:
+def prepare(c: dict, resume, warn, progress: bool, max_text_mb: Optional[float] = None, say=print) -> Run:
     """Read and check the data, the memory, the checkpoint and the log; build the trainer. Writes nothing."""
     data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress, max_text_mb)
-    check_memory(c, len(chars))
+    check_memory(c, len(chars), len(train_ids))
     B, T = c["batch_size"], c["seq_length"]
     if len(train_ids) < B * (T + 2):                # Streams' rule: every stream needs one window
         raise UserError(f"--data {data_path} is too short: its training split has {len(train_ids):,} characters, too few "
                         f"for one window of --seq-length {T} in --batch-size {B} streams (at least "
                         f"{B * (T + 2):,}); use a longer text or smaller --seq-length/--batch-size")
     rng = np.random.default_rng(c["seed"])
-    trainer = build_trainer(c, train_ids, len(chars), rng)
+    trainer = build_trainer(c, train_ids, len(chars), rng, say)
     run = Run(c, data_path, chars, train_ids, val_ids, trainer, rng, RunState())
     if resume is not None:
         ck = rnn.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
@@ -770,7 +787,8 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: Optional[
     c = dict(config)
     check_config(c)
     show = Progress(quiet, (sys.stderr.isatty() and not quiet) if progress is None else progress)
-    run = prepare(c, resume, lambda w: print(w, file=sys.stderr), show.show_bar, max_text_mb)  # writes nothing
+    run = prepare(c, resume, lambda w: print(w, file=sys.stderr), show.show_bar, max_text_mb,   # writes nothing
+                  say=(lambda *a: None) if quiet else print)
     t, s, lnV = run.trainer, run.state, math.log(len(run.chars))
     show.say(f"settings: {c}")
     info = run.log_info()
@@ -1067,6 +1085,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "carry no memory, the input term Wxh x_t and the output layer's view of h_t (never "
                    "the recurrence); evaluation, samples and checkpoints use the plain model; 0 = off "
                    f"{dflt('dropout')}")
+    g.add_argument("--distill", type=float, metavar="A", help="distil a count model into the RNN: train "
+                   f"toward (1-A) x the next character + A x a {DISTILL_ORDER}-gram's distribution for it, the "
+                   "n-gram fitted on the other half of the training split (260 MB and about 8 s more for tiny "
+                   f"Shakespeare); 0 = off {dflt('distill')}")
     g.add_argument("--weight-decay", type=float, metavar="W", help="before each step, shrink the matrices Wxh, "
                    "Whh and Why (not the biases) by learning_rate x W of themselves (decoupled weight "
                    f"decay, as in AdamW); 0 = off {dflt('weight_decay')}")
@@ -1120,7 +1142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 CONFIG_FLAGS = ("data", "out", "val_fraction", "hidden_size", "seq_length", "batch_size", "optimizer",
                 "learning_rate", "lr_schedule", "min_lr", "clip", "dtype", "init_scale", "seed",
-                "random_offsets", "ema", "dropout", "weight_decay", "warmup_steps", "epochs",
+                "random_offsets", "ema", "dropout", "weight_decay", "distill", "warmup_steps", "epochs",
                 "max_steps", "time_budget", "patience", "sample_every", "eval_every", "log_every",
                 "sample_length", "temperature")
 
@@ -1152,7 +1174,8 @@ def config_from_args(args) -> dict:
             print(f"data: the checkpoint's {stored} (give --data PATH to use another copy)")
         given["data"] = stored
     given.setdefault("out", str(Path(args.resume).parent))
-    base = {"random_offsets": False, "ema": 0.0, "dropout": 0.0, "weight_decay": 0.0, "warmup_steps": 0, **base}   # settings older checkpoints did not store
+    base = {"random_offsets": False, "ema": 0.0, "dropout": 0.0, "weight_decay": 0.0, "distill": 0.0,
+            "warmup_steps": 0, **base}   # settings older checkpoints did not store
     return resolve_config(base=base, **given)
 
 

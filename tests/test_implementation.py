@@ -5,7 +5,6 @@ and known values (ln V at init, a Markov source's entropy rate, softmax(y/T)).
 
 import math
 import os
-import zipfile
 
 import numpy as np
 import pytest
@@ -725,6 +724,100 @@ def test_trainer_dropout_resumes_bit_identically_and_leaves_the_default_unchange
     c = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, dropout=0.3)
     d = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4)
     assert c.step() != d.step(), "dropout=0.3 should change the training loss of a step"
+
+
+# -----------------------------------------------------------------------------
+# Distillation (a training option: soft targets from a cross-fitted n-gram)
+# -----------------------------------------------------------------------------
+
+def _teacher_rows(rng, T, B, V):
+    """(T,B,V) random next-character distributions."""
+    return rng.dirichlet(np.ones(V), size=(T, B))
+
+
+def test_soft_target_gradients_match_central_differences():
+    params, inputs, targets, hprev = random_problem(7, 6, 5, 3, seed=12, scale=0.5)
+    Q = _teacher_rows(np.random.default_rng(3), 5, 3, 7)
+    for alpha in (0.3, 0.9):
+        errors = rnn.grad_check(params, inputs, targets, hprev, soft=(alpha, Q))
+        for k, err in errors.items():
+            assert err < 1e-7, (f"loss_and_grads(soft=({alpha}, Q)): d{k} relative error {err:.2e} (> 1e-7); "
+                                "dy should be p - ((1 - alpha) onehot + alpha Q)")
+
+
+def test_soft_targets_are_the_cross_entropy_against_the_blend():
+    params, inputs, targets, hprev = random_problem(5, 4, 6, 2, seed=4, scale=0.5)
+    T, B = inputs.shape
+    Q = _teacher_rows(np.random.default_rng(1), T, B, 5)
+    plain, g_plain, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
+    zero, g_zero, _ = rnn.loss_and_grads(params, inputs, targets, hprev, soft=(0.0, Q))
+    assert zero == pytest.approx(plain, rel=1e-12), "soft=(0, Q) must be the plain loss"
+    onehot = np.eye(5)[targets]                                      # (T,B,V) the hard targets as a teacher
+    same, g_same, _ = rnn.loss_and_grads(params, inputs, targets, hprev, soft=(0.6, onehot))
+    assert same == pytest.approx(plain, rel=1e-12), "a teacher that is the one-hot targets changes nothing"
+    for k in rnn.PARAM_NAMES:
+        np.testing.assert_allclose(g_zero[k], g_plain[k], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(g_same[k], g_plain[k], rtol=1e-10, atol=1e-13)
+    a = 0.25
+    loss, _, _ = rnn.loss_and_grads(params, inputs, targets, hprev, soft=(a, Q))
+    logp = rnn.forward(params, inputs, hprev)[1]                     # (T,V,B) log p_t
+    want = -sum(((1 - a) * np.eye(5)[targets[t]].T + a * Q[t].T) * logp[t] for t in range(T)).sum() / B
+    assert loss == pytest.approx(want, rel=1e-12), "the loss is -sum blend * log p, mean over the streams"
+
+
+@pytest.mark.parametrize("offset", [0, 1, 37])
+def test_target_positions_name_each_window_s_targets(offset):
+    ids = np.random.default_rng(offset).integers(0, 9, size=203)
+    s = rnn.Streams(ids, 3, 7, offset)
+    for k in range(len(s)):
+        pos = s.target_positions(k)
+        assert pos.shape == (7, 3)
+        np.testing.assert_array_equal(ids[pos], s.window(k)[1], err_msg=f"Streams(offset={offset}).target_"
+                                      f"positions({k}) must point at that window's targets in the ids given")
+
+
+def test_ngram_teacher_rows_come_from_the_other_half():
+    rng = np.random.default_rng(0)
+    V, order = 5, 3
+    ids = np.concatenate([rng.integers(0, 3, 60), rng.integers(2, 5, 61)])   # halves with other characters
+    Q = rnn.ngram_teacher(ids, V, order, dtype=np.float64, block=7)        # small blocks: the seams are tested
+    h = len(ids) // 2
+    first, second = rnn.NGram(order).fit(ids[h:], V), rnn.NGram(order).fit(ids[:h], V)
+    assert Q.shape == (len(ids), V)
+    np.testing.assert_allclose(Q[0], first.probs(()), rtol=1e-12)
+    for t in range(1, len(ids)):
+        model = first if t < h else second                                   # fitted without position t
+        np.testing.assert_allclose(Q[t], model.probs(ids[:t]), rtol=1e-12, err_msg=(
+            f"ngram_teacher row {t} must be the distribution of the NGram fitted on the "
+            f"{'second' if t < h else 'first'} half, given the characters before position {t}"))
+    np.testing.assert_allclose(Q.sum(axis=1), 1.0, rtol=1e-12)
+    with pytest.raises(ValueError, match="ngram_teacher"):
+        rnn.ngram_teacher(ids[:3], V)
+
+
+def test_trainer_distill_resumes_bit_identically_and_needs_its_teacher(tmp_path):
+    rng = np.random.default_rng(0)
+    V = 6
+    data = rng.integers(0, V, size=2000)
+    teacher = rnn.ngram_teacher(data, V, 3)
+    p0 = rnn.init_params(V, 8, np.random.default_rng(1))
+
+    def trainer(**kw):
+        return rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, random_offsets=True, **kw)
+
+    plain, off = trainer(), trainer(distill=0.0, teacher=teacher)
+    assert [plain.step() for _ in range(5)] == [off.step() for _ in range(5)], "distill=0 must be the plain model"
+    a = trainer(distill=0.4, teacher=teacher)
+    for _ in range(130):                                             # past an epoch: a new random offset
+        a.step()
+    path = rnn.save_checkpoint(tmp_path / "d.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
+    b = trainer(distill=0.4, teacher=teacher).restore(rnn.load_checkpoint(path))
+    assert [a.step() for _ in range(6)] == [b.step() for _ in range(6)], "a resumed distilled run must match"
+    assert trainer(distill=0.4, teacher=teacher).step() != trainer().step(), "distill should change the loss"
+    with pytest.raises(ValueError, match="teacher"):
+        trainer(distill=0.4)
+    with pytest.raises(ValueError, match="distill"):
+        trainer(distill=1.0, teacher=teacher)
 
 
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam"])

@@ -817,6 +817,23 @@ def test_settings_too_large_for_memory_are_refused_before_allocating(text_file, 
         "the float64 draw at initialisation"
 
 
+def test_distill_trains_toward_the_teacher_and_counts_it_in_memory(text_file, tmp_path, capsys):
+    out = tmp_path / "d"
+    assert tm.main([*SMALL[:-2], "--no-progress", "--data", text_file, "--out", out, "--max-steps", "3",
+                    "--distill", "0.3"]) == 0
+    assert "teacher: a 7-gram" in capsys.readouterr().out, "a distilled run says where its teacher came from"
+    assert read_log(out)[0]["distill"] == 0.3
+    ck = rnn.load_checkpoint(out / "last.npz")
+    assert ck["meta"]["config"]["distill"] == 0.3, "the checkpoint keeps the setting, so a resume keeps it"
+    c = tm.resolve_config()
+    assert (tm.memory_needed(dict(c, distill=0.3), 65, 1000) - tm.memory_needed(c, 65, 1000)) == 4 * 1000 * 65, \
+        "memory_needed: --distill adds the teacher's float32 table, one row of V per training character"
+    for bad in ("1", "-0.1", "nan"):
+        proc = run_script("--data", text_file, "--out", tmp_path / "x", "--distill", bad, cwd=tmp_path)
+        assert_one_line_error(proc, "--distill", f"--distill {bad}")
+        assert not (tmp_path / "x").exists()
+
+
 def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_130(tmp_path):
     for delay in (0.0, 0.05, 0.1, 0.2, 0.4):
         proc = subprocess.Popen([sys.executable, str(SCRIPT), "--help"], cwd=tmp_path, stdout=subprocess.DEVNULL,
