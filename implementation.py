@@ -1730,7 +1730,8 @@ class NGram:
         Row t is the whole next-character distribution that logprobs(ids)[t] picks
         one entry from (column ids[t+1]), for every position at once: what a
         product of models needs (analysis.product_halves). `block` bounds the
-        table entries computed at once (rows * V <= block).
+        rows updated at once (rows * V <= block), and so the temporaries of the
+        scatter below; the (len(ids)-1, V) result itself is one array.
 
         The same recursion as _probs_of_windows, on whole rows: start from 1/V
         everywhere, and at each level k whose context h was seen, scale the row

@@ -314,7 +314,7 @@ def test_logprob_table_rows_are_the_whole_distribution_at_each_position():
                 f"NGram({N}).logprob_table must not depend on block ({block})"
     other = train[::-1].copy()                                   # refitting must forget the first fit
     assert np.array_equal(m.fit(other, V).logprob_table(seq), rnn.NGram(6).fit(other, V).logprob_table(seq)), \
-        "NGram.fit must reset what logprob_table cached from the previous fit"
+        "a refitted NGram's logprob_table must be a fresh model's: nothing of the first fit may remain"
     with pytest.raises(ValueError, match="logprob_table"):
         m.logprob_table([0, V])
 

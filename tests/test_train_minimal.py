@@ -817,7 +817,7 @@ def test_settings_too_large_for_memory_are_refused_before_allocating(text_file, 
         "the float64 draw at initialisation"
 
 
-def test_distill_trains_toward_the_teacher_and_counts_it_in_memory(text_file, tmp_path, capsys):
+def test_distill_is_announced_stored_and_counted_in_memory(text_file, tmp_path, capsys):
     out = tmp_path / "d"
     assert tm.main([*SMALL[:-2], "--no-progress", "--data", text_file, "--out", out, "--max-steps", "3",
                     "--distill", "0.3"]) == 0
