@@ -417,7 +417,13 @@ def dropout_masks(rng: np.random.Generator, p: float, T: int, B: int, H: int, dt
     return {"x": x, "h": h}
 
 
-def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None, soft=None):
+def _log_probs(Q, dtype):
+    """log Q in dtype, with zeros floored at the smallest normal number (log 0 would be -inf)."""
+    Q = np.asarray(Q, dtype=dtype)
+    return np.log(np.maximum(Q, np.finfo(dtype).tiny))
+
+
+def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None, soft=None, prior=None):
     """Loss, gradients and the last hidden state for one window of T steps.
 
     inputs, targets: (T,B) int ids (or (T,) for one stream); hprev: (H,B) or (H,1).
@@ -432,6 +438,12 @@ def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None, soft=N
     alpha Q_t. The loss is the cross-entropy against that blend,
     (1 - alpha) (-log p_t[target]) + alpha (-sum_j Q_t[j] log p_t[j]),
     and its gradient into y_t is p_t minus the blend.
+    prior: optional (beta, Q) to train the RNN as a count model's partner
+    (training only; None is the textbook): Q (T,B,V) as for soft, and the
+    prediction of step t becomes the product p_t = softmax(y_t + beta log Q_t),
+    proportional to exp(y_t) Q_t^beta. The count factor is fixed, so the
+    gradient into y_t, still p_t - onehot(target_t), asks the RNN only for what
+    the product gets wrong.
     """
     Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
     inputs, targets, hprev = _as_batch(inputs, targets, hprev, params)
@@ -445,6 +457,9 @@ def loss_and_grads(params: dict, inputs, targets, hprev=None, masks=None, soft=N
     if h_mask is not None:
         h_out = h_out * h_mask                       # (H,T*B) m_t * h_t: dropout between h and y only
     y = Why @ h_out + by                             # (V,T*B) y_t = Why h_t + by, one product for all steps
+    if prior is not None:
+        beta, Q = prior
+        y += beta * _log_probs(Q, y.dtype).reshape(T * B, V).T   # (V,T*B) y_t + beta log Q_t: the product's logits
     y -= y.max(axis=0)                               # softmax(y) = softmax(y - max y): exp can no longer overflow
     e = np.exp(y)                                    # (V,T*B)
     s = e.sum(axis=0)                                # (T*B,)  sum_j exp(y_t[j])
@@ -658,6 +673,13 @@ class Trainer:
     (loss_and_grads' soft): knowledge distillation from a count model. Only the
     training targets change; the model is the same. Off by default.
 
+    prior=b > 0 (with teacher, ngram_teacher's table, best with folds > 2)
+    trains the RNN as the count model's partner: every prediction in training
+    is the product softmax(y_t + b log teacher_t) (loss_and_grads' prior), so
+    the RNN learns what the counts miss, not what they already know. Alone it
+    is then a poor model; with the counts (evaluate's prior, or the product of
+    experts of analysis.product_halves) it is the point. Off by default.
+
     weight_decay=w > 0 shrinks the three matrices (never the biases) toward zero
     a little before each optimiser step, in proportion to that step's learning
     rate ("decoupled" weight decay, as AdamW does):
@@ -682,7 +704,7 @@ class Trainer:
                  learning_rate: float = 0.1, optimizer: str = "adagrad", clip: float = 5.0,
                  opt_state: dict | None = None, random_offsets: bool = False, seed: int = 0,
                  ema: float = 0.0, dropout: float = 0.0, weight_decay: float = 0.0,
-                 distill: float = 0.0, teacher=None):
+                 distill: float = 0.0, teacher=None, prior: float = 0.0):
         if not learning_rate > 0:
             raise ValueError(f"Trainer: learning_rate must be > 0, got {learning_rate}")
         if not 0.0 <= ema < 1.0:
@@ -693,10 +715,14 @@ class Trainer:
             raise ValueError(f"Trainer: weight_decay must be >= 0 (0 = off, e.g. 0.1), got {weight_decay}")
         if not 0.0 <= distill < 1.0:
             raise ValueError(f"Trainer: distill must be in [0, 1) (0 = off, e.g. 0.3), got {distill}")
-        if distill and (teacher is None or teacher.shape[0] != len(train_ids)):
-            raise ValueError("Trainer: distill > 0 needs teacher, one row per training character "
-                             "(ngram_teacher(train_ids, V))")
-        self.distill, self.teacher = float(distill), teacher
+        if not 0.0 <= prior <= 1.0:
+            raise ValueError(f"Trainer: prior must be in [0, 1] (0 = off, e.g. 0.6), got {prior}")
+        if distill and prior:
+            raise ValueError("Trainer: distill and prior are two uses of one teacher; choose one")
+        if (distill or prior) and (teacher is None or teacher.shape[0] != len(train_ids)):
+            raise ValueError(f"Trainer: {'distill' if distill else 'prior'} > 0 needs teacher, one row per "
+                             "training character (ngram_teacher(train_ids, V))")
+        self.distill, self.prior, self.teacher = float(distill), float(prior), teacher
         self.dropout, self.weight_decay = float(dropout), float(weight_decay)
         self.ema = float(ema)
         self.ema_params = {k: v.copy() for k, v in params.items()} if ema else None
@@ -738,10 +764,11 @@ class Trainer:
             T, B = inputs.shape
             masks = dropout_masks(np.random.default_rng([self.seed, 1, self.step_count]), self.dropout,
                                   T, B, self.h.shape[0], self.h.dtype.type)
-        soft = None
-        if self.distill:                             # the teacher's rows for this window's targets
-            soft = (self.distill, self.teacher[self.streams.target_positions(self.window)])   # (T,B,V)
-        loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h, masks, soft)
+        soft = prior = None
+        if self.distill or self.prior:               # the teacher's rows for this window's targets
+            rows = self.teacher[self.streams.target_positions(self.window)]                 # (T,B,V)
+            soft, prior = ((self.distill, rows), None) if self.distill else (None, (self.prior, rows))
+        loss, grads, self.h = loss_and_grads(self.params, inputs, targets, self.h, masks, soft, prior)
         if measure:                                  # gradient health, measured before clipping
             self.grad_norms = {k: float(np.linalg.norm(g)) for k, g in grads.items()}
         if self.weight_decay:                        # decoupled decay, matrices only: W -= lr w W
@@ -894,7 +921,7 @@ def sample_text(params: dict, chars, prime: str, n: int, temperature: float = 1.
 # Evaluation
 # -----------------------------------------------------------------------------
 
-def evaluate(params: dict, ids, num_chunks: int = 64, seq_length: int = 256) -> dict:
+def evaluate(params: dict, ids, num_chunks: int = 64, seq_length: int = 256, prior=None) -> dict:
     """Mean cross-entropy per character of predicting ids[1:] from ids[:-1].
 
     Returns {"nats": ..., "bits": ..., "chars": N}; bits = nats / ln 2.
@@ -903,24 +930,37 @@ def evaluate(params: dict, ids, num_chunks: int = 64, seq_length: int = 256) -> 
     side as one batch, each from h = 0 at its start. With num_chunks=1 the
     state runs across the entire sequence; more chunks cost a few characters of
     context at each chunk start and run many times faster.
+    prior: optional (beta, Q), Q (N,V) a count model's distribution for each
+    target ids[t+1] (row t, as NGram.logprob_table's exp): score the product
+    softmax(log p_t + beta log Q_t) instead, the prediction a Trainer(prior=beta)
+    was trained to make.
     """
     ids = np.asarray(ids)
     x, tgt = ids[:-1], ids[1:]
     N = len(x)
     if N < 1:
         raise ValueError("evaluate: need at least 2 characters")
+    if prior is not None and np.shape(prior[1]) != (N, params["Why"].shape[0]):
+        raise ValueError(f"evaluate: prior's Q must be (N,V) = ({N}, {params['Why'].shape[0]}), one row per "
+                         f"target, got {np.shape(prior[1])}")
     B = max(1, min(int(num_chunks), N))
     L = -(-N // B)                                                     # ceil(N / B) steps per chunk
     pad = B * L - N                                                    # padding at the end of the last chunk
     X = np.concatenate([x, np.zeros(pad, x.dtype)]).reshape(B, L).T   # (L,B) chunk b is column b
     Y = np.concatenate([tgt, np.zeros(pad, x.dtype)]).reshape(B, L).T
     mask = np.concatenate([np.ones(N), np.zeros(pad)]).reshape(B, L).T
+    if prior is not None:                                              # (L,V,B) beta log Q, chunked like Y
+        V = params["Why"].shape[0]
+        logq = np.concatenate([_log_probs(prior[1], np.float64), np.zeros((pad, V))])
+        logq = prior[0] * logq.reshape(B, L, V).transpose(1, 2, 0)
     H = params["Whh"].shape[0]
     h = np.zeros((H, B), dtype=params["Whh"].dtype)
     total = 0.0
     for s in range(0, L, seq_length):
         hs, logp = forward(params, X[s:s + seq_length], h)            # logp (t,V,B)
         t = logp.shape[0]
+        if prior is not None:
+            logp = log_softmax(logp + logq[s:s + t], axis=1)          # (t,V,B) the product, renormalised
         picked = np.take_along_axis(logp, Y[s:s + t, None], axis=1)[:, 0]  # (t,B) log p_t[target]
         total -= float((picked * mask[s:s + t]).sum())
         h = hs[-1]                                                     # carry the state on
@@ -962,7 +1002,7 @@ def numerical_grad(f, x: np.ndarray, delta: float = 1e-5, indices=None) -> np.nd
 def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
                num_checks: int | None = None, delta: float = 1e-5,
                rng: np.random.Generator | None = None, grads: dict | None = None,
-               masks: dict | None = None, soft=None) -> dict:
+               masks: dict | None = None, soft=None, prior=None) -> dict:
     """Compare loss_and_grads' gradients with central differences, in float64.
 
     Returns {name: rel_error} for each name in `names`. num_checks=None checks
@@ -970,7 +1010,8 @@ def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
     error is computed over those entries). Pass `grads` to check gradients
     from another function (an exercise) against the numbers, and `masks`
     (dropout_masks) to check the dropout path with one fixed draw of the masks,
-    and `soft` (alpha, Q) to check the distillation loss.
+    `soft` (alpha, Q) to check the distillation loss, and `prior` (beta, Q) the
+    partner's.
     """
     for k in names:
         if params[k].dtype != np.float64:
@@ -978,8 +1019,8 @@ def grad_check(params: dict, inputs, targets, hprev=None, names=PARAM_NAMES,
                             "need float64 (float32 rounding swamps them): cast with "
                             "{k: v.astype(np.float64) for k, v in params.items()}")
     if grads is None:
-        _, grads, _ = loss_and_grads(params, inputs, targets, hprev, masks, soft)
-    f = lambda: loss_and_grads(params, inputs, targets, hprev, masks, soft)[0]   # the same masks every call
+        _, grads, _ = loss_and_grads(params, inputs, targets, hprev, masks, soft, prior)
+    f = lambda: loss_and_grads(params, inputs, targets, hprev, masks, soft, prior)[0]   # the same masks every call
     errors = {}
     for k in names:
         x = params[k]
@@ -1131,6 +1172,7 @@ _NUMBER = (_is_number, "a finite number")
 _POSITIVE = (lambda v: _is_number(v) and v > 0, "a finite number > 0")
 _NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
 _FRACTION = (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+_UNIT = (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
 _TEXT = (lambda v: isinstance(v, str), "a string")
 _FLAG = (lambda v: isinstance(v, bool), "true or false")
 _OBJECT = (lambda v: isinstance(v, dict), "a JSON object")
@@ -1163,7 +1205,7 @@ CONFIG_SCHEMA = {
     "optimizer": _one_of(*OPTIMIZER_SLOTS), "learning_rate": _POSITIVE,
     "lr_schedule": _one_of("constant", "cosine"), "min_lr": _NUMBER, "warmup_steps": _COUNT,
     "clip": _NON_NEGATIVE, "dtype": _one_of("float32", "float64"), "init_scale": _POSITIVE,
-    "random_offsets": _FLAG, "ema": _FRACTION, "dropout": _FRACTION, "weight_decay": _NON_NEGATIVE, "distill": _FRACTION, "seed": _COUNT, "val_fraction": _FRACTION,
+    "random_offsets": _FLAG, "ema": _FRACTION, "dropout": _FRACTION, "weight_decay": _NON_NEGATIVE, "distill": _FRACTION, "ngram_prior": _UNIT, "seed": _COUNT, "val_fraction": _FRACTION,
     "epochs": _or_none(_POSITIVE_INT), "max_steps": _or_none(_POSITIVE_INT), "time_budget": _or_none(_POSITIVE),
     "patience": _COUNT, "sample_every": _COUNT, "eval_every": _COUNT, "log_every": _COUNT,
     "sample_length": _POSITIVE_INT, "temperature": _POSITIVE,
@@ -1854,28 +1896,39 @@ class NGram:
 
 
 
-def ngram_teacher(ids, vocab_size: int, order: int = 7, dtype=np.float32, block: int = 1 << 17) -> np.ndarray:
+def ngram_teacher(ids, vocab_size: int, order: int = 7, dtype=np.float32, block: int = 1 << 17,
+                  folds: int = 2) -> np.ndarray:
     """(len(ids), V) a cross-fitted NGram's next-character distributions, for distillation.
 
-    Row t is P(w | the order-1 characters before ids[t]) from an NGram(order)
-    fitted on the half of ids that does NOT hold position t: the first half's
-    rows come from a model of the second half, and the other way round. A model
+    The ids are cut into `folds` equal, contiguous parts. Row t is
+    P(w | the order-1 characters before ids[t]) from an NGram(order) fitted on
+    the parts that do NOT hold position t: with folds=2, the first half's rows
+    come from a model of the second half, and the other way round. A model
     fitted on all of ids would have seen every target it is asked about, and be
     far surer of it than of new text (on tiny Shakespeare a 7-gram scores its
-    own training text at 0.99 nats/char, this cross-fitted table at 1.61): it
-    would teach the student to trust its memory.
+    own training text at 0.99 nats/char, the two-fold table at 1.61): it would
+    teach the student to trust its memory. More folds fit each model on more of
+    the text, so the table is closer to what a model of all of it does on new
+    text (ten folds: 1.53 on tiny Shakespeare, where a 7-gram of the whole
+    training split scores the validation text at 1.52), at the cost of one fit
+    per fold. (The other parts are joined for fitting: the few n-grams that
+    straddle a join are counted once each.)
     Row 0, with no character before it, is the model's empty-context guess.
     Computed `block` rows at a time (dtype, float32 by default: 260 MB for
     the million training characters of tiny Shakespeare and V = 65).
     """
     ids = np.asarray(ids, dtype=np.int64).ravel()
-    n, V = ids.size, int(vocab_size)
-    if n < 4:
-        raise ValueError(f"ngram_teacher: need at least 4 characters to cross-fit on two halves, got {n}")
-    h = n // 2
+    n, V, folds = ids.size, int(vocab_size), int(folds)
+    if folds < 2:
+        raise ValueError(f"ngram_teacher: folds must be >= 2 (each part is scored by a model of the others), "
+                         f"got {folds}")
+    if n < 2 * folds:
+        raise ValueError(f"ngram_teacher: need at least {2 * folds} characters to cross-fit on {folds} "
+                         f"parts, got {n}")
+    edges = [n * k // folds for k in range(folds + 1)]                  # part k holds rows edges[k]..edges[k+1]-1
     out = np.empty((n, V), dtype=dtype)
-    for lo, hi, fit_on in ((0, h, ids[h:]), (h, n, ids[:h])):        # rows lo..hi-1, from the other half
-        m = NGram(order).fit(fit_on, V)
+    for lo, hi in zip(edges[:-1], edges[1:]):                            # rows lo..hi-1, from the other parts
+        m = NGram(order).fit(np.concatenate([ids[:lo], ids[hi:]]), V)
         if lo == 0:
             out[0] = m.probs(())                                         # no context at the very start
             lo = 1
@@ -1884,6 +1937,7 @@ def ngram_teacher(ids, vocab_size: int, order: int = 7, dtype=np.float32, block:
             s = max(0, a - order)                                        # enough characters before row a
             out[a:b] = np.exp(m.logprob_table(ids[s:b])[a - s - 1:])    # table row r predicts ids[s+1+r]
     return out
+
 
 def _stream_logp(params: dict, ids, seq_length: int):
     """Yield (start, logp (t,V)) over the targets ids[1:], one stream from h = 0, state carried on."""

@@ -89,7 +89,7 @@ PRESETS = {
         "hidden_size": 100, "seq_length": 25, "batch_size": 1,
         "optimizer": "adagrad", "learning_rate": 0.1, "lr_schedule": "constant", "min_lr": 0.0,
         "clip": 5.0, "dtype": "float64", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "dropout": 0.0,
-        "weight_decay": 0.0, "distill": 0.0, "warmup_steps": 0,
+        "weight_decay": 0.0, "distill": 0.0, "ngram_prior": 0.0, "warmup_steps": 0,
         "epochs": 10, "max_steps": None, "time_budget": None, "patience": 0, "val_fraction": 0.1,
         "sample_every": 5000, "eval_every": 10000, "log_every": 100,
         "sample_length": 200, "temperature": 1.0, "seed": 1337,
@@ -105,7 +105,7 @@ PRESETS = {
         "hidden_size": 256, "seq_length": 64, "batch_size": 32,
         "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "min_lr": 2e-5,
         "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": True, "ema": 0.998, "dropout": 0.0,
-        "weight_decay": 0.0, "distill": 0.0, "warmup_steps": 1000,
+        "weight_decay": 0.0, "distill": 0.0, "ngram_prior": 0.0, "warmup_steps": 1000,
         "epochs": None, "max_steps": 12_000, "time_budget": None, "patience": 0, "val_fraction": 0.1,
         "sample_every": 500, "eval_every": 500, "log_every": 10,
         "sample_length": 200, "temperature": 0.8, "seed": 1337,
@@ -134,13 +134,17 @@ PRESETS["long"] = dict(
     PRESETS["fast"], dropout=0.05, max_steps=50_000, eval_every=5000, sample_every=5000,
 )
 
-# The order of the n-gram that --distill trains toward (implementation.ngram_teacher):
-# the best order of --ngram on tiny Shakespeare.
+# The order of the n-gram that --distill trains toward and --ngram-prior trains beside
+# (implementation.ngram_teacher): the best order of --ngram on tiny Shakespeare.
 DISTILL_ORDER = 7
+# --ngram-prior's teacher is cross-fitted on ten parts of the training split, so that
+# each part's counts come from 90% of the text, like the validation text's from all of it.
+PRIOR_FOLDS = 10
 
 # Settings a resumed run must keep: they fix the shapes, the data walk or the optimiser state.
 FROZEN_ON_RESUME = ("hidden_size", "seq_length", "batch_size", "optimizer", "dtype",
-                    "init_scale", "val_fraction", "seed", "random_offsets", "ema", "dropout")
+                    "init_scale", "val_fraction", "seed", "random_offsets", "ema", "dropout",
+                    "ngram_prior")
 
 DEFAULT_DATA = "data/tiny_shakespeare.txt"
 DEFAULT_OUT = "out"
@@ -228,6 +232,12 @@ def check_config(c: dict) -> None:
     if not (isinstance(c["distill"], (int, float)) and math.isfinite(c["distill"]) and 0 <= c["distill"] < 1):
         raise UserError(f"--distill must be in [0, 1) (0 = off; 0.3 trains toward 0.7 x the next character + "
                         f"0.3 x the cross-fitted {DISTILL_ORDER}-gram's distribution), got {c['distill']!r}")
+    b = c["ngram_prior"]
+    if not (isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and 0 <= b <= 1):
+        raise UserError(f"--ngram-prior must be in [0, 1] (0 = off; 0.4 trains the RNN's logits plus 0.4 x the "
+                        f"{DISTILL_ORDER}-gram's log-probabilities), got {b!r}")
+    if b and c["distill"]:
+        raise UserError("--distill and --ngram-prior are two ways to train with the same counts; choose one")
     if not (math.isfinite(c["val_fraction"]) and 0 <= c["val_fraction"] < 1):
         raise UserError(f"--val-fraction must be in [0, 1), got {c['val_fraction']!r}")
     try:
@@ -290,20 +300,21 @@ def known_corpus_path(path) -> bool:
     return isinstance(path, str) and path in allowed
 
 
-def memory_needed(c: dict, V: int, n_train: int = 0) -> int:
+def memory_needed(c: dict, V: int, n_train: int = 0, n_val: int = 0) -> int:
     """Bytes a run with settings `c` and V characters needs, before it allocates them.
 
     Parameters (Wxh, Whh, Why, bh, by), their gradients, the optimiser state (Adagrad one
     copy, Adam two), the weight average (--ema), and one window's activations: T+1 hidden
     states of shape (H,B) and the logits and probabilities, each (V,B) for T steps; plus
     the float64 weights init_params draws before converting them to the dtype; with
-    --distill, the teacher's float32 table, one row of V per training character (n_train).
+    --distill or --ngram-prior, the teacher's float32 table, one row of V per training
+    character (n_train); with --ngram-prior, the validation text's too (n_val).
     """
     H, B, T = int(c["hidden_size"]), int(c["batch_size"]), int(c["seq_length"])
     n_params = 2 * H * V + H * H + H + V
     copies = 2 + (1 if c["optimizer"] == "adagrad" else 2) + (1 if c["ema"] else 0)
     window = (T + 1) * H * B + 2 * V * T * B + (H * T * B if c["dropout"] else 0)   # + the output mask
-    teacher = 4 * n_train * V if c["distill"] else 0
+    teacher = 4 * V * (n_train * bool(c["distill"] or c["ngram_prior"]) + n_val * bool(c["ngram_prior"]))
     return np.dtype(c["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params + teacher
 
 
@@ -314,13 +325,13 @@ def physical_memory() -> Optional[int]:
         return None
 
 
-def check_memory(c: dict, V: int, n_train: int = 0) -> None:
-    need, have = memory_needed(c, V, n_train), physical_memory()
+def check_memory(c: dict, V: int, n_train: int = 0, n_val: int = 0) -> None:
+    need, have = memory_needed(c, V, n_train, n_val), physical_memory()
     if have and need > MEMORY_SHARE * have:
         raise UserError(f"--hidden-size {c['hidden_size']}, --batch-size {c['batch_size']}, --seq-length "
                         f"{c['seq_length']} would need about {need / 1e9:.3g} GB of memory (weights, gradients, "
                         f"optimiser state and one window's activations in {c['dtype']}"
-                        f"{', and the --distill teacher' if c['distill'] else ''}), more than "
+                        f"{', and the n-gram teacher' if c['distill'] or c['ngram_prior'] else ''}), more than "
                         f"{MEMORY_SHARE:.0%} of this machine's {have / 1e9:.3g} GB; make them smaller")
 
 
@@ -510,6 +521,7 @@ class Run:
     state: RunState
     resume: Optional[str] = None
     log_content: Optional[bytes] = None         # a resumed run's log, cut back to the checkpoint
+    val_prior: Optional[np.ndarray] = None      # --ngram-prior: the n-gram's (N,V) distributions on the validation text
 
     @property
     def out(self) -> Path:
@@ -538,21 +550,34 @@ def build_trainer(c: dict, train_ids, V: int, rng: np.random.Generator, say=prin
     """The weights (drawn from rng) and the Trainer of settings c, as every run starts them."""
     params = rnn.init_params(V, c["hidden_size"], rng, np.dtype(c["dtype"]).type, c["init_scale"])
     teacher = None
-    if c["distill"]:                                 # the same table on every run of the same text
+    if c["distill"] or c["ngram_prior"]:             # the same table on every run of the same text
         t0 = time.perf_counter()
-        teacher = rnn.ngram_teacher(train_ids, V, DISTILL_ORDER)
-        say(f"teacher: a {DISTILL_ORDER}-gram of each half of the training split scores the other half "
-            f"({teacher.nbytes / 1e6:.0f} MB, {time.perf_counter() - t0:.1f} s); --distill {c['distill']:g}")
+        folds = PRIOR_FOLDS if c["ngram_prior"] else 2
+        teacher = rnn.ngram_teacher(train_ids, V, DISTILL_ORDER, folds=folds)
+        parts = "each half of the training split scores the other half" if folds == 2 else \
+            f"the other {folds - 1} of {folds} parts of the training split scores each part"
+        flag = f"--distill {c['distill']:g}" if c["distill"] else f"--ngram-prior {c['ngram_prior']:g}"
+        say(f"teacher: a {DISTILL_ORDER}-gram of {parts} ({teacher.nbytes / 1e6:.0f} MB, "
+            f"{time.perf_counter() - t0:.1f} s); {flag}")
     return rnn.Trainer(params, train_ids, c["batch_size"], c["seq_length"], c["learning_rate"], c["optimizer"],
                        c["clip"], random_offsets=c["random_offsets"], seed=c["seed"], ema=c["ema"],
                        dropout=c["dropout"], weight_decay=c["weight_decay"], distill=c["distill"],
-                       teacher=teacher)
+                       teacher=teacher, prior=c["ngram_prior"])
+
+
+def validation_prior(c: dict, train_ids, val_ids, V: int) -> Optional[np.ndarray]:
+    """With --ngram-prior, the (N,V) float32 distributions of a 7-gram of the whole training split at
+    each validation target: the counts the RNN is scored beside. None without it (or no validation text)."""
+    if not c["ngram_prior"] or len(val_ids) < 2:
+        return None
+    model = rnn.NGram(DISTILL_ORDER).fit(train_ids, V)
+    return np.exp(model.logprob_table(val_ids)).astype(np.float32)
 
 
 def prepare(c: dict, resume, warn, progress: bool, max_text_mb: Optional[float] = None, say=print) -> Run:
     """Read and check the data, the memory, the checkpoint and the log; build the trainer. Writes nothing."""
     data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress, max_text_mb)
-    check_memory(c, len(chars), len(train_ids))
+    check_memory(c, len(chars), len(train_ids), len(val_ids))
     B, T = c["batch_size"], c["seq_length"]
     if len(train_ids) < B * (T + 2):                # Streams' rule: every stream needs one window
         raise UserError(f"--data {data_path} is too short: its training split has {len(train_ids):,} characters, too few "
@@ -560,7 +585,8 @@ def prepare(c: dict, resume, warn, progress: bool, max_text_mb: Optional[float] 
                         f"{B * (T + 2):,}); use a longer text or smaller --seq-length/--batch-size")
     rng = np.random.default_rng(c["seed"])
     trainer = build_trainer(c, train_ids, len(chars), rng, say)
-    run = Run(c, data_path, chars, train_ids, val_ids, trainer, rng, RunState())
+    run = Run(c, data_path, chars, train_ids, val_ids, trainer, rng, RunState(),
+              val_prior=validation_prior(c, train_ids, val_ids, len(chars)))
     if resume is not None:
         ck = rnn.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
         trainer.restore(ck)
@@ -687,7 +713,8 @@ def save(run: Run, name: str) -> None:
 def evaluate_and_save(run: Run, log, show: Progress) -> None:
     """Validation loss now; save best.npz if it is the best so far, and last.npz; log and print it."""
     t, s = run.trainer, run.state
-    r = rnn.evaluate(t.model_params, run.val_ids)
+    prior = None if run.val_prior is None else (run.c["ngram_prior"], run.val_prior)
+    r = rnn.evaluate(t.model_params, run.val_ids, prior=prior)
     if not math.isfinite(r["nats"]):
         raise _Diverged(f"the validation loss is {r['nats']:.4g} nats/char")
     s.last_eval_step = t.step_count
@@ -703,8 +730,14 @@ def evaluate_and_save(run: Run, log, show: Progress) -> None:
     loss, _ = s.recent_loss()
     show.refresh(run)                                # the bar shows the same epoch as this line
     show.say(f"step {t.step_count} | epoch {epochs_done(t):.2f} | train {'-' if loss is None else f'{loss:.3f}'} | "
-             f"val {r['nats']:.4f} nats/char ({r['bits']:.4f} bits){ema_note(run)}"
+             f"val {r['nats']:.4f} nats/char ({r['bits']:.4f} bits){prior_note(run)}{ema_note(run)}"
              f"{' | best' if improved else ''} | {s.chars_per_sec(t) / 1000:.0f}k chars/s | {fmt_time(s.elapsed())}")
+
+
+def prior_note(run: Run) -> str:
+    """With --ngram-prior the validation loss is the product's, not the RNN's alone: say so."""
+    b = run.c["ngram_prior"]
+    return f" (RNN x {DISTILL_ORDER}-gram^{b:g}, renormalised)" if b else ""
 
 
 def ema_note(run: Run) -> str:
@@ -713,7 +746,7 @@ def ema_note(run: Run) -> str:
     if not d or d ** n <= math.exp(-1):             # d^n: the initial weights' share; e^-1 at n = 1/(1-d)
         return ""
     return (f" (weight average of {n} steps so far: {d ** n:.0%} of it is still the initial weights, "
-            f"so this is close to a uniform guess)")
+            f"so this is close to {'the counts alone' if run.c['ngram_prior'] else 'a uniform guess'})")
 
 
 def sample_and_log(run: Run, log, show: Progress) -> None:
@@ -1089,6 +1122,12 @@ def build_parser() -> argparse.ArgumentParser:
                    f"toward (1-A) x the next character + A x a {DISTILL_ORDER}-gram's distribution for it, the "
                    "n-gram fitted on the other half of the training split (260 MB and about 8 s more for tiny "
                    f"Shakespeare); 0 = off {dflt('distill')}")
+    g.add_argument("--ngram-prior", type=float, metavar="B", help="train the RNN as a count model's partner: "
+                   f"every prediction in training is softmax(RNN logits + B x log p) with p a {DISTILL_ORDER}-gram's "
+                   f"distribution, the n-gram fitted on the other {PRIOR_FOLDS - 1} of {PRIOR_FOLDS} parts of the "
+                   "training split, so the RNN learns what the counts miss; the validation loss is then the same "
+                   "product's, with a 7-gram of the whole split (260 MB and about 20 s more for tiny "
+                   f"Shakespeare); 0 = off {dflt('ngram_prior')}")
     g.add_argument("--weight-decay", type=float, metavar="W", help="before each step, shrink the matrices Wxh, "
                    "Whh and Why (not the biases) by learning_rate x W of themselves (decoupled weight "
                    f"decay, as in AdamW); 0 = off {dflt('weight_decay')}")
@@ -1142,7 +1181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 CONFIG_FLAGS = ("data", "out", "val_fraction", "hidden_size", "seq_length", "batch_size", "optimizer",
                 "learning_rate", "lr_schedule", "min_lr", "clip", "dtype", "init_scale", "seed",
-                "random_offsets", "ema", "dropout", "weight_decay", "distill", "warmup_steps", "epochs",
+                "random_offsets", "ema", "dropout", "weight_decay", "distill", "ngram_prior", "warmup_steps", "epochs",
                 "max_steps", "time_budget", "patience", "sample_every", "eval_every", "log_every",
                 "sample_length", "temperature")
 
@@ -1175,7 +1214,7 @@ def config_from_args(args) -> dict:
         given["data"] = stored
     given.setdefault("out", str(Path(args.resume).parent))
     base = {"random_offsets": False, "ema": 0.0, "dropout": 0.0, "weight_decay": 0.0, "distill": 0.0,
-            "warmup_steps": 0, **base}   # settings older checkpoints did not store
+            "ngram_prior": 0.0, "warmup_steps": 0, **base}   # settings older checkpoints did not store
     return resolve_config(base=base, **given)
 
 

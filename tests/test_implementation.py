@@ -822,6 +822,107 @@ def test_trainer_distill_resumes_bit_identically_and_needs_its_teacher(tmp_path)
         trainer(distill=1.0, teacher=teacher)
 
 
+# -----------------------------------------------------------------------------
+# The count model's partner (a training option: the RNN's logits plus beta log Q)
+# -----------------------------------------------------------------------------
+
+def test_prior_gradients_match_central_differences():
+    params, inputs, targets, hprev = random_problem(7, 6, 5, 3, seed=13, scale=0.5)
+    Q = _teacher_rows(np.random.default_rng(5), 5, 3, 7)
+    for beta in (0.4, 1.0):
+        errors = rnn.grad_check(params, inputs, targets, hprev, prior=(beta, Q))
+        for k, err in errors.items():
+            assert err < 1e-7, (f"loss_and_grads(prior=({beta}, Q)): d{k} relative error {err:.2e} (> 1e-7); "
+                                "the count factor is a constant: dy should still be p - onehot, with p the "
+                                "softmax of y + beta log Q")
+
+
+def test_prior_is_the_product_of_the_rnn_and_the_counts():
+    params, inputs, targets, hprev = random_problem(5, 4, 6, 2, seed=6, scale=0.5)
+    T, B = inputs.shape
+    Q = _teacher_rows(np.random.default_rng(2), T, B, 5)
+    plain, g_plain, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
+    for prior, why in (((0.0, Q), "beta = 0"), ((0.7, np.full((T, B, 5), 0.2)), "a uniform Q")):
+        loss, g, _ = rnn.loss_and_grads(params, inputs, targets, hprev, prior=prior)
+        assert loss == pytest.approx(plain, rel=1e-12), f"prior with {why} must be the plain loss"
+        for k in rnn.PARAM_NAMES:
+            np.testing.assert_allclose(g[k], g_plain[k], rtol=1e-10, atol=1e-13, err_msg=f"{why}: d{k}")
+    b = 0.6
+    loss, _, _ = rnn.loss_and_grads(params, inputs, targets, hprev, prior=(b, Q))
+    logp = rnn.forward(params, inputs, hprev)[1]                     # (T,V,B) log p_t of the RNN alone
+    prod = rnn.log_softmax(logp + b * np.log(Q).transpose(0, 2, 1), axis=1)   # log of p_t Q_t^b, renormalised
+    want = -sum(prod[t][targets[t], np.arange(B)].sum() for t in range(T)) / B
+    assert loss == pytest.approx(want, rel=1e-12), "the loss is -log of the renormalised p_t Q_t^beta at the target"
+
+
+@pytest.mark.parametrize("num_chunks", [1, 3])
+def test_evaluate_with_a_prior_scores_the_product(num_chunks):
+    params, _, _, _ = random_problem(5, 4, 1, 1, seed=8, scale=0.5)
+    ids = np.random.default_rng(3).integers(0, 5, size=41)
+    Q = np.random.default_rng(4).dirichlet(np.ones(5), size=40)         # (N,V) one row per target
+    b = 0.5
+    logp = rnn.logprob_table(params, ids)                                # (N,V) the RNN alone, one stream
+    want = -rnn.log_softmax(logp + b * np.log(Q), axis=1)[np.arange(40), ids[1:]].mean()
+    got = rnn.evaluate(params, ids, num_chunks=num_chunks, seq_length=7, prior=(b, Q))["nats"]
+    if num_chunks == 1:
+        assert got == pytest.approx(want, rel=1e-12), "evaluate(prior=(b, Q)) must score softmax(log p + b log Q)"
+    plain = rnn.evaluate(params, ids, num_chunks=num_chunks, seq_length=7)["nats"]
+    uniform = rnn.evaluate(params, ids, num_chunks=num_chunks, seq_length=7, prior=(b, np.full((40, 5), 0.2)))
+    assert uniform["nats"] == pytest.approx(plain, rel=1e-12), "a uniform prior changes nothing"
+    with pytest.raises(ValueError, match="evaluate: prior"):
+        rnn.evaluate(params, ids, prior=(b, Q[:-1]))
+
+
+def test_ngram_teacher_with_k_folds_scores_each_part_by_the_others():
+    rng = np.random.default_rng(1)
+    V, order, k = 5, 3, 4
+    ids = rng.integers(0, V, 103)
+    Q = rnn.ngram_teacher(ids, V, order, dtype=np.float64, block=5, folds=k)
+    edges = [len(ids) * j // k for j in range(k + 1)]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        model = rnn.NGram(order).fit(np.concatenate([ids[:lo], ids[hi:]]), V)
+        for t in range(max(lo, 1), hi):
+            np.testing.assert_allclose(Q[t], model.probs(ids[:t]), rtol=1e-12, err_msg=(
+                f"ngram_teacher(folds={k}) row {t} must come from the NGram fitted on every part "
+                f"but rows {lo}..{hi - 1}"))
+    np.testing.assert_allclose(Q[0], rnn.NGram(order).fit(ids[edges[1]:], V).probs(()), rtol=1e-12)
+    np.testing.assert_array_equal(rnn.ngram_teacher(ids, V, order, dtype=np.float64, block=5, folds=2),
+                                  rnn.ngram_teacher(ids, V, order, dtype=np.float64, block=5),
+                                  err_msg="folds=2 is the default")
+    for bad in (1, 60):
+        with pytest.raises(ValueError, match="ngram_teacher"):
+            rnn.ngram_teacher(ids, V, order, folds=bad)
+
+
+def test_trainer_prior_resumes_bit_identically_and_needs_its_teacher(tmp_path):
+    rng = np.random.default_rng(0)
+    V = 6
+    data = rng.integers(0, V, size=2000)
+    teacher = rnn.ngram_teacher(data, V, 3, folds=5)
+    p0 = rnn.init_params(V, 8, np.random.default_rng(1))
+
+    def trainer(**kw):
+        return rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, random_offsets=True, **kw)
+
+    plain, off = trainer(), trainer(prior=0.0, teacher=teacher)
+    assert [plain.step() for _ in range(5)] == [off.step() for _ in range(5)], "prior=0 must be the plain model"
+    a = trainer(prior=0.5, teacher=teacher)
+    for _ in range(130):                                             # past an epoch: a new random offset
+        a.step()
+    path = rnn.save_checkpoint(tmp_path / "p.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
+    b = trainer(prior=0.5, teacher=teacher).restore(rnn.load_checkpoint(path))
+    assert [a.step() for _ in range(6)] == [b.step() for _ in range(6)], "a resumed partner run must match"
+    partner, alone = trainer(prior=0.5, teacher=teacher), trainer()
+    partner.step(), alone.step()
+    assert not np.array_equal(partner.params["Why"], alone.params["Why"]), "prior should change the update"
+    with pytest.raises(ValueError, match="teacher"):
+        trainer(prior=0.5)
+    with pytest.raises(ValueError, match="prior"):
+        trainer(prior=1.5, teacher=teacher)
+    with pytest.raises(ValueError, match="choose one"):
+        trainer(prior=0.5, distill=0.3, teacher=teacher)
+
+
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
 def test_trainer_weight_decay_shrinks_the_matrices_by_lr_times_w_and_leaves_the_biases(optimizer):
     # Both trainers compute the same gradients on the same weights and take the same optimiser

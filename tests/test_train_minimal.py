@@ -834,6 +834,38 @@ def test_distill_is_announced_stored_and_counted_in_memory(text_file, tmp_path, 
         assert not (tmp_path / "x").exists()
 
 
+def test_ngram_prior_is_announced_scored_as_the_product_stored_and_counted(text_file, tmp_path, capsys):
+    out = tmp_path / "p"
+    assert tm.main([*SMALL[:-2], "--no-progress", "--data", text_file, "--out", out, "--max-steps", "3",
+                    "--ngram-prior", "0.4"]) == 0
+    printed = capsys.readouterr().out
+    assert f"of {tm.PRIOR_FOLDS} parts" in printed, "a partner run says where its teacher came from"
+    assert "(RNN x 7-gram^0.4, renormalised)" in printed, "the validation line says it scores the product"
+    assert read_log(out)[0]["ngram_prior"] == 0.4
+    ck = rnn.load_checkpoint(out / "last.npz")
+    assert ck["meta"]["config"]["ngram_prior"] == 0.4, "the checkpoint keeps the setting, so a resume keeps it"
+    text = Path(text_file).read_text()
+    chars = rnn.build_vocab(text)
+    train_ids, val_ids = rnn.train_val_split(rnn.encode(text, chars), 0.1)
+    q = np.exp(rnn.NGram(7).fit(train_ids, len(chars)).logprob_table(val_ids))
+    want = rnn.evaluate(ck["params"], val_ids, prior=(0.4, q))["nats"]
+    logged = [r for r in read_log(out) if r["kind"] == "val"][-1]["val_loss"]
+    assert logged == pytest.approx(want, rel=1e-5), \
+        "the logged validation loss is the RNN x the 7-gram of the whole training split, at the trained weight"
+    c = tm.resolve_config()
+    assert tm.memory_needed(dict(c, ngram_prior=0.4), 65, 1000, 100) - tm.memory_needed(c, 65, 1000, 100) == \
+        4 * 1100 * 65, "memory_needed: --ngram-prior adds float32 tables for the training and validation texts"
+    for bad in ("1.5", "-0.1", "nan"):
+        proc = run_script("--data", text_file, "--out", tmp_path / "x", "--ngram-prior", bad, cwd=tmp_path)
+        assert_one_line_error(proc, "--ngram-prior", f"--ngram-prior {bad}")
+        assert not (tmp_path / "x").exists()
+    proc = run_script("--data", text_file, "--out", tmp_path / "x", "--ngram-prior", "0.4", "--distill", "0.3",
+                      cwd=tmp_path)
+    assert_one_line_error(proc, "choose one", "--ngram-prior with --distill")
+    proc = run_script("--resume", out / "last.npz", "--data", text_file, "--ngram-prior", "0.5", cwd=tmp_path)
+    assert_one_line_error(proc, "ngram-prior", "a resume that changes --ngram-prior")
+
+
 def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_130(tmp_path):
     for delay in (0.0, 0.05, 0.1, 0.2, 0.4):
         proc = subprocess.Popen([sys.executable, str(SCRIPT), "--help"], cwd=tmp_path, stdout=subprocess.DEVNULL,
