@@ -137,8 +137,9 @@ PRESETS["long"] = dict(
 # The order of the n-gram that --distill trains toward and --ngram-prior trains beside
 # (implementation.ngram_teacher): the best order of --ngram on tiny Shakespeare.
 DISTILL_ORDER = 7
-# --ngram-prior's teacher is cross-fitted on ten parts of the training split, so that
-# each part's counts come from 90% of the text, like the validation text's from all of it.
+# --ngram-prior's teacher is cross-fitted on ten parts of the training split: each part's
+# counts come from the other 90% of the text. Fewer parts made worse partners (two and five,
+# measured), twenty a little better than ten for twice the fitting time: see the README.
 PRIOR_FOLDS = 10
 
 # Settings a resumed run must keep: they fix the shapes, the data walk or the optimiser state.
@@ -963,8 +964,9 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
     if len(val_ids) < 2:
         raise UserError("the n-gram comparison needs a validation split: set --val-fraction > 0")
     checkpoints = [os.fspath(c) for c in checkpoints]
-    models = [rnn.load_checkpoint(c, expected_chars=chars)["params"]   # fail before any counting
-              for c in checkpoints]
+    loaded = [rnn.load_checkpoint(c, expected_chars=chars) for c in checkpoints]   # fail before any counting
+    models = [ck["params"] for ck in loaded]
+    priors = [(ck["meta"].get("config") or {}).get("ngram_prior", 0) for ck in loaded]   # --ngram-prior partners
     V = len(chars)
     say(f"data: {data_path}, vocabulary {V}; train {len(train_ids):,} chars, validation {len(val_ids):,}")
     say(f"{'order':>5} {'val nats':>9} {'val bits':>9} {'fit s':>7} {'eval s':>7}")
@@ -1007,8 +1009,11 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
         result["mixture"] = {"checkpoints": checkpoints, "rnn_nats_each": [float(-lp.mean()) for lp in each],
                              "rnn_nats": float(-lp_rnn.mean()), "order": row["order"], "grid": list(MIX_GRID),
                              "halves": halves, "product": product}
-        for path, lp in zip(checkpoints, each):
+        for path, lp, b in zip(checkpoints, each, priors):
             say(f"RNN {path}: {-lp.mean():.4f} nats/char on validation (one stream from h = 0)")
+            if b:
+                say(f"  (trained with --ngram-prior {b:g}, as a {DISTILL_ORDER}-gram's partner: alone it knows only "
+                    "what the counts miss: read the product below)")
         if len(models) > 1:
             say(f"ensemble of the {len(models)} RNNs (mean of their probabilities): {-lp_rnn.mean():.4f} nats/char")
         say(f"mixture lam*RNN + (1-lam)*{row['order']}-gram, lam picked on one half of validation:")
@@ -1126,7 +1131,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"every prediction in training is softmax(RNN logits + B x log p) with p a {DISTILL_ORDER}-gram's "
                    f"distribution, the n-gram fitted on the other {PRIOR_FOLDS - 1} of {PRIOR_FOLDS} parts of the "
                    "training split, so the RNN learns what the counts miss; the validation loss is then the same "
-                   "product's, with a 7-gram of the whole split (260 MB and about 20 s more for tiny "
+                   "product's, with a 7-gram of the whole split (about 0.5 GB and 20-30 s more for tiny "
                    f"Shakespeare); 0 = off {dflt('ngram_prior')}")
     g.add_argument("--weight-decay", type=float, metavar="W", help="before each step, shrink the matrices Wxh, "
                    "Whh and Why (not the biases) by learning_rate x W of themselves (decoupled weight "

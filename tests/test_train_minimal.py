@@ -864,6 +864,11 @@ def test_ngram_prior_is_announced_scored_as_the_product_stored_and_counted(text_
     assert_one_line_error(proc, "choose one", "--ngram-prior with --distill")
     proc = run_script("--resume", out / "last.npz", "--data", text_file, "--ngram-prior", "0.5", cwd=tmp_path)
     assert_one_line_error(proc, "ngram-prior", "a resume that changes --ngram-prior")
+    capsys.readouterr()
+    assert tm.main(["--ngram", "--data", text_file, "--out", tmp_path / "ng", "--orders", "3",
+                    "--checkpoint", out / "last.npz"]) == 0
+    assert "trained with --ngram-prior 0.4" in capsys.readouterr().out, \
+        "--ngram says a partner RNN's own number is not the one to read"
 
 
 def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_130(tmp_path):
