@@ -795,31 +795,34 @@ def test_ngram_teacher_rows_come_from_the_other_half():
         rnn.ngram_teacher(ids[:3], V)
 
 
-def test_trainer_distill_resumes_bit_identically_and_needs_its_teacher(tmp_path):
+@pytest.mark.parametrize("option, folds", [("distill", 2), ("prior", 5)])
+def test_trainer_teacher_options_resume_bit_identically_and_need_their_teacher(tmp_path, option, folds):
     rng = np.random.default_rng(0)
     V = 6
     data = rng.integers(0, V, size=2000)
-    teacher = rnn.ngram_teacher(data, V, 3)
+    teacher = rnn.ngram_teacher(data, V, 3, folds=folds)
     p0 = rnn.init_params(V, 8, np.random.default_rng(1))
 
     def trainer(**kw):
         return rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, random_offsets=True, **kw)
 
-    plain, off = trainer(), trainer(distill=0.0, teacher=teacher)
-    assert [plain.step() for _ in range(5)] == [off.step() for _ in range(5)], "distill=0 must be the plain model"
-    a = trainer(distill=0.4, teacher=teacher)
+    plain, off = trainer(), trainer(**{option: 0.0}, teacher=teacher)
+    assert [plain.step() for _ in range(5)] == [off.step() for _ in range(5)], f"{option}=0 must be the plain model"
+    a = trainer(**{option: 0.4}, teacher=teacher)
     for _ in range(130):                                             # past an epoch: a new random offset
         a.step()
-    path = rnn.save_checkpoint(tmp_path / "d.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
-    b = trainer(distill=0.4, teacher=teacher).restore(rnn.load_checkpoint(path))
-    assert [a.step() for _ in range(6)] == [b.step() for _ in range(6)], "a resumed distilled run must match"
-    taught, untaught = trainer(distill=0.4, teacher=teacher), trainer()
+    path = rnn.save_checkpoint(tmp_path / "t.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
+    b = trainer(**{option: 0.4}, teacher=teacher).restore(rnn.load_checkpoint(path))
+    assert [a.step() for _ in range(6)] == [b.step() for _ in range(6)], f"a resumed run with {option} must match"
+    taught, untaught = trainer(**{option: 0.4}, teacher=teacher), trainer()
     taught.step(), untaught.step()
-    assert not np.array_equal(taught.params["Why"], untaught.params["Why"]), "distill should change the update"
+    assert not np.array_equal(taught.params["Why"], untaught.params["Why"]), f"{option} should change the update"
     with pytest.raises(ValueError, match="teacher"):
-        trainer(distill=0.4)
-    with pytest.raises(ValueError, match="distill"):
-        trainer(distill=1.0, teacher=teacher)
+        trainer(**{option: 0.4})
+    with pytest.raises(ValueError, match=option):
+        trainer(**{option: 1.5}, teacher=teacher)
+    with pytest.raises(ValueError, match="choose one"):
+        trainer(prior=0.5, distill=0.3, teacher=teacher)
 
 
 # -----------------------------------------------------------------------------
@@ -892,35 +895,6 @@ def test_ngram_teacher_with_k_folds_scores_each_part_by_the_others():
     for bad in (1, 60):
         with pytest.raises(ValueError, match="ngram_teacher"):
             rnn.ngram_teacher(ids, V, order, folds=bad)
-
-
-def test_trainer_prior_resumes_bit_identically_and_needs_its_teacher(tmp_path):
-    rng = np.random.default_rng(0)
-    V = 6
-    data = rng.integers(0, V, size=2000)
-    teacher = rnn.ngram_teacher(data, V, 3, folds=5)
-    p0 = rnn.init_params(V, 8, np.random.default_rng(1))
-
-    def trainer(**kw):
-        return rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, random_offsets=True, **kw)
-
-    plain, off = trainer(), trainer(prior=0.0, teacher=teacher)
-    assert [plain.step() for _ in range(5)] == [off.step() for _ in range(5)], "prior=0 must be the plain model"
-    a = trainer(prior=0.5, teacher=teacher)
-    for _ in range(130):                                             # past an epoch: a new random offset
-        a.step()
-    path = rnn.save_checkpoint(tmp_path / "p.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
-    b = trainer(prior=0.5, teacher=teacher).restore(rnn.load_checkpoint(path))
-    assert [a.step() for _ in range(6)] == [b.step() for _ in range(6)], "a resumed partner run must match"
-    partner, alone = trainer(prior=0.5, teacher=teacher), trainer()
-    partner.step(), alone.step()
-    assert not np.array_equal(partner.params["Why"], alone.params["Why"]), "prior should change the update"
-    with pytest.raises(ValueError, match="teacher"):
-        trainer(prior=0.5)
-    with pytest.raises(ValueError, match="prior"):
-        trainer(prior=1.5, teacher=teacher)
-    with pytest.raises(ValueError, match="choose one"):
-        trainer(prior=0.5, distill=0.3, teacher=teacher)
 
 
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
