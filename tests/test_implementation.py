@@ -735,14 +735,23 @@ def _teacher_rows(rng, T, B, V):
     return rng.dirichlet(np.ones(V), size=(T, B))
 
 
-def test_soft_target_gradients_match_central_differences():
+# The gradient of each teacher option, and what dy should be if it is wrong.
+TEACHER_GRADIENTS = {
+    "soft": ((0.3, 0.9), "dy should be p - ((1 - alpha) onehot + alpha Q)"),
+    "prior": ((0.4, 1.0), "the count factor is a constant: dy should still be p - onehot, with p the "
+                          "softmax of y + beta log Q"),
+}
+
+
+@pytest.mark.parametrize("option", list(TEACHER_GRADIENTS))
+def test_teacher_option_gradients_match_central_differences(option):
     params, inputs, targets, hprev = random_problem(7, 6, 5, 3, seed=12, scale=0.5)
     Q = _teacher_rows(np.random.default_rng(3), 5, 3, 7)
-    for alpha in (0.3, 0.9):
-        errors = rnn.grad_check(params, inputs, targets, hprev, soft=(alpha, Q))
+    weights, hint = TEACHER_GRADIENTS[option]
+    for w in weights:
+        errors = rnn.grad_check(params, inputs, targets, hprev, **{option: (w, Q)})
         for k, err in errors.items():
-            assert err < 1e-7, (f"loss_and_grads(soft=({alpha}, Q)): d{k} relative error {err:.2e} (> 1e-7); "
-                                "dy should be p - ((1 - alpha) onehot + alpha Q)")
+            assert err < 1e-7, f"loss_and_grads({option}=({w}, Q)): d{k} relative error {err:.2e} (> 1e-7); {hint}"
 
 
 def test_soft_targets_are_the_cross_entropy_against_the_blend():
@@ -828,17 +837,6 @@ def test_trainer_teacher_options_resume_bit_identically_and_need_their_teacher(t
 # -----------------------------------------------------------------------------
 # The count model's partner (a training option: the RNN's logits plus beta log Q)
 # -----------------------------------------------------------------------------
-
-def test_prior_gradients_match_central_differences():
-    params, inputs, targets, hprev = random_problem(7, 6, 5, 3, seed=13, scale=0.5)
-    Q = _teacher_rows(np.random.default_rng(5), 5, 3, 7)
-    for beta in (0.4, 1.0):
-        errors = rnn.grad_check(params, inputs, targets, hprev, prior=(beta, Q))
-        for k, err in errors.items():
-            assert err < 1e-7, (f"loss_and_grads(prior=({beta}, Q)): d{k} relative error {err:.2e} (> 1e-7); "
-                                "the count factor is a constant: dy should still be p - onehot, with p the "
-                                "softmax of y + beta log Q")
-
 
 def test_prior_is_the_product_of_the_rnn_and_the_counts():
     params, inputs, targets, hprev = random_problem(5, 4, 6, 2, seed=6, scale=0.5)
