@@ -436,7 +436,7 @@ def test_local_mirror_without_the_file(dest, tmp_path, monkeypatch):
     mirror.mkdir()
     corpus = add_corpus(monkeypatch, f"http://127.0.0.1:{free_port()}/never-used.txt")
     monkeypatch.setenv(download.MIRROR_ENV, str(mirror))
-    with pytest.raises(DownloadError, match=f"has no toy.txt") as info:
+    with pytest.raises(DownloadError, match="has no toy.txt") as info:
         ensure_corpus("toy", data_dir=dest, progress=False)
     assert download.MIRROR_ENV in str(info.value) and corpus.url in str(info.value)
     assert os.listdir(dest) == []

@@ -107,7 +107,7 @@ def check_gaps_raise(n, path=None):
     if problems:
         where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
         pytest.fail(f"{where}: " + "; ".join(problems) + ". The published stubs keep "
-                    f"every gap unsolved (checked under CI=true; in a learner's copy this is skipped).",
+                    "every gap unsolved (checked under CI=true; in a learner's copy this is skipped).",
                     pytrace=False)
 
 

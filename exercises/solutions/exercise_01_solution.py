@@ -90,7 +90,7 @@ def rnn_backward(params, inputs, targets, cache):
     Returns grads: dict keyed like params, the derivative of forward_loss's loss:
         dWxh (H,V), dWhh (H,H), dWhy (V,H), dbh (H,1), dby (V,1) under keys "Wxh", ...
     """
-    Wxh, Whh, Why = params["Wxh"], params["Whh"], params["Why"]
+    Whh, Why = params["Whh"], params["Why"]
     hs, ps = cache["hs"], cache["ps"]
     grads = zeros_like_params(params)
     dhnext = np.zeros_like(hs[0])                                 # (H,1) gradient from step t+1, none after the last
