@@ -1132,7 +1132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"every prediction in training is softmax(RNN logits + B x log p) with p a {DISTILL_ORDER}-gram's "
                    f"distribution, the n-gram fitted on the other {PRIOR_FOLDS - 1} of {PRIOR_FOLDS} parts of the "
                    "training split, so the RNN learns what the counts miss; the validation loss is then the same "
-                   "product's, with a 7-gram of the whole split (about 0.5 GB and 20-30 s more for tiny "
+                   "product's, with a 7-gram of the whole split (about 0.5 GB and 20-45 s more for tiny "
                    f"Shakespeare); 0 = off {dflt('ngram_prior')}")
     g.add_argument("--weight-decay", type=float, metavar="W", help="before each step, shrink the matrices Wxh, "
                    "Whh and Why (not the biases) by learning_rate x W of themselves (decoupled weight "
