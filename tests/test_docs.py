@@ -51,6 +51,27 @@ def test_relative_links_and_named_files_exist(doc):
     assert not missing, f"{doc} names things that do not exist: {missing}"
 
 
+def heading_anchors(doc):
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped,
+    spaces made hyphens (code blocks skipped: a `# comment` there is not a heading)."""
+    text = re.sub(r"```.*?```", "", read(doc), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_section_links_point_at_a_heading(doc):
+    base = (ROOT / doc).parent
+    broken = []
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", read(doc)):
+        if re.match(r"^[a-z]+://", target):
+            continue
+        linked = os.path.relpath(base / target, ROOT) if target else doc
+        if linked.endswith(".md") and anchor not in heading_anchors(linked):
+            broken.append(f"{target}#{anchor}")
+    assert not broken, f"{doc} links to sections that no heading makes (renamed or moved?): {broken}"
+
+
 def help_texts():
     out = []
     for cmd in (["train_minimal.py"], ["visualization.py"], ["tests/benchmarks/bench_speed.py"],
