@@ -651,10 +651,12 @@ def _script_env(**extra):
 
 # Runs visualization.py's main() with save_figure wrapped so that the process sends itself a
 # real SIGINT (what Ctrl-C sends) as it is about to save the second figure, the first one
-# written and reported. Sent from outside, the signal raced the renderer: on a busy machine
-# all ten figures could be written before it arrived.
+# written and reported: no race with the renderer on a busy machine. Python turns SIGINT into
+# KeyboardInterrupt only if the process did not start with it ignored, and a job started in
+# the background (`cmd &`, nohup) does, so the wrapper first restores what a terminal gives.
 _CTRL_C_AFTER_FIRST_FIGURE = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, os.getcwd())
 import visualization as viz
 save, saved = viz.save_figure, []
