@@ -41,6 +41,7 @@ import re
 import numpy as np
 
 import implementation as rnn
+import ngram
 
 # -----------------------------------------------------------------------------
 # The model reading a text
@@ -477,7 +478,7 @@ FREQUENCY_LABELS = ("0", "1", "2-3", "4-15", "16-63", "64+")
 POSITION_KINDS = ("all", "line start", "speaker line", "word start", "inside word", "after punctuation")
 
 
-def per_char_losses(params: dict, ngram: rnn.NGram, ids) -> dict:
+def per_char_losses(params: dict, ngram: ngram.NGram, ids) -> dict:
     """{"rnn": (M,), "ngram": (M,)}: -log p of each target ids[t+1], M = len(ids) - 1, in nats."""
     return {"rnn": -rnn.target_logprobs(params, ids), "ngram": -ngram.logprobs(ids)}
 
@@ -628,7 +629,7 @@ def verbatim_stats(samples: dict, train_text: str, window: int = 20) -> dict:
     return out
 
 
-def sample_novelty(params: dict, ngram: rnn.NGram, chars, train_text: str, val_text: str,
+def sample_novelty(params: dict, ngram: ngram.NGram, chars, train_text: str, val_text: str,
                    length: int = 2000, temperature: float = 1.0, seed: int = 0,
                    prime: str = "\n", window: int = 20) -> dict:
     """verbatim_stats for a sample of each model and, as the reference, the validation text.
@@ -808,7 +809,7 @@ def product_halves(tables, targets) -> list[dict]:
     return out
 
 
-def compare_models(params: dict, ngram: rnn.NGram, chars, train_text: str, val_text: str,
+def compare_models(params: dict, ngram: ngram.NGram, chars, train_text: str, val_text: str,
                    sample_length: int = 2000, temperature: float = 1.0, seed: int = 0) -> dict:
     """(a), (b) and (c) for an RNN and a fitted n-gram on the validation text.
 
@@ -1007,7 +1008,7 @@ def loss_at_quotes(text: str, losses: dict, mark: str = '"') -> dict:
     return out
 
 
-def memory_horizon(params: dict, ngram: rnn.NGram, chars, val_text: str) -> dict:
+def memory_horizon(params: dict, ngram: ngram.NGram, chars, val_text: str) -> dict:
     """loss_at_quotes for the RNN and a fitted n-gram on the validation text.
 
     Returns {"order", "losses", "quotes"}; quotes["gap"][kind]["ngram"] is the

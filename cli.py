@@ -12,11 +12,8 @@ the same way and fail the same way; this file is the one place that says how:
 * ``one_line_errors`` and ``read_data``: a script's main() reports bad input (a
   missing, empty, binary or folder --data, a bad checkpoint) as one line and
   exit status 2, and Ctrl-C as one line and 130.
-* ``atomic_write_bytes`` / ``atomic_write_text``: every output file is written
-  to a temporary file beside it and renamed over it, so an interrupted write
-  never leaves a half-written file or loses the previous one.
 
-It holds no model code: the RNN is implementation.py alone.
+It holds no model code (implementation.py) and no file handling (safeio.py).
 """
 
 from __future__ import annotations
@@ -108,7 +105,7 @@ def read_data(path, corpus: str | None = None, flag: str = "--data", max_bytes: 
     """(text, path) of a UTF-8 text file given on the command line, or of `corpus` if path is None.
 
     Raises UserError (one line) for a missing, empty, binary, non-UTF-8 or folder path,
-    for a text larger than max_bytes (default: implementation.TEXT_MAX_BYTES; limit_flag
+    for a text larger than max_bytes (default: safeio.TEXT_MAX_BYTES; limit_flag
     names the flag that raises it), and when the default corpus can be neither found
     nor fetched.
     """
@@ -118,7 +115,7 @@ def read_data(path, corpus: str | None = None, flag: str = "--data", max_bytes: 
             path = ensure_corpus(corpus)
         except DownloadError as e:
             raise UserError("; ".join(str(e).splitlines())) from None
-    from implementation import TEXT_MAX_BYTES, TextTooLargeError, read_text
+    from safeio import TEXT_MAX_BYTES, TextTooLargeError, read_text
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a UTF-8 text file")
@@ -211,24 +208,3 @@ def limit_threads(threads: int | None = None) -> int:
         raise UserError(f"the number of threads must be a whole number >= 1, got {threads!r}")
     threadpool_limits(limits=threads, user_api="blas")
     return threads
-
-
-# -----------------------------------------------------------------------------
-# Files
-# -----------------------------------------------------------------------------
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file in the same folder and a rename
-    (implementation.write_atomically, the one place that knows how).
-
-    A crash, a full disk or Ctrl-C while writing leaves the previous file (if
-    any) intact and removes the temporary file.
-    """
-    from implementation import write_atomically
-
-    return write_atomically(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path, text: str) -> Path:
-    """atomic_write_bytes for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"))

@@ -23,7 +23,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli import atomic_write_bytes
+from safeio import atomic_write_bytes
 
 LOG_NAME = "log.jsonl"
 MAX_LOG_BYTES = 256 * 2**20          # a log above 256 MB is not one of ours (a long run writes a few MB)

@@ -65,10 +65,14 @@ import numpy as np
 from tqdm import tqdm
 
 import implementation as rnn
+import safeio
+import ngram
+import checkpoints
 from analysis import MIX_GRID, ensemble_logprobs, mixture_halves, product_halves
 import runlog
 from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
-                 UserError, atomic_write_text, read_data, setup_numpy)
+                 UserError, read_data, setup_numpy)
+from safeio import atomic_write_text
 from data.download import CORPORA, DATA_DIR, DownloadError, ensure_data_file
 
 try:
@@ -135,7 +139,7 @@ PRESETS["long"] = dict(
 )
 
 # The order of the n-gram that --distill trains toward and --ngram-prior trains beside
-# (implementation.ngram_teacher): the best order of --ngram on tiny Shakespeare.
+# (ngram.ngram_teacher): the best order of --ngram on tiny Shakespeare.
 DISTILL_ORDER = 7
 # --ngram-prior's teacher is cross-fitted on ten parts of the training split: each part's
 # counts come from the other 90% of the text. Fewer parts made worse partners (two and five,
@@ -279,7 +283,7 @@ def check_out_dir(out) -> Path:
 def load_data(path, val_fraction: float, progress: bool = True, max_text_mb: Optional[float] = None):
     """(path, chars, train_ids, val_ids) from a UTF-8 text file, downloading a known corpus if missing.
 
-    max_text_mb: the largest text to read, in MB (default: implementation.TEXT_MAX_BYTES).
+    max_text_mb: the largest text to read, in MB (default: safeio.TEXT_MAX_BYTES).
     """
     try:
         path = ensure_data_file(path, progress=progress)
@@ -545,7 +549,7 @@ def _meta_number(meta: dict, key: str, kind, default):
     v = meta.get(key, default)
     if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
         return kind(v) if v is not None else None
-    raise rnn.CheckpointError(f"the checkpoint's {key!r} is {v!r:.40}, not a number; it cannot be resumed")
+    raise checkpoints.CheckpointError(f"the checkpoint's {key!r} is {v!r:.40}, not a number; it cannot be resumed")
 
 
 def build_trainer(c: dict, train_ids, V: int, rng: np.random.Generator, say=print) -> rnn.Trainer:
@@ -555,7 +559,7 @@ def build_trainer(c: dict, train_ids, V: int, rng: np.random.Generator, say=prin
     if c["distill"] or c["ngram_prior"]:             # the same table on every run of the same text
         t0 = time.perf_counter()
         folds = PRIOR_FOLDS if c["ngram_prior"] else 2
-        teacher = rnn.ngram_teacher(train_ids, V, DISTILL_ORDER, folds=folds)
+        teacher = ngram.ngram_teacher(train_ids, V, DISTILL_ORDER, folds=folds)
         parts = "each half of the training split scores the other half" if folds == 2 else \
             f"the other {folds - 1} of {folds} parts of the training split scores each part"
         flag = f"--distill {c['distill']:g}" if c["distill"] else f"--ngram-prior {c['ngram_prior']:g}"
@@ -572,7 +576,7 @@ def validation_prior(c: dict, train_ids, val_ids, V: int) -> Optional[np.ndarray
     each validation target: the counts the RNN is scored beside. None without it (or no validation text)."""
     if not c["ngram_prior"] or len(val_ids) < 2:
         return None
-    model = rnn.NGram(DISTILL_ORDER).fit(train_ids, V)
+    model = ngram.NGram(DISTILL_ORDER).fit(train_ids, V)
     return np.exp(model.logprob_table(val_ids)).astype(np.float32)
 
 
@@ -590,8 +594,11 @@ def prepare(c: dict, resume, warn, progress: bool, max_text_mb: Optional[float] 
     run = Run(c, data_path, chars, train_ids, val_ids, trainer, rng, RunState(),
               val_prior=validation_prior(c, train_ids, val_ids, len(chars)))
     if resume is not None:
-        ck = rnn.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
-        trainer.restore(ck)
+        ck = checkpoints.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
+        try:
+            trainer.restore(ck)
+        except ValueError as e:                                       # a checkpoint of other settings
+            raise checkpoints.CheckpointError(str(e)) from None
         m, s = ck["meta"], run.state
         run.rng = ck["rng"] if ck["rng"] is not None else rng
         s.best_val_loss = _meta_number(m, "best_val_loss", float, None)
@@ -709,7 +716,7 @@ def save(run: Run, name: str) -> None:
     meta = {**t.state(), "config": run.c, "best_val_loss": s.best_val_loss, "best_step": s.best_step,
             "evals_since_best": s.evals_since_best, "elapsed": s.elapsed(),
             "train_seconds": s.step_seconds_before + s.step_seconds}
-    rnn.save_checkpoint(run.out / name, *t.checkpoint_arrays(), run.chars, t.h, meta, run.rng)
+    checkpoints.save_checkpoint(run.out / name, *t.checkpoint_arrays(), run.chars, t.h, meta, run.rng)
 
 
 def evaluate_and_save(run: Run, log, show: Progress) -> None:
@@ -812,7 +819,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: Optional[
     resume: path of a checkpoint to continue from (its vocabulary must match the data).
     progress: show a tqdm bar (None: only if stderr is a terminal and not quiet).
     overwrite: False refuses an --out that holds a previous run (the command line's default).
-    max_text_mb: the largest text to read (default: implementation.TEXT_MAX_BYTES, 100 MB).
+    max_text_mb: the largest text to read (default: safeio.TEXT_MAX_BYTES, 100 MB).
     The metrics' "reason" says why training stopped: epochs, max_steps, time_budget,
     plateau, interrupted (Ctrl-C; a checkpoint was saved) or diverged (no new checkpoint;
     the previous checkpoint is kept; "message" explains).
@@ -894,7 +901,7 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: Optional[
 def sample_from_checkpoint(checkpoint, prime: Optional[str] = None, length: int = 200,
                            temperature: float = 1.0, seed: Optional[int] = None) -> str:
     """prime + `length` sampled characters from a saved checkpoint."""
-    ck = rnn.load_checkpoint(checkpoint)
+    ck = checkpoints.load_checkpoint(checkpoint)
     chars = ck["chars"]
     if prime is None:
         prime = default_prime(chars)
@@ -913,7 +920,7 @@ def sample_from_checkpoint(checkpoint, prime: Optional[str] = None, length: int 
 # The n-gram baseline: counting instead of learning
 # -----------------------------------------------------------------------------
 # python train_minimal.py --ngram [--orders 1-10] [--checkpoint out/best.npz]
-# fits implementation.NGram (interpolated Kneser-Ney) of each order on the
+# fits ngram.NGram (interpolated Kneser-Ney) of each order on the
 # training split, prints its validation loss, samples from the best order, and,
 # given an RNN checkpoint, mixes the two per character:
 #   p_mix(w) = lam * p_rnn(w) + (1 - lam) * p_ngram(w)
@@ -942,12 +949,12 @@ def parse_orders(spec: str) -> list[int]:
     return sorted(set(orders))
 
 
-def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0.1,
+def ngram_baseline(data, out, orders, *, checkpoint_paths=(), val_fraction: float = 0.1,
                    temperature: float = 0.8, seed: int = 1337, sample_length: int = 300,
                    quiet: bool = False) -> dict:
     """Fit an n-gram of each order, compare on validation, sample the best; write out/ngram.json.
 
-    checkpoints: RNN checkpoint paths to mix with the best order (none: no mixture;
+    checkpoint_paths: RNN checkpoint paths to mix with the best order (none: no mixture;
     several: their ensemble, the mean of their probabilities).
     Returns what it writes: {"data", "val_chars", "table": [{"order", "val_nats",
     "val_bits", "fit_seconds", "eval_seconds"}], "best_order", "temperature",
@@ -964,8 +971,8 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
     data_path, chars, train_ids, val_ids = load_data(data, val_fraction, progress=not quiet)
     if len(val_ids) < 2:
         raise UserError("the n-gram comparison needs a validation split: set --val-fraction > 0")
-    checkpoints = [os.fspath(c) for c in checkpoints]
-    loaded = [rnn.load_checkpoint(c, expected_chars=chars) for c in checkpoints]   # fail before any counting
+    paths = [os.fspath(c) for c in checkpoint_paths]
+    loaded = [checkpoints.load_checkpoint(c, expected_chars=chars) for c in paths]   # fail before any counting
     models = [ck["params"] for ck in loaded]
     priors = [(ck["meta"].get("config") or {}).get("ngram_prior", 0) for ck in loaded]   # --ngram-prior partners
     V = len(chars)
@@ -974,7 +981,7 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
     table, best = [], None
     for order in orders:
         t0 = time.perf_counter()
-        model = rnn.NGram(order).fit(train_ids, V)
+        model = ngram.NGram(order).fit(train_ids, V)
         t1 = time.perf_counter()
         r = model.evaluate(val_ids)
         t2 = time.perf_counter()
@@ -1007,10 +1014,10 @@ def ngram_baseline(data, out, orders, *, checkpoints=(), val_fraction: float = 0
         lp_ngram = table_ngram[rows, targets]                    # (M,)
         halves = mixture_halves(lp_rnn, lp_ngram)
         product = product_halves([table_rnn, table_ngram], targets)
-        result["mixture"] = {"checkpoints": checkpoints, "rnn_nats_each": [float(-lp.mean()) for lp in each],
+        result["mixture"] = {"checkpoints": paths, "rnn_nats_each": [float(-lp.mean()) for lp in each],
                              "rnn_nats": float(-lp_rnn.mean()), "order": row["order"], "grid": list(MIX_GRID),
                              "halves": halves, "product": product}
-        for path, lp, b in zip(checkpoints, each, priors):
+        for path, lp, b in zip(paths, each, priors):
             say(f"RNN {path}: {-lp.mean():.4f} nats/char on validation (one stream from h = 0)")
             if b:
                 say(f"  (trained with --ngram-prior {b:g}, as a {DISTILL_ORDER}-gram's partner: alone it knows only "
@@ -1042,7 +1049,7 @@ def _main_ngram(args) -> int:
         raise UserError(f"--length must be an integer > 0, got {length}")
     if not (math.isfinite(c["val_fraction"]) and 0 < c["val_fraction"] < 1):
         raise UserError(f"--val-fraction must be in (0, 1) for the n-gram comparison, got {c['val_fraction']!r}")
-    ngram_baseline(c["data"], c["out"], parse_orders(args.orders), checkpoints=args.checkpoint or (),
+    ngram_baseline(c["data"], c["out"], parse_orders(args.orders), checkpoint_paths=args.checkpoint or (),
                    val_fraction=c["val_fraction"], temperature=c["temperature"], seed=c["seed"],
                    sample_length=length, quiet=args.quiet)
     return EXIT_OK
@@ -1200,7 +1207,7 @@ def config_from_args(args) -> dict:
     if args.preset is not None:
         raise UserError("--preset cannot be combined with --resume: a resumed run keeps its checkpoint's "
                         "settings (override single flags instead)")
-    ck = rnn.load_checkpoint(args.resume)            # CheckpointError: missing / corrupted
+    ck = checkpoints.load_checkpoint(args.resume)            # CheckpointError: missing / corrupted
     base = ck["meta"].get("config")
     if not isinstance(base, dict):
         raise UserError(f"{args.resume}: this checkpoint was not saved by train_minimal.py "
@@ -1245,7 +1252,7 @@ def main(argv=None) -> int:
         metrics = train(config, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
                         max_text_mb=args.max_text_mb,
                         progress=False if (args.no_progress or args.quiet) else None)
-    except (UserError, rnn.CheckpointError, DownloadError, ValueError) as e:
+    except (UserError, checkpoints.CheckpointError, DownloadError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USAGE
     except MemoryError:
@@ -1297,7 +1304,7 @@ def _main_sample(args) -> int:
     prime = args.prime
     if args.prime_file:
         check_regular_file(args.prime_file, "--prime-file")
-        prime = rnn.read_text(args.prime_file)
+        prime = safeio.read_text(args.prime_file)
     text = sample_from_checkpoint(args.checkpoint[0], prime, c["sample_length"], c["temperature"], c["seed"])
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

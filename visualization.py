@@ -54,14 +54,17 @@ try:
     from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.figure import Figure
 
+    import checkpoints
     import implementation as rnn
+    import ngram
+    import safeio
+    from safeio import atomic_write_bytes, atomic_write_text
     from analysis import (gradient_flow_data, loss_by_context_frequency,  # noqa: F401 (re-exported)
                           model_on_text, per_char_losses, per_step_factor,
                           quote_distance, quote_profile, rank_units, real_word_share, shift_null,
                           similarity_order, temperature_data, text_features, top_k, tracking_units,
                           unit_controls, unit_correlations, words)
-    from cli import (EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UserError, atomic_write_bytes,
-                     atomic_write_text, setup_numpy)
+    from cli import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UserError, setup_numpy
     from data import download
     import runlog
 except KeyboardInterrupt:
@@ -930,9 +933,9 @@ NGRAM_ORDER = 7                                  # the best Kneser-Ney order on 
 
 def _ngram_figure(params, chars, train_text: str, text: str) -> Figure:
     """Figure 9: the RNN against a Kneser-Ney n-gram fitted on the training text, on `text`."""
-    ngram = rnn.NGram(NGRAM_ORDER).fit(rnn.encode(train_text, chars), len(chars))
+    counts = ngram.NGram(NGRAM_ORDER).fit(rnn.encode(train_text, chars), len(chars))
     ids = rnn.encode(text, chars)
-    d = loss_by_context_frequency(ngram.context_counts(ids), per_char_losses(params, ngram, ids))
+    d = loss_by_context_frequency(counts.context_counts(ids), per_char_losses(params, counts, ids))
     return ngram_comparison(d["labels"], d["count"], d["mean_loss"], order=NGRAM_ORDER)
 
 
@@ -986,7 +989,7 @@ def figure_sizes(n_chars: int, hidden_size: int = 512) -> list[tuple[float, floa
 
 def save_figure(fig: Figure, path, dpi: float = 100) -> Path:
     """Save `fig` as a PNG at `path`, safely: drawn in memory first, then written with
-    cli.atomic_write_bytes, so Ctrl-C, a full disk or a drawing error never leaves a
+    safeio.atomic_write_bytes, so Ctrl-C, a full disk or a drawing error never leaves a
     half-written file and a previous file at `path` stays intact until the new one is
     complete. Refuses (UserError) a dpi whose image would not fit in memory."""
     check_dpi([tuple(fig.get_size_inches())], dpi)
@@ -1000,7 +1003,7 @@ def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | No
                prime: str | None = None, report=None) -> list[Path]:
     """Draw every figure and save it as a PNG in `out`; returns the paths written.
 
-    checkpoint: implementation.load_checkpoint's dict; log: load_log's dict; text: the
+    checkpoint: checkpoints.load_checkpoint's dict; log: load_log's dict; text: the
     text the model reads (features are ranked over up to 20,000 characters of it, the
     other text figures use a window of n_chars starting at a line); train_text: the
     training text, for the real-word share (optional). Each file is written with
@@ -1077,7 +1080,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def _read_text_file(path, what: str) -> str:
-    """rnn.read_text with the checks a path from the command line needs; errors name `what`."""
+    """safeio.read_text with the checks a path from the command line needs; errors name `what`."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{what}: file not found: {path}")
@@ -1088,7 +1091,7 @@ def _read_text_file(path, what: str) -> str:
         raise UserError(f"{what}: {path} is {size / 2**20:,.0f} MB; the figures read at most "
                         f"{MAX_TEXT_BYTES >> 20} MB (cut a part out with head -c)")
     try:
-        text = rnn.read_text(path)
+        text = safeio.read_text(path)
     except ValueError as e:
         raise UserError(f"{what}: {_one_line(e)}") from None
     if not text:
@@ -1272,7 +1275,7 @@ def _main(argv) -> int:
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {args.out} is a file; give a folder (created if needed)")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
-        checkpoint = rnn.load_checkpoint(args.checkpoint)
+        checkpoint = checkpoints.load_checkpoint(args.checkpoint)
         H = checkpoint["params"]["Whh"].shape[0]
         if args.unit is not None and args.unit >= H:
             raise UserError(f"--unit {args.unit}: the model has {H} hidden units, numbered 0..{H - 1}")

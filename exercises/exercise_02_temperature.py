@@ -35,9 +35,10 @@ sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` 
 
 import numpy as np  # noqa: E402
 
-from implementation import (CheckpointError, Trainer, build_vocab, encode, evaluate, forward,  # noqa: E402
-                            init_params, load_checkpoint, train_val_split)
-from visualization import words  # noqa: E402
+from checkpoints import CheckpointError, load_checkpoint  # noqa: E402
+from implementation import (Trainer, build_vocab, encode, evaluate, forward,  # noqa: E402
+                            init_params, train_val_split)
+from analysis import words  # noqa: E402
 from cli import ArgumentParser, UserError, integer, number, one_line_errors, read_data, setup_numpy  # noqa: E402
 
 
@@ -89,7 +90,7 @@ def generate(params, chars, prime, n, temperature, rng):
 def known_word_share(generated, training_text):
     """Share of the words in `generated` that also occur in `training_text`.
 
-    The words of a text are words(text) (imported from visualization: runs of
+    The words of a text are words(text) (imported from analysis: runs of
     letters, inner apostrophes kept, lower-cased). The last word of `generated`
     is left out when the text ends in the middle of it (its last character is a
     letter): a sample cut off mid-word has not finished that word. Counts every

@@ -9,6 +9,7 @@ import pytest
 
 import analysis
 import implementation as rnn
+from ngram import NGram
 import visualization as viz
 
 
@@ -100,7 +101,7 @@ def small_models():
     chars = rnn.build_vocab(text)
     n = int(len(text) * 0.9)
     params = rnn.init_params(len(chars), 12, rng, np.float64, init_scale=0.3)
-    ngram = rnn.NGram(3).fit(rnn.encode(text[:n], chars), len(chars))
+    ngram = NGram(3).fit(rnn.encode(text[:n], chars), len(chars))
     return params, ngram, chars, text[:n], text[n:]
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 
 import implementation as rnn
+import safeio
+import checkpoints
 
 V, H, B, T = 6, 5, 2, 4
 CHARS = list("abcdef")
@@ -60,7 +62,7 @@ def save(path, optimizer="adagrad", ema=0.0, rng=None, config=True):
             "elapsed": 1.5, "train_seconds": 1.0}
     if config:
         meta["config"] = config_for(optimizer, ema)
-    path = rnn.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, meta, rng)
+    path = checkpoints.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, meta, rng)
     return path, tr
 
 
@@ -69,7 +71,7 @@ def test_valid_checkpoints_load_and_round_trip_exactly(tmp_path, optimizer, ema)
     rng = np.random.default_rng(7)
     rng.random(5)
     path, tr = save(tmp_path / "ck.npz", optimizer, ema, rng)
-    ck = rnn.load_checkpoint(path, expected_chars=CHARS)
+    ck = checkpoints.load_checkpoint(path, expected_chars=CHARS)
     params, opt = tr.checkpoint_arrays()
     for k in rnn.PARAM_NAMES:
         np.testing.assert_array_equal(ck["params"][k], params[k], err_msg=f"params[{k!r}]")
@@ -93,24 +95,24 @@ def test_valid_checkpoints_load_and_round_trip_exactly(tmp_path, optimizer, ema)
         np.testing.assert_array_equal(back.model_params[k], tr.model_params[k])
 
 
-@pytest.mark.parametrize("name", sorted(rnn.BIT_GENERATORS))
+@pytest.mark.parametrize("name", sorted(checkpoints.BIT_GENERATORS))
 def test_every_listed_bit_generator_round_trips(tmp_path, name):
-    rng = np.random.Generator(rnn.BIT_GENERATORS[name](11))
+    rng = np.random.Generator(checkpoints.BIT_GENERATORS[name](11))
     rng.random(7)
-    ck = rnn.load_checkpoint(save(tmp_path / "ck.npz", rng=rng)[0])
+    ck = checkpoints.load_checkpoint(save(tmp_path / "ck.npz", rng=rng)[0])
     assert type(ck["rng"].bit_generator).__name__ == name
     assert ck["rng"].random(5).tolist() == rng.random(5).tolist()
 
 
 def test_checkpoint_without_rng_or_settings_and_compressed_loads(tmp_path):
     path, _ = save(tmp_path / "ck.npz", config=False)
-    ck = rnn.load_checkpoint(path)
+    ck = checkpoints.load_checkpoint(path)
     assert ck["rng"] is None and "config" not in ck["meta"]
     deflated = tmp_path / "deflated.npz"                          # what np.savez_compressed writes
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info))
-    again = rnn.load_checkpoint(deflated)
+    again = checkpoints.load_checkpoint(deflated)
     for k in rnn.PARAM_NAMES:
         np.testing.assert_array_equal(again["params"][k], ck["params"][k])
 
@@ -262,7 +264,7 @@ HOSTILE = {
     "meta is a float array": lambda b: b.replace("meta.npy", npy(np.float64(1.0))),
     "meta is a 1-D string array": lambda b: b.replace("meta.npy", npy(np.array([json.dumps(b.meta)]))),
     "meta is a pickled object": lambda b: b.replace("meta.npy", npy(np.array([PICKLE_PAYLOAD()], dtype=object))),
-    "meta longer than the limit": lambda b: b.with_meta_text(" " * (rnn.META_MAX_CHARS + 1)),
+    "meta longer than the limit": lambda b: b.with_meta_text(" " * (checkpoints.META_MAX_CHARS + 1)),
     "meta with another format": _set(["format"], "pytorch"),
     "meta without format": _pop("format"),
     "meta version 2": _set(["version"], 2),
@@ -338,7 +340,7 @@ HOSTILE = {
     "rng_state MT19937 key too short": _rng({**MT, "state": {"key": [1] * 10, "pos": 0}}),
     "rng_state MT19937 key over 32 bits": _rng({**MT, "state": {"key": [1 << 33] * 624, "pos": 0}}),
     "rng_state Philox buffer_pos past the buffer": _rng(
-        {**json.loads(rnn.rng_state_json(np.random.Generator(np.random.Philox(0)))), "buffer_pos": 9}),
+        {**json.loads(checkpoints.rng_state_json(np.random.Generator(np.random.Philox(0)))), "buffer_pos": 9}),
     "rng_state SFC64 state of 3 words": _rng({"bit_generator": "SFC64", "state": {"state": [1, 2, 3]},
                                               "has_uint32": 0, "uinteger": 0}),
     # --- members missing, extra, repeated ---
@@ -458,8 +460,8 @@ def test_hostile_checkpoint_is_refused_in_one_line(tmp_path, base, label, monkey
     seeded = []
     monkeypatch.setattr(np.random, "seed", lambda *a, **k: seeded.append(a))
     before = np.random.get_state()[1].copy()
-    with pytest.raises(rnn.CheckpointError) as info:
-        rnn.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError) as info:
+        checkpoints.load_checkpoint(path)
     message = str(info.value)
     assert isinstance(info.value, ValueError)
     assert "\n" not in message and "\r" not in message, f"{label}: message spans lines: {message!r}"
@@ -472,7 +474,7 @@ def test_the_valid_base_loads(base, tmp_path):
     """The hostile variants differ from a checkpoint that loads: the refusals are theirs."""
     path = tmp_path / "base.npz"
     path.write_bytes(base.build())
-    assert rnn.load_checkpoint(path)["chars"] == CHARS
+    assert checkpoints.load_checkpoint(path)["chars"] == CHARS
 
 
 def test_pickles_are_never_loaded(base, tmp_path):
@@ -487,8 +489,8 @@ def test_pickles_are_never_loaded(base, tmp_path):
     for label in ("params/Wxh a pickled object array", "meta is a pickled object"):
         path = tmp_path / "p.npz"
         path.write_bytes(HOSTILE[label](base))
-        with pytest.raises(rnn.CheckpointError, match="dtype"):
-            rnn.load_checkpoint(path)
+        with pytest.raises(checkpoints.CheckpointError, match="dtype"):
+            checkpoints.load_checkpoint(path)
         assert not hasattr(rnn, "UNPICKLED_CODE_RAN")
 
 
@@ -500,10 +502,10 @@ def test_rng_state_naming_a_function_is_not_called(base, tmp_path, monkeypatch):
     for name in ("seed", "default_rng"):
         path = tmp_path / f"{name}.npz"
         path.write_bytes(HOSTILE[f"rng_state names {name}"](base))
-        with pytest.raises(rnn.CheckpointError, match=f"bit_generator must be one of .*got '{name}'"):
-            rnn.load_checkpoint(path)
-        with pytest.raises(rnn.CheckpointError, match="bit_generator must be one of"):
-            rnn.rng_from_json(json.dumps({**PCG, "bit_generator": name}))
+        with pytest.raises(checkpoints.CheckpointError, match=f"bit_generator must be one of .*got '{name}'"):
+            checkpoints.load_checkpoint(path)
+        with pytest.raises(checkpoints.CheckpointError, match="bit_generator must be one of"):
+            checkpoints.rng_from_json(json.dumps({**PCG, "bit_generator": name}))
     assert calls == [] and (np.random.get_state()[1] == before).all()
 
 
@@ -529,19 +531,19 @@ def test_messages_say_what_is_wrong(base, tmp_path):
     for label, pattern in want.items():
         path = tmp_path / "h.npz"
         path.write_bytes(HOSTILE[label](base))
-        with pytest.raises(rnn.CheckpointError, match=pattern):
-            rnn.load_checkpoint(path)
+        with pytest.raises(checkpoints.CheckpointError, match=pattern):
+            checkpoints.load_checkpoint(path)
 
 
 def test_byte_budget_is_checked_before_reading(base, tmp_path, monkeypatch):
     path = tmp_path / "ck.npz"
     path.write_bytes(base.build())
-    monkeypatch.setattr(rnn, "CHECKPOINT_MAX_BYTES", 1000)
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_MAX_BYTES", 1000)
     opened = []
     real_read_array = np.lib.format.read_array
     monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: opened.append(1) or real_read_array(*a, **k))
-    with pytest.raises(rnn.CheckpointError, match=r"over the limit of 1,000"):
-        rnn.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError, match=r"over the limit of 1,000"):
+        checkpoints.load_checkpoint(path)
     assert opened == [], "no array data may be read before the budget is checked"
 
 
@@ -564,8 +566,8 @@ def test_a_junk_member_is_never_opened(base, tmp_path, monkeypatch):
     monkeypatch.setattr(zipfile.ZipFile, "open",
                         lambda self, name, *a, **k: opened.append(getattr(name, "filename", name))
                         or real_open(self, name, *a, **k))
-    with pytest.raises(rnn.CheckpointError, match="junk.npy"):
-        rnn.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError, match="junk.npy"):
+        checkpoints.load_checkpoint(path)
     assert "junk.npy" not in opened, f"load_checkpoint opened the junk member (opened: {opened})"
 
 
@@ -574,11 +576,11 @@ def test_deflate_bombs_are_refused_without_inflating(base, tmp_path):
     junk = bomb_checkpoint(base, tmp_path / "junk.npz")
     header_bomb = tmp_path / "header.npz"
     header_bomb.write_bytes(HOSTILE["params/Wxh: a 1 GiB deflate bomb behind a valid header"](base))
-    code = ("import resource, sys, implementation as rnn\n"
+    code = ("import resource, sys, checkpoints\n"
             "for p in sys.argv[1:]:\n"
             "    try:\n"
-            "        rnn.load_checkpoint(p)\n"
-            "    except rnn.CheckpointError as e:\n"
+            "        checkpoints.load_checkpoint(p)\n"
+            "    except checkpoints.CheckpointError as e:\n"
             "        print('refused', e)\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
     out = subprocess.run([sys.executable, "-c", code, str(junk), str(header_bomb)], capture_output=True,
@@ -593,12 +595,12 @@ def test_deflate_bombs_are_refused_without_inflating(base, tmp_path):
 # ----------------------------------------------------------------------------- the RNG state
 
 def test_rng_from_json_refuses_bad_states_with_checkpoint_error():
-    good = rnn.rng_state_json(np.random.default_rng(1))
-    assert rnn.rng_from_json(good).random() == np.random.default_rng(1).random()
+    good = checkpoints.rng_state_json(np.random.default_rng(1))
+    assert checkpoints.rng_from_json(good).random() == np.random.default_rng(1).random()
     for bad in ("", "[]", "null", '{"bit_generator": "PCG64"}', json.dumps({**PCG, "state": None}),
                 json.dumps({**MT, "state": {"key": [1] * 624, "pos": 625}}), "[" * 100_000):
-        with pytest.raises(rnn.CheckpointError) as info:
-            rnn.rng_from_json(bad)
+        with pytest.raises(checkpoints.CheckpointError) as info:
+            checkpoints.rng_from_json(bad)
         assert "\n" not in str(info.value)
 
 
@@ -609,11 +611,11 @@ def test_save_refuses_a_state_that_would_not_load_and_keeps_the_old_file(tmp_pat
     before = path.read_bytes()
     params, opt = tr.checkpoint_arrays()
     with pytest.raises(ValueError, match=r"save_checkpoint: .*meta has no 'step'.*was left as it was"):
-        rnn.save_checkpoint(path, params, opt, CHARS, tr.h, {"epoch": 0})
+        checkpoints.save_checkpoint(path, params, opt, CHARS, tr.h, {"epoch": 0})
     bad = {k: v.copy() for k, v in params.items()}
     bad["Whh"][0, 0] = np.nan
     with pytest.raises(ValueError, match=r"params/Whh holds NaN or inf"):
-        rnn.save_checkpoint(path, bad, opt, CHARS, tr.h, tr.state())
+        checkpoints.save_checkpoint(path, bad, opt, CHARS, tr.h, tr.state())
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"], "no temporary file may be left"
 
@@ -626,7 +628,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError, match="No space left"):
-        rnn.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, tr.state())
+        checkpoints.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, tr.state())
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]
 
@@ -638,12 +640,12 @@ def test_adam_step_must_be_a_count(tmp_path):
                              ({"step": "3"}, r"step must be an integer >= 0, got '3'"),
                              ({}, r"meta\.opt_scalars has keys \[\], adam keeps \['step'\]")):
         (tmp_path / "h.npz").write_bytes(base.with_meta(lambda m: m.update(opt_scalars=scalars)))
-        with pytest.raises(rnn.CheckpointError, match=pattern):
-            rnn.load_checkpoint(tmp_path / "h.npz")
+        with pytest.raises(checkpoints.CheckpointError, match=pattern):
+            checkpoints.load_checkpoint(tmp_path / "h.npz")
 
 
 # The steps of save_checkpoint, in order: (module, function) to interrupt.
-SAVE_STAGES = {"write": (np, "savez"), "fsync": (os, "fsync"), "read back": (rnn, "_read_checkpoint"),
+SAVE_STAGES = {"write": (np, "savez"), "fsync": (os, "fsync"), "read back": (checkpoints, "_read_checkpoint"),
                "chmod": (os, "chmod"), "rename": (os, "replace")}
 
 
@@ -656,9 +658,9 @@ def test_a_save_interrupted_at_any_stage_keeps_the_previous_checkpoint(tmp_path,
         raise KeyboardInterrupt
     monkeypatch.setattr(*SAVE_STAGES[stage], interrupted)
     with pytest.raises(KeyboardInterrupt):
-        rnn.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, {**tr.state(), "step": 99})
+        checkpoints.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, {**tr.state(), "step": 99})
     monkeypatch.undo()
-    assert path.read_bytes() == before and rnn.load_checkpoint(path)["meta"]["step"] == tr.step_count
+    assert path.read_bytes() == before and checkpoints.load_checkpoint(path)["meta"]["step"] == tr.step_count
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]
 
 
@@ -681,7 +683,7 @@ def test_save_never_writes_the_checkpoint_in_place(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", spy_open)
     monkeypatch.setattr(os, "open", spy_os_open)
     monkeypatch.setattr(os, "replace", lambda src, dst: renames.append((str(src), str(dst))) or real_replace(src, dst))
-    rnn.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, tr.state())
+    checkpoints.save_checkpoint(path, *tr.checkpoint_arrays(), CHARS, tr.h, tr.state())
     monkeypatch.undo()
     assert str(path) not in writes, f"save_checkpoint opened {path} for writing"
     assert len(renames) == 1 and renames[0][1] == str(path)
@@ -693,31 +695,31 @@ def test_save_never_writes_the_checkpoint_in_place(tmp_path, monkeypatch):
 def test_read_text_refuses_a_file_over_the_limit(tmp_path):
     f = tmp_path / "big.txt"
     f.write_text("abcdefghij\n", encoding="utf-8")                    # 11 bytes
-    assert rnn.read_text(f, max_bytes=11) == "abcdefghij\n"
+    assert safeio.read_text(f, max_bytes=11) == "abcdefghij\n"
     with pytest.raises(ValueError, match=r"read_text: .*big\.txt is 11 bytes, over the limit of 10 bytes; "
                                          r".*max_bytes"):
-        rnn.read_text(f, max_bytes=10)
+        safeio.read_text(f, max_bytes=10)
     huge = tmp_path / "huge.txt"                                     # sparse: no disk space used
     with open(huge, "wb") as fh:
-        fh.truncate(rnn.TEXT_MAX_BYTES + 1)
-    with pytest.raises(ValueError, match=f"is {rnn.TEXT_MAX_BYTES + 1:,} bytes, over the limit of "
-                                         f"{rnn.TEXT_MAX_BYTES:,} bytes"):
-        rnn.read_text(huge)
+        fh.truncate(safeio.TEXT_MAX_BYTES + 1)
+    with pytest.raises(ValueError, match=f"is {safeio.TEXT_MAX_BYTES + 1:,} bytes, over the limit of "
+                                         f"{safeio.TEXT_MAX_BYTES:,} bytes"):
+        safeio.read_text(huge)
 
 
 def test_read_text_default_limit_is_far_above_the_corpora(shakespeare_path):
-    assert rnn.TEXT_MAX_BYTES >= 10 * 3_300_000                      # War and Peace is ~3.2 MB
-    assert len(rnn.read_text(shakespeare_path)) > 1_000_000
+    assert safeio.TEXT_MAX_BYTES >= 10 * 3_300_000                      # War and Peace is ~3.2 MB
+    assert len(safeio.read_text(shakespeare_path)) > 1_000_000
 
 
 def test_read_text_refuses_folders_and_devices(tmp_path):
     with pytest.raises(ValueError, match=r"read_text: .* is a folder"):
-        rnn.read_text(tmp_path)
+        safeio.read_text(tmp_path)
     if os.path.exists("/dev/zero"):
         with pytest.raises(ValueError, match=r"read_text: /dev/zero is a device"):
-            rnn.read_text("/dev/zero")
+            safeio.read_text("/dev/zero")
     with pytest.raises(FileNotFoundError):
-        rnn.read_text(tmp_path / "missing.txt")
+        safeio.read_text(tmp_path / "missing.txt")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
@@ -726,8 +728,8 @@ def test_read_text_and_load_checkpoint_refuse_a_fifo_without_blocking(tmp_path):
     for a writer forever; the timeout only stops a hung test, it measures nothing."""
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    code = ("import sys, implementation as rnn\n"
-            "for f in (rnn.read_text, rnn.load_checkpoint):\n"
+    code = ("import sys, checkpoints, safeio\n"
+            "for f in (safeio.read_text, checkpoints.load_checkpoint):\n"
             "    try:\n"
             "        f(sys.argv[1])\n"
             "    except ValueError as e:\n"
@@ -748,9 +750,9 @@ def test_read_text_refuses_a_socket():
     try:
         s.bind(path)
         with pytest.raises(ValueError, match=r"read_text: .* is a socket"):
-            rnn.read_text(path)
-        with pytest.raises(rnn.CheckpointError, match=r"is a socket"):
-            rnn.load_checkpoint(path)
+            safeio.read_text(path)
+        with pytest.raises(checkpoints.CheckpointError, match=r"is a socket"):
+            checkpoints.load_checkpoint(path)
     finally:
         s.close()
         os.unlink(path)
@@ -764,10 +766,10 @@ def test_restore_refuses_a_window_outside_the_epoch(tmp_path):
     params = rnn.init_params(5, 4, rng)
     tr = rnn.Trainer({k: v.copy() for k, v in params.items()}, data, 1, 8, 0.1)
     tr.step()
-    path = rnn.save_checkpoint(tmp_path / "c.npz", params, tr.opt_state, list("abcde"), tr.h,
+    path = checkpoints.save_checkpoint(tmp_path / "c.npz", params, tr.opt_state, list("abcde"), tr.h,
                                {**tr.state(), "window": len(tr.streams)}, None)
     fresh = rnn.Trainer({k: v.copy() for k, v in params.items()}, data, 1, 8, 0.1)
     before = {k: v.copy() for k, v in fresh.params.items()}
-    with pytest.raises(rnn.CheckpointError, match="window"):
-        fresh.restore(rnn.load_checkpoint(path))
+    with pytest.raises(ValueError, match="window"):
+        fresh.restore(checkpoints.load_checkpoint(path))
     assert all(np.array_equal(before[k], fresh.params[k]) for k in before), "restore changed the weights before refusing"

@@ -15,6 +15,7 @@ import pytest
 
 import analysis
 import implementation as rnn
+from ngram import NGram
 import visualization as viz
 
 
@@ -181,7 +182,7 @@ def test_a_real_ngram_forgets_the_opening_quote_beyond_its_context():
     chars = rnn.build_vocab(text)
     ids = rnn.encode(text, chars)
     n = len(ids) * 3 // 4
-    ngram = rnn.NGram(12).fit(ids[:n], len(chars))
+    ngram = NGram(12).fit(ids[:n], len(chars))
     val = text[n:]
     out = analysis.loss_at_quotes(val, {"ngram": -ngram.logprobs(ids[n:])})
     closing, opening = out["mean"]["closing"]["ngram"], out["mean"]["opening"]["ngram"]
@@ -198,7 +199,7 @@ def small_models():
     chars = rnn.build_vocab(text)
     n = int(len(text) * 0.9)
     params = rnn.init_params(len(chars), 12, rng, np.float64, init_scale=0.3)
-    ngram = rnn.NGram(4).fit(rnn.encode(text[:n], chars), len(chars))
+    ngram = NGram(4).fit(rnn.encode(text[:n], chars), len(chars))
     return params, ngram, chars, text[n:]
 
 

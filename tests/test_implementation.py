@@ -3,6 +3,7 @@ central differences (float64), the plain textbook loop in tests/textbook.py,
 and known values (ln V at init, a Markov source's entropy rate, softmax(y/T)).
 """
 
+import functools
 import math
 import os
 
@@ -10,6 +11,9 @@ import numpy as np
 import pytest
 
 import implementation as rnn
+import safeio
+import ngram
+import checkpoints
 from textbook import textbook_loss_fun, textbook_run
 
 GRAD_TOL = 1e-6
@@ -49,11 +53,11 @@ def test_read_text_rejects_non_utf8_with_offset(tmp_path):
     f = tmp_path / "latin1.txt"
     f.write_bytes("café".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.txt.*offset 3"):
-        rnn.read_text(f)
+        safeio.read_text(f)
     g = tmp_path / "bin.dat"
     g.write_bytes(b"ab\x00cd")
     with pytest.raises(ValueError, match="binary"):
-        rnn.read_text(g)
+        safeio.read_text(g)
 
 
 def test_build_vocab_rejects_empty_text():
@@ -429,10 +433,10 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     rng = np.random.default_rng(42)
     rng.random(3)
     meta = {"step": 17, "epoch": 2, "window": 5, "smooth_loss": 1.25, "config": {"hidden_size": 5, "lr": 0.1}}
-    path = rnn.save_checkpoint(tmp_path / "ck.npz", params, opt, chars, h, meta, rng)
+    path = checkpoints.save_checkpoint(tmp_path / "ck.npz", params, opt, chars, h, meta, rng)
     with np.load(path, allow_pickle=False) as z:                  # no pickles anywhere
         assert "meta" in z.files
-    ck = rnn.load_checkpoint(path, expected_chars=chars)
+    ck = checkpoints.load_checkpoint(path, expected_chars=chars)
     for k in params:
         np.testing.assert_array_equal(ck["params"][k], params[k])
         np.testing.assert_array_equal(ck["opt_state"]["memory"][k], opt["memory"][k])
@@ -447,7 +451,7 @@ def test_adam_state_round_trips(tmp_path):
     params, _, h = _state()
     opt = rnn.init_optimizer("adam", params)
     opt["step"] = 3
-    ck = rnn.load_checkpoint(rnn.save_checkpoint(tmp_path / "a.npz", params, opt, list("abcdef"), h, _meta()))
+    ck = checkpoints.load_checkpoint(checkpoints.save_checkpoint(tmp_path / "a.npz", params, opt, list("abcdef"), h, _meta()))
     assert ck["opt_state"]["step"] == 3 and set(ck["opt_state"]["m"]) == set(params)
 
 
@@ -472,8 +476,8 @@ def test_resumed_run_is_bit_identical(tmp_path):
     pb = {k: v.copy() for k, v in p0.items()}
     ob = rnn.init_optimizer("adagrad", pb)
     hb = run(pb, ob, np.zeros((10, 2)), 0, 23)
-    path = rnn.save_checkpoint(tmp_path / "mid.npz", pb, ob, list("abcdef"), hb, _meta(23))
-    ck = rnn.load_checkpoint(path)
+    path = checkpoints.save_checkpoint(tmp_path / "mid.npz", pb, ob, list("abcdef"), hb, _meta(23))
+    ck = checkpoints.load_checkpoint(path)
     hb = run(ck["params"], ck["opt_state"], ck["hidden"], ck["meta"]["step"], 50)
     for k in pa:
         np.testing.assert_array_equal(ck["params"][k], pa[k])
@@ -482,40 +486,40 @@ def test_resumed_run_is_bit_identical(tmp_path):
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):
     params, opt, h = _state()
-    good = rnn.save_checkpoint(tmp_path / "good.npz", params, opt, list("abcdef"), h, _meta())
+    good = checkpoints.save_checkpoint(tmp_path / "good.npz", params, opt, list("abcdef"), h, _meta())
     raw = good.read_bytes()
 
-    with pytest.raises(rnn.CheckpointError, match="not found"):
-        rnn.load_checkpoint(tmp_path / "missing.npz")
+    with pytest.raises(checkpoints.CheckpointError, match="not found"):
+        checkpoints.load_checkpoint(tmp_path / "missing.npz")
     (tmp_path / "trunc.npz").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(rnn.CheckpointError, match="truncated"):
-        rnn.load_checkpoint(tmp_path / "trunc.npz")
+    with pytest.raises(checkpoints.CheckpointError, match="truncated"):
+        checkpoints.load_checkpoint(tmp_path / "trunc.npz")
     corrupt = bytearray(raw)
     i = raw.index(b"params/Whh") + 200                              # inside a member's data
     corrupt[i] ^= 0xFF
     (tmp_path / "corrupt.npz").write_bytes(bytes(corrupt))
-    with pytest.raises(rnn.CheckpointError, match="truncated or corrupted"):
-        rnn.load_checkpoint(tmp_path / "corrupt.npz")
+    with pytest.raises(checkpoints.CheckpointError, match="truncated or corrupted"):
+        checkpoints.load_checkpoint(tmp_path / "corrupt.npz")
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(rnn.CheckpointError, match="not a .npz checkpoint"):
-        rnn.load_checkpoint(tmp_path / "text.npz")
+    with pytest.raises(checkpoints.CheckpointError, match="not a .npz checkpoint"):
+        checkpoints.load_checkpoint(tmp_path / "text.npz")
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(rnn.CheckpointError, match="not a char-rnn checkpoint"):
-        rnn.load_checkpoint(tmp_path / "other.npz")
-    with pytest.raises(rnn.CheckpointError, match=r"does not match.*only in the data: 'xyz'"):
-        rnn.load_checkpoint(good, expected_chars=list("abcdefxyz"))
+    with pytest.raises(checkpoints.CheckpointError, match="not a char-rnn checkpoint"):
+        checkpoints.load_checkpoint(tmp_path / "other.npz")
+    with pytest.raises(checkpoints.CheckpointError, match=r"does not match.*only in the data: 'xyz'"):
+        checkpoints.load_checkpoint(good, expected_chars=list("abcdefxyz"))
 
 
 def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     params, opt, h = _state()
-    path = rnn.save_checkpoint(tmp_path / "ck.npz", params, opt, list("abcdef"), h, _meta())
+    path = checkpoints.save_checkpoint(tmp_path / "ck.npz", params, opt, list("abcdef"), h, _meta())
     before = path.read_bytes()
 
     def boom(*a, **k):
         raise KeyboardInterrupt
     monkeypatch.setattr(np, "savez", boom)
     with pytest.raises(KeyboardInterrupt):
-        rnn.save_checkpoint(path, params, opt, list("abcdef"), h, _meta(2))
+        checkpoints.save_checkpoint(path, params, opt, list("abcdef"), h, _meta(2))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
 
@@ -552,9 +556,9 @@ def test_trainer_walk_equals_textbook_run_and_resumes_exactly(tmp_path):
     tb = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 3, 0.1)
     for _ in range(5):
         tb.step()
-    path = rnn.save_checkpoint(tmp_path / "t.npz", tb.params, tb.opt_state, list("abcdef"), tb.h, tb.state())
+    path = checkpoints.save_checkpoint(tmp_path / "t.npz", tb.params, tb.opt_state, list("abcdef"), tb.h, tb.state())
     tc = rnn.Trainer(rnn.init_params(V, H, np.random.default_rng(99)), data, 2, 3, 0.1)
-    tc.restore(rnn.load_checkpoint(path))
+    tc.restore(checkpoints.load_checkpoint(path))
     for _ in range(6):
         tc.step()
     for k in p0:
@@ -623,8 +627,8 @@ def test_trainer_random_offsets_change_the_walk_per_epoch_and_resume(tmp_path):
     tb = trainer(random_offsets=True, seed=5)
     for _ in range(4):
         tb.step()
-    path = rnn.save_checkpoint(tmp_path / "r.npz", tb.params, tb.opt_state, list("abcdef"), tb.h, tb.state())
-    tc = trainer(random_offsets=True, seed=5).restore(rnn.load_checkpoint(path))
+    path = checkpoints.save_checkpoint(tmp_path / "r.npz", tb.params, tb.opt_state, list("abcdef"), tb.h, tb.state())
+    tc = trainer(random_offsets=True, seed=5).restore(checkpoints.load_checkpoint(path))
     for _ in range(4):
         tc.step()
     for k in p0:
@@ -651,17 +655,17 @@ def test_trainer_ema_is_the_running_average_and_does_not_change_training(tmp_pat
     # a checkpoint holds the average as its params and the weights in the optimiser state: exact resume
     params, opt = avg.checkpoint_arrays()
     assert params is avg.ema_params and opt["weights"] is avg.params
-    path = rnn.save_checkpoint(tmp_path / "e.npz", params, opt, list("abcdef"), avg.h, avg.state())
+    path = checkpoints.save_checkpoint(tmp_path / "e.npz", params, opt, list("abcdef"), avg.h, avg.state())
     back = rnn.Trainer(rnn.init_params(V, H, np.random.default_rng(7)), data, 2, 8, 0.1, ema=d)
-    back.restore(rnn.load_checkpoint(path))
+    back.restore(checkpoints.load_checkpoint(path))
     for _ in range(3):
         back.step(), avg.step()
     for k in p0:
         np.testing.assert_array_equal(back.params[k], avg.params[k])
         np.testing.assert_array_equal(back.ema_params[k], avg.ema_params[k])
-    with pytest.raises(rnn.CheckpointError, match="with weight averaging"):
+    with pytest.raises(ValueError, match="with weight averaging"):
         rnn.Trainer(rnn.init_params(V, H, np.random.default_rng(7)), data, 2, 8, 0.1).restore(
-            rnn.load_checkpoint(path))
+            checkpoints.load_checkpoint(path))
     with pytest.raises(ValueError, match="Trainer: ema must be in"):
         rnn.Trainer(p0, data, 2, 8, 0.1, ema=1.0)
 
@@ -674,7 +678,8 @@ def test_dropout_gradients_match_central_differences_with_fixed_masks():
     params, inputs, targets, hprev = random_problem(7, 6, 5, 3, seed=11, scale=0.5)
     masks = rnn.dropout_masks(np.random.default_rng(2), 0.3, 5, 3, 6)
     assert (masks["x"] == 0).any() and (masks["h"] == 0).any(), "the test needs dropped entries"
-    errors = rnn.grad_check(params, inputs, targets, hprev, masks=masks)
+    errors = rnn.grad_check(params, inputs, targets, hprev,
+                            loss_fn=functools.partial(rnn.loss_and_grads_options, masks=masks))
     for k, err in errors.items():
         assert err < 1e-7, f"loss_and_grads with dropout masks: d{k} relative error {err:.2e} (> 1e-7)"
 
@@ -683,7 +688,7 @@ def test_dropout_masks_give_the_textbook_forward_written_out_with_masks():
     """The masked loss equals a plain loop: h_t = tanh(mx_t Wxh x_t + Whh h + bh), y_t = Why (mh_t h_t) + by."""
     params, inputs, targets, hprev = random_problem(5, 4, 6, 2, seed=3, scale=0.5)
     masks = rnn.dropout_masks(np.random.default_rng(0), 0.5, 6, 2, 4)
-    loss, _, h_last = rnn.loss_and_grads(params, inputs, targets, hprev, masks)
+    loss, _, h_last = rnn.loss_and_grads_options(params, inputs, targets, hprev, masks)
     T, B = inputs.shape
     want = 0.0
     h = hprev.copy()
@@ -717,9 +722,9 @@ def test_trainer_dropout_resumes_bit_identically_and_leaves_the_default_unchange
     a = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, dropout=0.3)
     for _ in range(7):
         a.step()
-    path = rnn.save_checkpoint(tmp_path / "d.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
+    path = checkpoints.save_checkpoint(tmp_path / "d.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
     b = rnn.Trainer(rnn.init_params(6, 8, np.random.default_rng(9)), data, 2, 8, 0.1, seed=4, dropout=0.3)
-    b.restore(rnn.load_checkpoint(path))
+    b.restore(checkpoints.load_checkpoint(path))
     assert [a.step() for _ in range(6)] == [b.step() for _ in range(6)], "a resumed dropout run must match"
     c = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4, dropout=0.3)
     d = rnn.Trainer({k: v.copy() for k, v in p0.items()}, data, 2, 8, 0.1, seed=4)
@@ -749,7 +754,8 @@ def test_teacher_option_gradients_match_central_differences(option):
     Q = _teacher_rows(np.random.default_rng(3), 5, 3, 7)
     weights, hint = TEACHER_GRADIENTS[option]
     for w in weights:
-        errors = rnn.grad_check(params, inputs, targets, hprev, **{option: (w, Q)})
+        errors = rnn.grad_check(params, inputs, targets, hprev,
+                                loss_fn=functools.partial(rnn.loss_and_grads_options, **{option: (w, Q)}))
         for k, err in errors.items():
             assert err < 1e-7, f"loss_and_grads({option}=({w}, Q)): d{k} relative error {err:.2e} (> 1e-7); {hint}"
 
@@ -759,16 +765,16 @@ def test_soft_targets_are_the_cross_entropy_against_the_blend():
     T, B = inputs.shape
     Q = _teacher_rows(np.random.default_rng(1), T, B, 5)
     plain, g_plain, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
-    zero, g_zero, _ = rnn.loss_and_grads(params, inputs, targets, hprev, soft=(0.0, Q))
+    zero, g_zero, _ = rnn.loss_and_grads_options(params, inputs, targets, hprev, soft=(0.0, Q))
     assert zero == pytest.approx(plain, rel=1e-12), "soft=(0, Q) must be the plain loss"
     onehot = np.eye(5)[targets]                                      # (T,B,V) the hard targets as a teacher
-    same, g_same, _ = rnn.loss_and_grads(params, inputs, targets, hprev, soft=(0.6, onehot))
+    same, g_same, _ = rnn.loss_and_grads_options(params, inputs, targets, hprev, soft=(0.6, onehot))
     assert same == pytest.approx(plain, rel=1e-12), "a teacher that is the one-hot targets changes nothing"
     for k in rnn.PARAM_NAMES:
         np.testing.assert_allclose(g_zero[k], g_plain[k], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(g_same[k], g_plain[k], rtol=1e-10, atol=1e-13)
     a = 0.25
-    loss, _, _ = rnn.loss_and_grads(params, inputs, targets, hprev, soft=(a, Q))
+    loss, _, _ = rnn.loss_and_grads_options(params, inputs, targets, hprev, soft=(a, Q))
     logp = rnn.forward(params, inputs, hprev)[1]                     # (T,V,B) log p_t
     want = -sum(((1 - a) * np.eye(5)[targets[t]].T + a * Q[t].T) * logp[t] for t in range(T)).sum() / B
     assert loss == pytest.approx(want, rel=1e-12), "the loss is -sum blend * log p, mean over the streams"
@@ -789,9 +795,9 @@ def test_ngram_teacher_rows_come_from_the_other_half():
     rng = np.random.default_rng(0)
     V, order = 5, 3
     ids = np.concatenate([rng.integers(0, 3, 60), rng.integers(2, 5, 61)])   # halves with other characters
-    Q = rnn.ngram_teacher(ids, V, order, dtype=np.float64, block=7)        # small blocks: the seams are tested
+    Q = ngram.ngram_teacher(ids, V, order, dtype=np.float64, block=7)        # small blocks: the seams are tested
     h = len(ids) // 2
-    first, second = rnn.NGram(order).fit(ids[h:], V), rnn.NGram(order).fit(ids[:h], V)
+    first, second = ngram.NGram(order).fit(ids[h:], V), ngram.NGram(order).fit(ids[:h], V)
     assert Q.shape == (len(ids), V)
     np.testing.assert_allclose(Q[0], first.probs(()), rtol=1e-12)
     for t in range(1, len(ids)):
@@ -801,7 +807,7 @@ def test_ngram_teacher_rows_come_from_the_other_half():
             f"{'second' if t < h else 'first'} half, given the characters before position {t}"))
     np.testing.assert_allclose(Q.sum(axis=1), 1.0, rtol=1e-12)
     with pytest.raises(ValueError, match="ngram_teacher"):
-        rnn.ngram_teacher(ids[:3], V)
+        ngram.ngram_teacher(ids[:3], V)
 
 
 @pytest.mark.parametrize("option, folds", [("distill", 2), ("prior", 5)])
@@ -809,7 +815,7 @@ def test_trainer_teacher_options_resume_bit_identically_and_need_their_teacher(t
     rng = np.random.default_rng(0)
     V = 6
     data = rng.integers(0, V, size=2000)
-    teacher = rnn.ngram_teacher(data, V, 3, folds=folds)
+    teacher = ngram.ngram_teacher(data, V, 3, folds=folds)
     p0 = rnn.init_params(V, 8, np.random.default_rng(1))
 
     def trainer(**kw):
@@ -820,8 +826,8 @@ def test_trainer_teacher_options_resume_bit_identically_and_need_their_teacher(t
     a = trainer(**{option: 0.4}, teacher=teacher)
     for _ in range(130):                                             # past an epoch: a new random offset
         a.step()
-    path = rnn.save_checkpoint(tmp_path / "t.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
-    b = trainer(**{option: 0.4}, teacher=teacher).restore(rnn.load_checkpoint(path))
+    path = checkpoints.save_checkpoint(tmp_path / "t.npz", a.params, a.opt_state, list("abcdef"), a.h, a.state(), None)
+    b = trainer(**{option: 0.4}, teacher=teacher).restore(checkpoints.load_checkpoint(path))
     assert [a.step() for _ in range(6)] == [b.step() for _ in range(6)], f"a resumed run with {option} must match"
     taught, untaught = trainer(**{option: 0.4}, teacher=teacher), trainer()
     taught.step(), untaught.step()
@@ -844,12 +850,12 @@ def test_prior_is_the_product_of_the_rnn_and_the_counts():
     Q = _teacher_rows(np.random.default_rng(2), T, B, 5)
     plain, g_plain, _ = rnn.loss_and_grads(params, inputs, targets, hprev)
     for prior, why in (((0.0, Q), "beta = 0"), ((0.7, np.full((T, B, 5), 0.2)), "a uniform Q")):
-        loss, g, _ = rnn.loss_and_grads(params, inputs, targets, hprev, prior=prior)
+        loss, g, _ = rnn.loss_and_grads_options(params, inputs, targets, hprev, prior=prior)
         assert loss == pytest.approx(plain, rel=1e-12), f"prior with {why} must be the plain loss"
         for k in rnn.PARAM_NAMES:
             np.testing.assert_allclose(g[k], g_plain[k], rtol=1e-10, atol=1e-13, err_msg=f"{why}: d{k}")
     b = 0.6
-    loss, _, _ = rnn.loss_and_grads(params, inputs, targets, hprev, prior=(b, Q))
+    loss, _, _ = rnn.loss_and_grads_options(params, inputs, targets, hprev, prior=(b, Q))
     logp = rnn.forward(params, inputs, hprev)[1]                     # (T,V,B) log p_t of the RNN alone
     prod = rnn.log_softmax(logp + b * np.log(Q).transpose(0, 2, 1), axis=1)   # log of p_t Q_t^b, renormalised
     want = -sum(prod[t][targets[t], np.arange(B)].sum() for t in range(T)) / B
@@ -878,21 +884,21 @@ def test_ngram_teacher_with_k_folds_scores_each_part_by_the_others():
     rng = np.random.default_rng(1)
     V, order, k = 5, 3, 4
     ids = rng.integers(0, V, 103)
-    Q = rnn.ngram_teacher(ids, V, order, dtype=np.float64, block=5, folds=k)
+    Q = ngram.ngram_teacher(ids, V, order, dtype=np.float64, block=5, folds=k)
     edges = [len(ids) * j // k for j in range(k + 1)]
     for lo, hi in zip(edges[:-1], edges[1:]):
-        model = rnn.NGram(order).fit(np.concatenate([ids[:lo], ids[hi:]]), V)
+        model = ngram.NGram(order).fit(np.concatenate([ids[:lo], ids[hi:]]), V)
         for t in range(max(lo, 1), hi):
             np.testing.assert_allclose(Q[t], model.probs(ids[:t]), rtol=1e-12, err_msg=(
                 f"ngram_teacher(folds={k}) row {t} must come from the NGram fitted on every part "
                 f"but rows {lo}..{hi - 1}"))
-    np.testing.assert_allclose(Q[0], rnn.NGram(order).fit(ids[edges[1]:], V).probs(()), rtol=1e-12)
-    np.testing.assert_array_equal(rnn.ngram_teacher(ids, V, order, dtype=np.float64, block=5, folds=2),
-                                  rnn.ngram_teacher(ids, V, order, dtype=np.float64, block=5),
+    np.testing.assert_allclose(Q[0], ngram.NGram(order).fit(ids[edges[1]:], V).probs(()), rtol=1e-12)
+    np.testing.assert_array_equal(ngram.ngram_teacher(ids, V, order, dtype=np.float64, block=5, folds=2),
+                                  ngram.ngram_teacher(ids, V, order, dtype=np.float64, block=5),
                                   err_msg="folds=2 is the default")
     for bad in (1, 60):
         with pytest.raises(ValueError, match="ngram_teacher"):
-            rnn.ngram_teacher(ids, V, order, folds=bad)
+            ngram.ngram_teacher(ids, V, order, folds=bad)
 
 
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam"])

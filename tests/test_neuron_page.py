@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 import implementation as rnn
+import checkpoints
 import visualization as viz
 
 HIDDEN, INIT_SCALE, SEED = 24, 0.5, 11
@@ -181,7 +182,7 @@ def _checkpoint_and_log(folder: Path):
     params = rnn.init_params(len(chars), HIDDEN, np.random.default_rng(SEED), np.float64, INIT_SCALE)
     (folder / "text.txt").write_text(text, encoding="utf-8")
     config = {"hidden_size": HIDDEN, "vocab_size": len(chars), "init_scale": INIT_SCALE}
-    ckpt = rnn.save_checkpoint(folder / "best.npz", params, rnn.init_optimizer("adagrad", params), chars,
+    ckpt = checkpoints.save_checkpoint(folder / "best.npz", params, rnn.init_optimizer("adagrad", params), chars,
                                np.zeros((HIDDEN, 1)), {"step": 1, "epoch": 0, "window": 1, "smooth_loss": 3.0,
                                                        "config": config})
     lines = [{"kind": "config", **config}] + [{"kind": "train", "step": s, "chars": 64 * s, "loss": 3.0}

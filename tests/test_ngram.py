@@ -1,4 +1,4 @@
-"""Tests for the interpolated Kneser-Ney character n-gram (implementation.NGram).
+"""Tests for the interpolated Kneser-Ney character n-gram (ngram.NGram).
 
 Oracles, all independent of the code under test:
 * probabilities worked out by hand on a five-character corpus;
@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 import implementation as rnn
+import safeio
+import ngram
+import checkpoints
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -81,7 +84,7 @@ def test_hand_computed_probabilities_on_a_tiny_corpus():
     #   P(a|a) = .5/3 + 1/3*11/18 = 10/27, P(b|a) = 1.5/3 + 1/3*5/18 = 16/27, P(c|a) = 1/3*2/18 = 1/27
     # context b: c(b.) = 1, N1+(b.) = 1, taken mass .5
     #   P(a|b) = .5 + .5*11/18 = 29/36, P(b|b) = .5*5/18 = 5/36, P(c|b) = .5*2/18 = 2/36
-    m2 = rnn.NGram(2, discount=0.5).fit(ids, 3)
+    m2 = ngram.NGram(2, discount=0.5).fit(ids, 3)
     np.testing.assert_allclose(m2.probs([0]), np.array([10, 16, 1]) / 27, rtol=1e-12,
                                err_msg="NGram(2).probs([a]) on 'abaab' with D=0.5: see the arithmetic in the test")
     np.testing.assert_allclose(m2.probs([1]), np.array([29, 5, 2]) / 36, rtol=1e-12)
@@ -98,7 +101,7 @@ def test_hand_computed_probabilities_on_a_tiny_corpus():
     # level 3, context ba: c = 1 (baa), N1+ = 1:
     #   P(a|ba) = .5 + .5*5/9 = 7/9, P(b|ba) = .5*7/18 = 7/36, P(c|ba) = .5*1/18 = 1/36
     # level 3, context ab: c = 1 (aba): P(a|ab) = .5 + .5*29/36 = 65/72
-    m3 = rnn.NGram(3, discount=0.5).fit(ids, 3)
+    m3 = ngram.NGram(3, discount=0.5).fit(ids, 3)
     np.testing.assert_allclose(m3.probs([1, 0]), [7 / 9, 7 / 36, 1 / 36], rtol=1e-12,
                                err_msg="NGram(3).probs([b, a]): lower levels must use continuation counts")
     assert m3.probs([0, 1])[0] == pytest.approx(65 / 72, rel=1e-12)
@@ -115,7 +118,7 @@ def test_order_one_is_the_smoothed_unigram():
     n = c.sum()
     # P(w) = max(c(w) - D, 0) / n + D * (number of w with c(w) > 0) / n * 1/V
     want = np.maximum(c - D, 0) / n + D * np.count_nonzero(c) / n / V
-    m = rnn.NGram(1).fit(train, V)
+    m = ngram.NGram(1).fit(train, V)
     np.testing.assert_allclose(m.probs([]), want, rtol=1e-12)
     np.testing.assert_allclose(m.probs([3, 4, 5]), want, rtol=1e-12,
                                err_msg="order 1 must ignore the context")
@@ -126,7 +129,7 @@ def test_matches_a_dictionary_reference_even_where_packed_keys_would_overflow(V,
     # V**N: 82**10 > 2**63 and 300**12 > 2**98; the reference uses tuples, which cannot overflow
     rng = np.random.default_rng(V + N)
     train = repetitive_ids(rng, 1500, V)
-    m = rnn.NGram(N).fit(train, V)
+    m = ngram.NGram(N).fit(train, V)
     ref = kn_reference(train, V, N)
     contexts = [train[100:100 + N - 1], train[700:700 + N + 3], train[5:7], [],
                 rng.integers(0, V, N - 1),                    # almost surely never seen
@@ -143,7 +146,7 @@ def test_modified_kneser_ney_uses_three_discounts_from_count_of_counts():
     rng = np.random.default_rng(7)
     V = 6
     train = repetitive_ids(rng, 3000, V, snippet_len=12)
-    m = rnn.NGram(3, discount="modified").fit(train, V)
+    m = ngram.NGram(3, discount="modified").fit(train, V)
     tri = Counter(tuple(train[i:i + 3]) for i in range(len(train) - 2))
     n = [sum(1 for v in tri.values() if v == r) for r in (1, 2, 3, 4)]
     Y = n[0] / (n[0] + 2 * n[1])
@@ -154,7 +157,7 @@ def test_modified_kneser_ney_uses_three_discounts_from_count_of_counts():
     h = tuple(int(x) for x in train[50:52])
     row = np.array([tri.get(h + (w,), 0) for w in range(V)], float)
     D = np.array([0.0, *want])[np.minimum(row, 3).astype(int)]
-    m2 = rnn.NGram(3, discount="modified").fit(train, V)
+    m2 = ngram.NGram(3, discount="modified").fit(train, V)
     lower = np.array([m2._probs_of_windows(np.array([[h[0], h[1], w]]), np.array([2]))[0] for w in range(V)])
     want_p = (row - D) / row.sum() + D.sum() / row.sum() * lower
     np.testing.assert_allclose(m.probs(h), want_p, rtol=1e-10)
@@ -169,7 +172,7 @@ def test_probabilities_sum_to_one_for_seen_unseen_and_empty_contexts(discount):
     V = 9
     train = repetitive_ids(rng, 2000, V - 1)                 # the last character never occurs in training
     for N in (1, 2, 3, 5, 8):
-        m = rnn.NGram(N, discount).fit(train, V)
+        m = ngram.NGram(N, discount).fit(train, V)
         contexts = [[], [V - 1], rng.integers(0, V, 20), train[:N - 1], [V - 1] * 7]
         contexts += [rng.integers(0, V, rng.integers(0, 12)) for _ in range(20)]
         for ctx in contexts:
@@ -191,7 +194,7 @@ def _train_and_text(seed, n_seen=150, n_after=50):
 def test_batched_logprobs_equal_probs_at_every_position():
     V, train, seq = _train_and_text(4)
     for N in (1, 3, 6):
-        m = rnn.NGram(N).fit(train, V)
+        m = ngram.NGram(N).fit(train, V)
         lp = m.logprobs(seq)
         assert lp.shape == (len(seq) - 1,)
         want = np.array([np.log(m.probs(seq[:t + 1])[seq[t + 1]]) for t in range(len(seq) - 1)])
@@ -210,7 +213,7 @@ def test_a_larger_order_never_hurts_the_training_loss():
     text = "".join(rng.choice(words, 1500))
     chars = rnn.build_vocab(text)
     ids = rnn.encode(text, chars)
-    losses = [rnn.NGram(N).fit(ids, len(chars)).evaluate(ids)["nats"] for N in range(1, 9)]
+    losses = [ngram.NGram(N).fit(ids, len(chars)).evaluate(ids)["nats"] for N in range(1, 9)]
     assert all(b <= a + 1e-12 for a, b in zip(losses, losses[1:])), \
         f"training-text loss must not rise with the order; got {np.round(losses, 4).tolist()}"
 
@@ -218,7 +221,7 @@ def test_a_larger_order_never_hurts_the_training_loss():
 def test_context_counts_count_occurrences_in_the_training_text():
     text = "the cat sat on the mat; the hat."
     chars = rnn.build_vocab(text + "xz")
-    m = rnn.NGram(4).fit(rnn.encode(text, chars), len(chars))
+    m = ngram.NGram(4).fit(rnn.encode(text, chars), len(chars))
     probe = "the zat on the hat"
     got = m.context_counts(rnn.encode(probe, chars))
 
@@ -227,7 +230,7 @@ def test_context_counts_count_occurrences_in_the_training_text():
 
     want = [occurrences(probe[max(0, t - 2):t + 1]) for t in range(len(probe) - 1)]
     np.testing.assert_array_equal(got, want)
-    assert rnn.NGram(1).fit(rnn.encode(text, chars), len(chars)).context_counts(
+    assert ngram.NGram(1).fit(rnn.encode(text, chars), len(chars)).context_counts(
         rnn.encode(probe, chars)).tolist() == [len(text)] * (len(probe) - 1)
 
 
@@ -237,7 +240,7 @@ def test_sample_frequencies_match_the_distribution_and_temperature():
     rng = np.random.default_rng(6)
     V = 5
     train = rng.choice(V, size=400, p=[0.4, 0.3, 0.15, 0.1, 0.05])
-    m = rnn.NGram(1).fit(train, V)                   # order 1: every draw has the same distribution
+    m = ngram.NGram(1).fit(train, V)                   # order 1: every draw has the same distribution
     p = m.probs([])
     n = 10_000
     for temp, top_k in ((1.0, None), (0.5, None), (2.0, None), (1.0, 3)):
@@ -258,7 +261,7 @@ def test_samples_follow_the_context():
     rng = np.random.default_rng(8)
     V = 6
     train = repetitive_ids(rng, 2000, V)
-    m = rnn.NGram(3).fit(train, V)
+    m = ngram.NGram(3).fit(train, V)
     ctx = train[10:12]
     p = m.probs(ctx)
     n = 4000
@@ -271,7 +274,7 @@ def test_samples_follow_the_context():
 def test_sample_text_is_reproducible_and_accepts_an_empty_prime():
     text = "to be or not to be, that is the question. " * 20
     chars = rnn.build_vocab(text)
-    m = rnn.NGram(4).fit(rnn.encode(text, chars), len(chars))
+    m = ngram.NGram(4).fit(rnn.encode(text, chars), len(chars))
     a = m.sample_text(chars, "to b", 80, 0.7, np.random.default_rng(0))
     b = m.sample_text(chars, "to b", 80, 0.7, np.random.default_rng(0))
     assert a == b and len(a) == 80 and set(a) <= set(chars)
@@ -284,14 +287,14 @@ def test_sample_text_is_reproducible_and_accepts_an_empty_prime():
 
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="order"):
-        rnn.NGram(0)
+        ngram.NGram(0)
     with pytest.raises(ValueError, match="discount"):
-        rnn.NGram(3, discount=1.5)
+        ngram.NGram(3, discount=1.5)
     with pytest.raises(ValueError, match="fit"):
-        rnn.NGram(3).probs([])
+        ngram.NGram(3).probs([])
     with pytest.raises(ValueError, match="vocab_size"):
-        rnn.NGram(2).fit([0, 1, 5], 3)
-    m = rnn.NGram(2).fit([0, 1, 2], 3)
+        ngram.NGram(2).fit([0, 1, 5], 3)
+    m = ngram.NGram(2).fit([0, 1, 2], 3)
     with pytest.raises(ValueError, match="0..2"):
         m.logprobs([0, 3])
     with pytest.raises(ValueError, match="2 characters"):
@@ -301,7 +304,7 @@ def test_bad_arguments_are_clear_errors():
 def test_logprob_table_rows_are_the_whole_distribution_at_each_position():
     V, train, seq = _train_and_text(5, 120, 40)
     for N in (1, 3, 6):
-        m = rnn.NGram(N).fit(train, V)
+        m = ngram.NGram(N).fit(train, V)
         table = m.logprob_table(seq)
         assert table.shape == (len(seq) - 1, V)
         want = np.log([m.probs(seq[:t + 1]) for t in range(len(seq) - 1)])
@@ -313,7 +316,7 @@ def test_logprob_table_rows_are_the_whole_distribution_at_each_position():
             assert np.array_equal(m.logprob_table(seq, block=block), table), \
                 f"NGram({N}).logprob_table must not depend on block ({block})"
     other = train[::-1].copy()                                   # refitting must forget the first fit
-    assert np.array_equal(m.fit(other, V).logprob_table(seq), rnn.NGram(6).fit(other, V).logprob_table(seq)), \
+    assert np.array_equal(m.fit(other, V).logprob_table(seq), ngram.NGram(6).fit(other, V).logprob_table(seq)), \
         "a refitted NGram's logprob_table must be a fresh model's: nothing of the first fit may remain"
     with pytest.raises(ValueError, match="logprob_table"):
         m.logprob_table([0, V])
@@ -409,11 +412,11 @@ def test_product_functions_reject_mismatched_or_infinite_tables():
 # ----------------------------------------------------------------------------- real data
 
 def test_reference_losses_on_tiny_shakespeare(shakespeare_path):
-    text = rnn.read_text(shakespeare_path)
+    text = safeio.read_text(shakespeare_path)
     chars = rnn.build_vocab(text)
     train, val = rnn.train_val_split(rnn.encode(text, chars), 0.1)
     for N, want in ((5, 1.564), (6, 1.528), (7, 1.5225)):
-        got = rnn.NGram(N).fit(train, len(chars)).evaluate(val)
+        got = ngram.NGram(N).fit(train, len(chars)).evaluate(val)
         assert got["chars"] == len(val) - 1
         assert abs(got["nats"] - want) < 0.002, \
             (f"NGram({N}) on tiny Shakespeare: validation {got['nats']:.4f} nats/char, reference {want}; "
@@ -443,7 +446,7 @@ def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, ca
     chars = rnn.build_vocab(text)
     V = len(chars)
     params = rnn.init_params(V, 8, np.random.default_rng(12), np.float64, init_scale=0.5)
-    ck = rnn.save_checkpoint(tmp_path / "rnn.npz", params, rnn.init_optimizer("adagrad", params), chars,
+    ck = checkpoints.save_checkpoint(tmp_path / "rnn.npz", params, rnn.init_optimizer("adagrad", params), chars,
                              np.zeros((8, 1)), {"step": 0, "epoch": 0, "window": 0, "smooth_loss": 4.0})
     out = tmp_path / "out"
     out.mkdir()
@@ -459,7 +462,7 @@ def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, ca
     assert [r["order"] for r in result["table"]] == [1, 2, 3, 4]
     for row in result["table"]:
         assert set(row) >= {"order", "val_nats", "val_bits", "fit_seconds", "eval_seconds"}
-        want = rnn.NGram(row["order"]).fit(train, V).evaluate(val)
+        want = ngram.NGram(row["order"]).fit(train, V).evaluate(val)
         assert row["val_nats"] == pytest.approx(want["nats"], rel=1e-12)
         assert row["val_bits"] == pytest.approx(want["bits"], rel=1e-12)
         assert row["fit_seconds"] >= 0 and f"{want['nats']:.4f}" in printed
@@ -468,7 +471,7 @@ def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, ca
 
     # lambda by brute force: lam on the grid minimising the mean -log(lam p_rnn + (1-lam) p_ngram)
     lp_r = rnn.target_logprobs(params, val)
-    lp_n = rnn.NGram(best).fit(train, V).logprobs(val)
+    lp_n = ngram.NGram(best).fit(train, V).logprobs(val)
     M = len(lp_r)
     first, second = slice(0, M // 2), slice(M // 2, M)
 
@@ -490,7 +493,7 @@ def test_ngram_command_writes_the_table_and_mixes_on_the_other_half(tmp_path, ca
 
     # the product: (a, b) a minimum on the choose half, its loss on the report half by brute force
     ta = rnn.logprob_table(params, val)
-    tb = rnn.NGram(best).fit(train, V).logprob_table(val)
+    tb = ngram.NGram(best).fit(train, V).logprob_table(val)
     tgt = np.asarray(val[1:])
 
     def product(a, b, part):
@@ -544,7 +547,7 @@ def test_ngram_command_mixes_the_ensemble_of_several_checkpoints(tmp_path, capsy
     for seed in (12, 13):
         params = rnn.init_params(V, 8, np.random.default_rng(seed), np.float64, init_scale=0.5)
         models.append(params)
-        cks.append(rnn.save_checkpoint(tmp_path / f"rnn{seed}.npz", params, rnn.init_optimizer("adagrad", params),
+        cks.append(checkpoints.save_checkpoint(tmp_path / f"rnn{seed}.npz", params, rnn.init_optimizer("adagrad", params),
                                        chars, np.zeros((8, 1)),
                                        {"step": 0, "epoch": 0, "window": 0, "smooth_loss": 4.0}))
         each.append(rnn.target_logprobs(params, val))
@@ -565,7 +568,7 @@ def test_ngram_command_mixes_the_ensemble_of_several_checkpoints(tmp_path, capsy
     assert f"ensemble of the 2 RNNs (mean of their probabilities): {-ensemble.mean():.4f}" in printed
     from analysis import product_nats
     table = np.log(sum(np.exp(rnn.logprob_table(p, val)) for p in models) / 2)
-    tb = rnn.NGram(mix["order"]).fit(train, V).logprob_table(val)
+    tb = ngram.NGram(mix["order"]).fit(train, V).logprob_table(val)
     h = mix["product"][0]                                              # fitted on the first half
     assert h["product_nats"] == pytest.approx(product_nats([table[M // 2:], tb[M // 2:]], val[1:][M // 2:],
                                                            h["weights"]), rel=1e-10), \
@@ -596,7 +599,7 @@ def test_ngram_command_rejects_a_checkpoint_with_another_vocabulary(tmp_path, ca
     data, text = _cli_corpus(tmp_path)
     chars = rnn.build_vocab(text + "Z")
     params = rnn.init_params(len(chars), 4, np.random.default_rng(0))
-    ck = rnn.save_checkpoint(tmp_path / "other.npz", params, rnn.init_optimizer("adagrad", params), chars,
+    ck = checkpoints.save_checkpoint(tmp_path / "other.npz", params, rnn.init_optimizer("adagrad", params), chars,
                              np.zeros((4, 1)), {"step": 0, "epoch": 0, "window": 0, "smooth_loss": 4.0})
     code = train_minimal.main(["--ngram", "--data", data, "--out", tmp_path / "o", "--checkpoint", ck, "--quiet"])
     assert code == 2 and "vocabulary" in capsys.readouterr().err

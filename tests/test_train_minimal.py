@@ -21,6 +21,8 @@ import pytest
 import cli
 from data.download import CORPORA
 import implementation as rnn
+import ngram
+import checkpoints
 import train_minimal as tm
 from helpers import REPO_ROOT as ROOT
 from helpers import synthetic_text
@@ -151,8 +153,8 @@ def test_training_writes_checkpoints_log_and_metrics(text_file, tmp_path):
     for k in ("best_step", "final_train_loss", "epochs", "seconds", "chars_per_sec"):
         assert k in metrics, f"metrics.json should have {k!r}"
 
-    best = rnn.load_checkpoint(out / "best.npz")
-    last = rnn.load_checkpoint(out / "last.npz")
+    best = checkpoints.load_checkpoint(out / "best.npz")
+    last = checkpoints.load_checkpoint(out / "last.npz")
     assert last["meta"]["step"] == 40 and best["meta"]["step"] == metrics["best_step"]
     for k in ("config", "best_val_loss", "best_step", "evals_since_best", "elapsed", "epoch", "window",
               "smooth_loss"):
@@ -186,7 +188,7 @@ def test_patience_stops_on_a_validation_plateau_and_keeps_the_best(text_file, tm
     val = [e for e in read_log(out) if e["kind"] == "val"]
     assert metrics["reason"] == "plateau", f"expected a plateau stop; validation losses: {[e['val_loss'] for e in val]}"
     assert metrics["best_step"] == val[-3]["step"], "stops 2 evaluations after the best one"
-    assert rnn.load_checkpoint(out / "best.npz")["meta"]["step"] == metrics["best_step"]
+    assert checkpoints.load_checkpoint(out / "best.npz")["meta"]["step"] == metrics["best_step"]
     assert metrics["best_val_loss"] == pytest.approx(min(e["val_loss"] for e in val))
 
 
@@ -242,7 +244,7 @@ def test_resume_is_bit_identical_to_one_run(text_file, tmp_path, case):
     assert tm.main([*common, "--out", two, "--max-steps", "20"]) == 0
     assert tm.main(["--resume", two / "last.npz", "--data", text_file, "--max-steps", "40", "--quiet", "--no-progress"]) == 0
 
-    a, b = rnn.load_checkpoint(one / "last.npz"), rnn.load_checkpoint(two / "last.npz")
+    a, b = checkpoints.load_checkpoint(one / "last.npz"), checkpoints.load_checkpoint(two / "last.npz")
     for k in rnn.PARAM_NAMES:
         assert np.array_equal(a["params"][k], b["params"][k]), \
             f"params[{k!r}] after resume differs from the single run (max |diff| " \
@@ -283,10 +285,10 @@ def test_an_interrupted_default_run_resumes_onto_the_same_schedule(text_file, tm
     monkeypatch.setattr(tm, "stop_reason", ctrl_c_at_step_20)
     assert tm.main([*common, "--out", two]) == 130, "an interrupted run exits with 130"
     monkeypatch.setattr(tm, "stop_reason", real_stop_reason)
-    assert rnn.load_checkpoint(two / "last.npz")["meta"]["step"] == 20
+    assert checkpoints.load_checkpoint(two / "last.npz")["meta"]["step"] == 20
     assert tm.main(["--resume", two / "last.npz", "--data", text_file, "--quiet", "--no-progress"]) == 0
 
-    a, b = rnn.load_checkpoint(one / "last.npz"), rnn.load_checkpoint(two / "last.npz")
+    a, b = checkpoints.load_checkpoint(one / "last.npz"), checkpoints.load_checkpoint(two / "last.npz")
     assert a["meta"]["step"] == b["meta"]["step"] == 40 and a["meta"]["epoch"] >= 2
     for k in rnn.PARAM_NAMES:
         for what, x, y in (("the average", a["params"][k], b["params"][k]),
@@ -343,14 +345,14 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(text_file, tmp_path):
     assert "Traceback" not in err
     assert "interrupted" in err and "--resume" in err and "last.npz" in err, \
         f"Ctrl-C should say where the checkpoint is and how to resume; stderr: {err}"
-    ck = rnn.load_checkpoint(out / "last.npz")
+    ck = checkpoints.load_checkpoint(out / "last.npz")
     step = ck["meta"]["step"]
     assert step > 0
     assert read_log(out)[-1] == {**read_log(out)[-1], "kind": "end", "reason": "interrupted", "step": step}
     # and the run continues from there
     assert tm.main(["--resume", out / "last.npz", "--data", text_file, "--max-steps", str(step + 3), "--quiet",
                     "--no-progress"]) == 0
-    assert rnn.load_checkpoint(out / "last.npz")["meta"]["step"] == step + 3
+    assert checkpoints.load_checkpoint(out / "last.npz")["meta"]["step"] == step + 3
 
 
 def test_sigkill_while_saving_leaves_a_loadable_checkpoint(text_file, tmp_path):
@@ -375,8 +377,8 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(text_file, tmp_path):
         proc.stderr.close()
         for name in ("last.npz", "best.npz"):
             try:
-                ck = rnn.load_checkpoint(out / name)
-            except rnn.CheckpointError as e:
+                ck = checkpoints.load_checkpoint(out / name)
+            except checkpoints.CheckpointError as e:
                 pytest.fail(f"after SIGKILL {delay}s into saving, {name} no longer loads: {e}")
             assert ck["meta"]["step"] >= 1
 
@@ -691,7 +693,7 @@ def test_a_sustained_loss_above_a_uniform_guess_stops_the_run(text_file, tmp_pat
     assert max(losses) < tm.EXPLODE_FACTOR * lnV, "this case is one the 10 x ln V rule alone misses"
     assert len(losses) == tm.SUSTAINED_AFTER - 1 and np.mean(losses[-199:]) > lnV, \
         "stopped at step 500 (its loss is not logged), the mean of the last 200 steps above ln V"
-    assert rnn.load_checkpoint(out / "last.npz")["meta"]["step"] == 400, "the last checkpoint before it is kept"
+    assert checkpoints.load_checkpoint(out / "last.npz")["meta"]["step"] == 400, "the last checkpoint before it is kept"
 
 
 def test_ema_validation_says_the_average_is_still_mostly_the_initial_weights(text_file, tmp_path, capsys):
@@ -789,8 +791,8 @@ def test_resume_reads_only_the_data_the_user_names(text_file, tmp_path):
     """A checkpoint's stored data path is not trusted: it could name any local file."""
     secret = tmp_path / "secret.txt"
     secret.write_text("root:x:0:0:root:/root:/bin/bash\n" * 50, encoding="utf-8")
-    ck = rnn.load_checkpoint(_prepared_run(text_file, tmp_path) / "last.npz")
-    crafted = rnn.save_checkpoint(tmp_path / "crafted.npz", ck["params"], ck["opt_state"], ck["chars"],
+    ck = checkpoints.load_checkpoint(_prepared_run(text_file, tmp_path) / "last.npz")
+    crafted = checkpoints.save_checkpoint(tmp_path / "crafted.npz", ck["params"], ck["opt_state"], ck["chars"],
                                   ck["hidden"], {**ck["meta"], "config": {**ck["meta"]["config"],
                                                                           "data": str(secret)}}, ck["rng"])
     proc = run_script("--resume", crafted, "--no-progress", cwd=tmp_path)
@@ -823,7 +825,7 @@ def test_distill_is_announced_stored_and_counted_in_memory(text_file, tmp_path, 
                     "--distill", "0.3"]) == 0
     assert "teacher: a 7-gram" in capsys.readouterr().out, "a distilled run says where its teacher came from"
     assert read_log(out)[0]["distill"] == 0.3
-    ck = rnn.load_checkpoint(out / "last.npz")
+    ck = checkpoints.load_checkpoint(out / "last.npz")
     assert ck["meta"]["config"]["distill"] == 0.3, "the checkpoint keeps the setting, so a resume keeps it"
     c = tm.resolve_config()
     assert (tm.memory_needed(dict(c, distill=0.3), 65, 1000) - tm.memory_needed(c, 65, 1000)) == 4 * 1000 * 65, \
@@ -842,12 +844,12 @@ def test_ngram_prior_is_announced_scored_as_the_product_stored_and_counted(text_
     assert f"of {tm.PRIOR_FOLDS} parts" in printed, "a partner run says where its teacher came from"
     assert "(RNN x 7-gram^0.4, renormalised)" in printed, "the validation line says it scores the product"
     assert read_log(out)[0]["ngram_prior"] == 0.4
-    ck = rnn.load_checkpoint(out / "last.npz")
+    ck = checkpoints.load_checkpoint(out / "last.npz")
     assert ck["meta"]["config"]["ngram_prior"] == 0.4, "the checkpoint keeps the setting, so a resume keeps it"
     text = Path(text_file).read_text()
     chars = rnn.build_vocab(text)
     train_ids, val_ids = rnn.train_val_split(rnn.encode(text, chars), 0.1)
-    q = np.exp(rnn.NGram(7).fit(train_ids, len(chars)).logprob_table(val_ids))
+    q = np.exp(ngram.NGram(7).fit(train_ids, len(chars)).logprob_table(val_ids))
     want = rnn.evaluate(ck["params"], val_ids, prior=(0.4, q))["nats"]
     logged = [r for r in read_log(out) if r["kind"] == "val"][-1]["val_loss"]
     assert logged == pytest.approx(want, rel=1e-5), \
@@ -927,7 +929,7 @@ def test_empty_out_is_refused(text_file, tmp_path):
 def test_a_full_disk_is_one_line_and_exit_2(text_file, tmp_path, monkeypatch, capsys):
     def full(path, *a, **k):
         raise OSError(28, "No space left on device", str(path))
-    monkeypatch.setattr(rnn, "save_checkpoint", full)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", full)
     assert tm.main([*SMALL, "--data", text_file, "--out", tmp_path / "o", "--max-steps", "3"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left" in err and ".npz" in err, err

@@ -21,6 +21,8 @@ import pytest
 
 import analysis as an
 import implementation as rnn
+from ngram import NGram
+import checkpoints
 from helpers import synthetic_text
 import runlog
 import visualization as viz
@@ -66,7 +68,7 @@ def run(tmp_path_factory):
     with runlog.RunLogWriter(log_path, fresh=True) as writer:      # the schema train_minimal.py writes
         for e in log:
             writer.write(**e)
-    ckpt = rnn.save_checkpoint(folder / "best.npz", params, trainer.opt_state, chars, trainer.h,
+    ckpt = checkpoints.save_checkpoint(folder / "best.npz", params, trainer.opt_state, chars, trainer.h,
                                {**trainer.state(), "config": config}, rng)
     val_text = text[len(train_ids):]
     return {"folder": folder, "params": params, "chars": chars, "text": text, "val_text": val_text,
@@ -398,7 +400,7 @@ def test_ngram_figure_compares_the_two_models_on_the_text(run):
     train_text = run["text"][:len(run["text"]) - len(run["val_text"])]
     fig = viz._ngram_figure(run["params"], run["chars"], train_text, run["val_text"])
     ids = rnn.encode(run["val_text"], run["chars"])
-    ngram = rnn.NGram(viz.NGRAM_ORDER).fit(rnn.encode(train_text, run["chars"]), len(run["chars"]))
+    ngram = NGram(viz.NGRAM_ORDER).fit(rnn.encode(train_text, run["chars"]), len(run["chars"]))
     rnn_loss = -rnn.target_logprobs(run["params"], ids)
     ngram_loss = -ngram.logprobs(ids)
     counts = ngram.context_counts(ids)
@@ -446,8 +448,8 @@ def test_cli_errors_are_one_line_exit_2(run, tmp_path, capsys, case, expected):
         log = str(tmp_path / "bad.jsonl")
     elif case == "missing text":
         config = {**run["config"], "data": str(tmp_path / "gone.txt")}
-        ck = rnn.load_checkpoint(run["ckpt"])
-        ckpt = str(rnn.save_checkpoint(tmp_path / "c.npz", ck["params"], ck["opt_state"], ck["chars"],
+        ck = checkpoints.load_checkpoint(run["ckpt"])
+        ckpt = str(checkpoints.save_checkpoint(tmp_path / "c.npz", ck["params"], ck["opt_state"], ck["chars"],
                                        ck["hidden"], {**ck["meta"], "config": config}))
         (tmp_path / "log.jsonl").write_text("".join(json.dumps({**e, "data": config["data"]}) + "\n"
                                                     for e in run["log"]))
@@ -527,8 +529,8 @@ def test_dpi_limit_is_the_memory_of_the_largest_figure():
 def _checkpoint_naming(run, tmp_path, data):
     """A copy of the run's checkpoint and log whose config names `data` as the training text."""
     config = {**run["config"], "data": data}
-    ck = rnn.load_checkpoint(run["ckpt"])
-    ckpt = rnn.save_checkpoint(tmp_path / "c.npz", ck["params"], ck["opt_state"], ck["chars"],
+    ck = checkpoints.load_checkpoint(run["ckpt"])
+    ckpt = checkpoints.save_checkpoint(tmp_path / "c.npz", ck["params"], ck["opt_state"], ck["chars"],
                                ck["hidden"], {**ck["meta"], "config": config})
     log = tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps({**e, "data": data} if e["kind"] == "config" else e) + "\n"
@@ -563,7 +565,7 @@ def test_a_known_corpus_in_the_config_is_read_from_the_data_folder(run, tmp_path
     ckpt, log = _checkpoint_naming(run, tmp_path, str(elsewhere / "tiny_shakespeare.txt"))
     args = viz.build_parser().parse_args(["--checkpoint", ckpt, "--log", log])
     said = []
-    text, train_text, source = viz._resolve_text(args, rnn.load_checkpoint(ckpt), viz.load_log(log), said.append)
+    text, train_text, source = viz._resolve_text(args, checkpoints.load_checkpoint(ckpt), viz.load_log(log), said.append)
     n = int(len(corpus) * 0.9)                                   # train_minimal's split, val_fraction 0.1
     assert (train_text, text) == (corpus[:n], corpus[n:])
     assert str(folder / "tiny_shakespeare.txt") in source
@@ -571,7 +573,7 @@ def test_a_known_corpus_in_the_config_is_read_from_the_data_folder(run, tmp_path
     # --text FILE is read as given; the known corpus still gives the real-word share
     (tmp_path / "t.txt").write_text("the cat sat")
     args = viz.build_parser().parse_args(["--checkpoint", ckpt, "--log", log, "--text", str(tmp_path / "t.txt")])
-    text, train_text, _ = viz._resolve_text(args, rnn.load_checkpoint(ckpt), viz.load_log(log), said.append)
+    text, train_text, _ = viz._resolve_text(args, checkpoints.load_checkpoint(ckpt), viz.load_log(log), said.append)
     assert (text, train_text) == ("the cat sat", corpus[:n])
 
 
@@ -581,14 +583,14 @@ def test_a_stored_path_holding_the_exact_corpus_is_read_where_it_is(run, tmp_pat
     monkeypatch.setattr(download, "DATA_DIR", tmp_path / "empty")
     ckpt, log = _checkpoint_naming(run, tmp_path, str(shakespeare_path))
     args = viz.build_parser().parse_args(["--checkpoint", ckpt, "--log", log])
-    text, train_text, source = viz._resolve_text(args, rnn.load_checkpoint(ckpt), viz.load_log(log),
+    text, train_text, source = viz._resolve_text(args, checkpoints.load_checkpoint(ckpt), viz.load_log(log),
                                                  lambda m: None)
     assert source.startswith(str(shakespeare_path)) and len(text) + len(train_text) == 1_115_394
     assert not (tmp_path / "empty").exists(), "the corpus must not be copied when the stored file is it"
 
 
 def test_data_flag_splits_like_training(run, tmp_path):
-    ck, log = rnn.load_checkpoint(run["ckpt"]), viz.load_log(run["log_path"])
+    ck, log = checkpoints.load_checkpoint(run["ckpt"]), viz.load_log(run["log_path"])
     args = viz.build_parser().parse_args(["--data", run["config"]["data"]])
     text, train_text, source = viz._resolve_text(args, ck, log, lambda m: None)
     assert train_text == run["train_text"] and text == run["val_text"] and "validation part" in source

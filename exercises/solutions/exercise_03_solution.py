@@ -35,8 +35,9 @@ sys.path.insert(0, str(REPO_ROOT))  # the repo root, so `import implementation` 
 import numpy as np  # noqa: E402
 
 from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
-                            read_text, sample_text, train_val_split)
-from visualization import words  # noqa: E402
+                            sample_text, train_val_split)
+from safeio import read_text  # noqa: E402
+from analysis import words  # noqa: E402
 from cli import ArgumentParser, UserError, integer, number, one_line_errors, read_data, setup_numpy  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def collect_source(root, pattern="*.py"):
     name starts with "." (.git, .venv, ...) and __pycache__, in sorted order of
     the relative paths (the same files always give the same text). Each file
     becomes "# file: <relative/path>\\n" + its text (read with
-    implementation.read_text; files that are not UTF-8 are skipped), and the
+    safeio.read_text; files that are not UTF-8 are skipped), and the
     pieces are joined with "\\n\\n". Returns the text (str).
     """
     root = Path(root)
@@ -132,7 +133,7 @@ def indent_share(text, unit=4):
 def known_word_share(generated, training_text, min_length=3):
     """Share of the words in `generated` (of min_length+ characters) that occur in `training_text`.
 
-    Words as in exercise 2: words(text) (imported from visualization: runs of
+    Words as in exercise 2: words(text) (imported from analysis: runs of
     letters, inner apostrophes kept, lower-cased), and the last word of
     `generated` is left out when the text ends in the middle of it. Then only
     words of at least min_length characters count: shorter ones such as "a",

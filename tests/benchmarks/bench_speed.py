@@ -60,7 +60,8 @@ for _p in (REPO, REPO / "tests"):                    # implementation, data.down
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-import implementation as rnn                           # noqa: E402
+import implementation as rnn
+import safeio                           # noqa: E402
 from cli import setup_numpy                          # noqa: E402
 from textbook import textbook_loss_fun, textbook_run   # noqa: E402
 
@@ -81,11 +82,11 @@ def load_text(data: str | None) -> tuple[str, str]:
     which is all that speed depends on.
     """
     if data:
-        return rnn.read_text(data), str(data)
+        return safeio.read_text(data), str(data)
     try:
         from data.download import ensure_corpus
         path = ensure_corpus("tiny_shakespeare", progress=False)
-        return rnn.read_text(path), str(path)
+        return safeio.read_text(path), str(path)
     except Exception as exc:                           # DownloadError, no network, ...
         rng = np.random.default_rng(0)
         alphabet = [chr(c) for c in range(32, 32 + 64)] + ["\n"]          # V = 65 like tiny Shakespeare

@@ -84,7 +84,7 @@ CRASH_HINTS = [
     (r"could not be broadcast|shapes .* not aligned|matmul: Input operand|mismatch in its core dimension",
      "two arrays have shapes that do not fit: check each against the docstring ((H,1) columns, (V,H) matrices, "
      "(V,) flat arrays)"),
-    (r"not valid UTF-8|looks like a binary file", "implementation.read_text raises ValueError for a file that "
+    (r"not valid UTF-8|looks like a binary file", "safeio.read_text raises ValueError for a file that "
      "is not UTF-8 text; catch it and skip that file, as the docstring says"),
     (r"division by zero|divide by zero", "a division by zero: is a count or a temperature 0 here? The docstring "
      "says what to return in that case"),

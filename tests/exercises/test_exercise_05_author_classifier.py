@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import implementation as rnn
+import safeio
 from .exercise_checks import check_close, check_returned, fail, run_main
 
 HAMILTON = [1, *range(6, 10), *range(11, 14), *range(15, 18), *range(21, 37), *range(59, 62), *range(65, 86)]
@@ -29,7 +30,7 @@ def ex(load_exercise):
 
 @pytest.fixture(scope="module")
 def papers(ex, federalist_path):
-    return ex.parse_federalist(rnn.read_text(federalist_path))
+    return ex.parse_federalist(safeio.read_text(federalist_path))
 
 
 def synthetic_author(words, seed, n_papers, length=900):
