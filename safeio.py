@@ -86,14 +86,41 @@ def read_text(path, max_bytes: int = TEXT_MAX_BYTES) -> str:
                          f"{e.start}); re-save the file as UTF-8") from None
 
 
+class UnsafeOutputError(ValueError):
+    """check_output_path refused a name to write to; the message is one line."""
+
+
+def check_output_path(path, what: str = "output file") -> Path:
+    """`path` as a Path, if a file may be written there; else UnsafeOutputError, one line.
+
+    Refused: an empty name; a name that already exists and is not a regular file
+    (a folder, a device such as /dev/null, a named pipe, a socket) or is a
+    symbolic link (the rename would replace the link, not what it points to).
+    """
+    if path is None or os.fspath(path) == "":
+        raise UnsafeOutputError(f"the {what} name is empty; give a file name")
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
+                else "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise UnsafeOutputError(f"{path} is {kind}; the {what} must be a new or regular file")
+    return path
+
+
 def write_atomically(path, write, check=None) -> Path:
     """Write a file so that it is never seen half-written: write(f) fills a temporary
     file in the same folder, check(f) (optional) may refuse it by raising, then one
     rename puts it in place. A crash, a full disk, Ctrl-C or a refusal leaves the
-    previous file (if any) intact and the temporary file removed. Every file the
+    previous file (if any) intact and the temporary file removed. A name that
+    check_output_path refuses (a device, a FIFO, a link, a folder) is never replaced. Every file the
     project writes goes through here (checkpoints, logs, plots and pages).
     """
-    path = Path(path)
+    path = check_output_path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w+b") as f:

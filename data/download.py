@@ -174,6 +174,19 @@ CORPORA: dict[str, Corpus] = {
 }
 
 
+def known_corpus(path) -> Corpus | None:
+    """The corpus of CORPORA that `path` (say, the --data a run recorded) names, or None.
+
+    The one rule for every script: only the file name counts, so data/tiny_shakespeare.txt
+    and /elsewhere/tiny_shakespeare.txt both name tiny Shakespeare. A caller that wants
+    the text reads the verified copy (ensure_corpus), never `path` itself.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        return None
+    name = os.fspath(path).replace("\\", "/").rsplit("/", 1)[-1]
+    return next((c for c in CORPORA.values() if c.filename == name), None)
+
+
 class DownloadError(RuntimeError):
     """A corpus could not be fetched; the message says how to put it there by hand."""
 
