@@ -41,17 +41,19 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
 
 
-def integer(minimum: int):
-    """argparse type: a whole number >= minimum ("--folds must be an integer >= 2, got '0'")."""
+def integer(minimum: int, maximum: int | None = None):
+    """argparse type: a whole number >= minimum, and <= maximum if given
+    ("--folds must be an integer from 2 to 14, got '0'")."""
     def parse(raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {raw!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            span = f">= {minimum}" if maximum is None else f"from {minimum:,} to {maximum:,}"
+            raise argparse.ArgumentTypeError(f"must be an integer {span}, got {raw!r}")
         return value
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = f"integer >= {minimum}" if maximum is None else f"integer in [{minimum}, {maximum}]"
     return parse
 
 
