@@ -17,8 +17,10 @@ What a download goes through, in order:
 1. Stale temporary files of earlier, killed downloads are removed (only those no
    running download holds a lock on).
 2. The file is streamed into a locked temporary file next to the target, with a
-   size cap and an overall deadline, so a hostile or trickling server cannot fill
-   the disk or hang forever.
+   size cap and a least pace (MIN_RATE bytes/s after a grace period), so a hostile
+   or trickling server or mirror cannot fill the disk or hang. A local mirror's
+   copy must be a regular file, and is read by a helper thread, so even a read
+   that blocks (a hung network share) ends when the pace runs out.
 3. War and Peace only: the text is normalised (byte-order mark dropped, CRLF and
    lone CR turned into LF; a Project Gutenberg copy loses its licence header and
    footer) before its checksum is taken.
@@ -26,7 +28,8 @@ What a download goes through, in order:
    and then (federalist, war_and_peace) are also accepted, with a one-line note,
    if the text passes a structural check: length, known passages, character set.
 5. Only then is the temporary file renamed into place, so a failed or interrupted
-   download never leaves a partial corpus behind.
+   download never leaves a partial corpus behind (from the command line, SIGTERM
+   and SIGHUP stop it as Ctrl-C does, removing the temporary file).
 
 From Python, training scripts use :func:`ensure_corpus` (by corpus name) or
 :func:`ensure_data_file` (for a ``--data PATH`` argument).
@@ -34,15 +37,18 @@ From Python, training scripts use :func:`ensure_corpus` (by corpus name) or
 
 from __future__ import annotations
 
+import argparse
 import collections
 import glob
 import hashlib
 import http.client
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import unicodedata
 import urllib.error
@@ -52,6 +58,8 @@ from pathlib import Path
 from typing import Callable
 
 from tqdm import tqdm
+
+from safeio import open_regular_file
 
 try:                      # advisory file locks; POSIX only
     import fcntl
@@ -66,11 +74,14 @@ MIRROR_ENV = "RNN_DATA_MIRROR"
 # Seconds to wait for the server (to connect, and for each chunk of the response).
 TIMEOUT = 30.0
 
-# A whole download must finish within GRACE + size / MIN_RATE seconds, or it is
-# abandoned: 380 s for War and Peace's 3.2 MB, enough for a link that averages
-# 10 kB/s. TIMEOUT alone cannot stop a server that sends a byte every few seconds.
+# The least pace: t seconds into a download, at least MIN_RATE * (t - GRACE) bytes
+# must have arrived, or it is abandoned. A link that averages 10 kB/s always passes
+# (War and Peace's 3.2 MB may take up to 380 s); a source that trickles is stopped
+# soon after its grace. TIMEOUT alone cannot stop a server that sends a byte every
+# few seconds. A local mirror folder needs no time to connect: MIRROR_GRACE.
 MIN_RATE = 10_000
 GRACE = 60.0
+MIRROR_GRACE = 10.0
 
 # A download larger than this many times the recorded size is refused.
 MAX_SIZE_FACTOR = 2
@@ -200,7 +211,15 @@ class _SourceFailed(Exception):
 
 
 class _TooSlow(OSError):
-    """A download ran past its overall deadline (see MIN_RATE)."""
+    """A download fell behind the least pace (see MIN_RATE)."""
+
+
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during main(): handled as Ctrl-C is, so the temporary file is removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 # ----------------------------------------------------------------------------- text checks
@@ -340,23 +359,62 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _copy_stream(src, dst, corpus: Corpus, total: int | None, progress: bool) -> str:
+def _read_within(read, seconds: float):
+    """read(_CHUNK) in a helper thread, waiting at most `seconds`; None if it has not returned.
+
+    A local mirror is read this way: a read that blocks (a hung network share) would
+    otherwise hold the download forever. The helper, stuck in its read, is left
+    behind; it is a daemon thread, so it does not keep the process alive.
+    """
+    result = []
+
+    def work():
+        try:
+            result.append((read(_CHUNK), None))
+        except BaseException as exc:                   # handed to the caller below
+            result.append((None, exc))
+
+    helper = threading.Thread(target=work, name="mirror read", daemon=True)
+    helper.start()
+    helper.join(max(seconds, 0.0))
+    if not result:
+        return None
+    chunk, exc = result[0]
+    if exc is not None:
+        raise exc
+    return chunk
+
+
+def _copy_stream(src, dst, corpus: Corpus, total: int | None, progress: bool,
+                 grace: float | None = None, watched: bool = False) -> str:
     """Copy file object `src` to `dst` in chunks with a progress bar; return the sha256.
 
     Raises OSError if more than MAX_SIZE_FACTOR times the recorded size arrives, and
-    _TooSlow if the copy takes longer than GRACE + size / MIN_RATE seconds.
-    read1 returns whatever the network has delivered, so a server that trickles
-    a byte at a time is caught here, between reads.
+    _TooSlow if the copy falls behind the least pace: t seconds in, fewer than
+    MIN_RATE * (t - grace) bytes (grace None: GRACE). read1 returns whatever the network has delivered,
+    so a server that trickles a byte at a time is caught here, between reads;
+    watched=True (a local file) also bounds each read itself (_read_within).
     """
     limit = MAX_SIZE_FACTOR * corpus.size
-    deadline = GRACE + corpus.size / MIN_RATE
+    grace = GRACE if grace is None else grace
     read = getattr(src, "read1", src.read)
     digest = hashlib.sha256()
     start = time.monotonic()
+
+    def seconds_left() -> float:                       # until the pace is missed
+        return grace + dst.tell() / MIN_RATE - (time.monotonic() - start)
+
+    def too_slow() -> _TooSlow:
+        return _TooSlow(f"too slow: {dst.tell():,} of {corpus.size:,} bytes in "
+                        f"{time.monotonic() - start:.0f} s (the least allowed is {MIN_RATE:,} "
+                        f"bytes/s after {grace:g} s of grace)")
+
     with tqdm(total=total, desc=corpus.filename, unit="B", unit_scale=True, unit_divisor=1024,
               disable=not progress, leave=False) as bar:
         while True:
-            chunk = read(_CHUNK)
+            chunk = _read_within(read, seconds_left()) if watched else read(_CHUNK)
+            if chunk is None:
+                raise too_slow()
             if not chunk:
                 break
             if dst.tell() + len(chunk) > limit:
@@ -365,18 +423,27 @@ def _copy_stream(src, dst, corpus: Corpus, total: int | None, progress: bool) ->
             dst.write(chunk)
             digest.update(chunk)
             bar.update(len(chunk))
-            if time.monotonic() - start > deadline:
-                raise _TooSlow(f"too slow: {dst.tell():,} of {corpus.size:,} bytes in "
-                               f"{deadline:g} s (the least allowed is {MIN_RATE:,} bytes/s "
-                               f"after {GRACE:g} s of grace)")
+            if seconds_left() < 0:
+                raise too_slow()
     return digest.hexdigest()
+
+
+def _open_mirror_copy(path: str):
+    """(unbuffered file, size) of a mirror's copy; ValueError if it is not a regular file.
+
+    A named pipe or a device could block or never end (safeio.open_regular_file).
+    Unbuffered, so that closing it never waits for a read stuck in a helper thread.
+    """
+    src, size = open_regular_file(path, "mirror")
+    return src.detach(), size
 
 
 def _fetch(source: str, local: bool, dst, corpus: Corpus, progress: bool) -> str:
     """Stream `source` (a local file or a URL) into file object `dst`; return the sha256."""
     if local:
-        with open(source, "rb") as src:
-            return _copy_stream(src, dst, corpus, os.fstat(src.fileno()).st_size, progress)
+        src, size = _open_mirror_copy(source)
+        with src:
+            return _copy_stream(src, dst, corpus, size, progress, grace=MIRROR_GRACE, watched=True)
     request = urllib.request.Request(source, headers={"User-Agent": _USER_AGENT})
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
         length = response.headers.get("Content-Length", "")
@@ -483,8 +550,11 @@ def ensure_corpus(name: str, data_dir: str | os.PathLike = DATA_DIR,
         try:
             if not folder.is_dir():
                 raise DownloadError(f"mirror folder {folder}{origin} does not exist\n{hint}")
-            if not (folder / corpus.filename).is_file():
+            if not (folder / corpus.filename).exists():
                 raise DownloadError(f"mirror folder {folder}{origin} has no {corpus.filename}\n{hint}")
+            if not (folder / corpus.filename).is_file():
+                raise DownloadError(f"mirror folder {folder}{origin}: {corpus.filename} is not a "
+                                    f"regular file (a named pipe or a device is not copied)\n{hint}")
         except OSError as exc:
             raise DownloadError(f"cannot read mirror folder {folder}{origin}: "
                                 f"{_describe(exc)}\n{hint}") from None
@@ -531,17 +601,21 @@ def ensure_data_file(path: str | os.PathLike, progress: bool = True,
 
 # ----------------------------------------------------------------------------- CLI
 
-EXIT_FAILED = 1  # a corpus could not be fetched (cli.EXIT_USAGE: bad arguments)
+# Exit codes, the same as cli.py's, plus 1: a corpus could not be fetched.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code (0 ok, 1 failed, 2 usage, 130 Ctrl-C).
+class _ArgumentParser(argparse.ArgumentParser):
+    """A bad flag is one line ("error: ... (see --help)") and exit status 2, as with
+    cli.ArgumentParser. Not imported from cli.py: cli.py imports this module (its
+    read_data fetches a missing corpus), and imports go one way only."""
 
-    Every failure is one line on stderr, never a traceback.
-    """
-    import cli  # the repository root's shared command-line plumbing
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
 
-    parser = cli.ArgumentParser(
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
         prog="python -m data.download",
         description="Download the training corpora into data/ and verify their sha256.",
         epilog=f"Offline, set {MIRROR_ENV} (or --mirror) to a folder holding copies "
@@ -556,36 +630,67 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder to put the corpora in (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true",
                         help="do not show progress bars")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _on_stop_signals(handler) -> dict:
+    """Install `handler` for SIGTERM and SIGHUP (where they exist); returns the previous handlers."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():    # only the main thread may
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                previous[getattr(signal, name)] = signal.signal(getattr(signal, name), handler)
+    return previous
+
+
+def _raise_signalled(signum, frame):
+    raise _Signalled(signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit code (0 ok, 1 failed, 2 usage, 130 Ctrl-C,
+    128 + n for SIGTERM or SIGHUP).
+
+    Every failure is one line on stderr, never a traceback. A signal (Ctrl-C, kill,
+    timeout, a closed terminal) stops it with no temporary file left behind.
+    """
+    args = _build_parser().parse_args(argv)
     names = args.names or list(CORPORA)
     unknown = [n for n in names if n not in CORPORA]
     if unknown:
         print(f"error: unknown corpus {unknown[0]!r} (known: {', '.join(CORPORA)})",
               file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
 
-    status = cli.EXIT_OK
-    for name in names:
-        try:
-            present = (args.data_dir / CORPORA[name].filename).exists()
-            path = ensure_corpus(name, data_dir=args.data_dir, mirror=args.mirror,
-                                 progress=not args.no_progress)
-            size = path.stat().st_size
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            return cli.EXIT_INTERRUPTED
-        except DownloadError as exc:
-            print("error: " + "; ".join(str(exc).splitlines()), file=sys.stderr)
-            status = EXIT_FAILED
-        except (OSError, ValueError) as exc:               # e.g. an unreadable --data-dir
-            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            print(f"error: {name}: {_describe(exc)}{where}", file=sys.stderr)
-            status = EXIT_FAILED
-        else:
-            state = "already present" if present else "downloaded"
-            print(f"{name}: {path} ({state}, {size:,} bytes)")
-    return status
+    previous = _on_stop_signals(_raise_signalled)
+    try:
+        status = EXIT_OK
+        for name in names:
+            try:
+                present = (args.data_dir / CORPORA[name].filename).exists()
+                path = ensure_corpus(name, data_dir=args.data_dir, mirror=args.mirror,
+                                     progress=not args.no_progress)
+                size = path.stat().st_size
+            except DownloadError as exc:
+                print("error: " + "; ".join(str(exc).splitlines()), file=sys.stderr)
+                status = EXIT_FAILED
+            except (OSError, ValueError) as exc:               # e.g. an unreadable --data-dir
+                where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+                print(f"error: {name}: {_describe(exc)}{where}", file=sys.stderr)
+                status = EXIT_FAILED
+            else:
+                state = "already present" if present else "downloaded"
+                print(f"{name}: {path} ({state}, {size:,} bytes)")
+        return status
+    except _Signalled as exc:
+        print(f"error: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

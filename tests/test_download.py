@@ -596,9 +596,141 @@ def test_trickling_server_hits_the_deadline(served, dest, monkeypatch):
 
 
 def test_default_deadline_allows_a_slow_link():
-    """War and Peace at 10 kB/s (an old modem would be slower) fits in the default deadline."""
+    """War and Peace at 10 kB/s (an old modem would be slower) keeps the default pace."""
     size = CORPORA["war_and_peace"].size
-    assert download.GRACE + size / download.MIN_RATE >= size / 10_000
+    for grace in (download.GRACE, download.MIRROR_GRACE):
+        assert all(10_000 * t >= download.MIN_RATE * (t - grace) for t in range(0, size // 10_000 + 1)), \
+            "a link of 10 kB/s must never fall behind MIN_RATE * (t - grace)"
+
+
+def finishes(call, seconds=30):
+    """call()'s result, or a failed test if it is still running after `seconds` (it hung)."""
+    box = []
+    worker = threading.Thread(target=lambda: box.append(call()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still running after {seconds} s: it hangs"
+    return box[0] if box else None
+
+
+@pytest.fixture
+def trickle(tmp_path, monkeypatch):
+    """A mirror whose copy arrives through a named pipe: feed(pause) starts a thread that writes
+    one byte every `pause` s (pause None: nothing, ever) until the test ends."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs named pipes")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "toy.txt").write_bytes(TEXT)           # what the folder check sees
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    done, writers = threading.Event(), []
+
+    def feed(pause):
+        def open_copy(path):                          # the copy, as the pipe delivers it
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            writers.append(os.open(fifo, os.O_WRONLY))
+            os.set_blocking(reader, True)
+            if pause is not None:
+                threading.Thread(target=drip, args=(writers[-1], pause), daemon=True).start()
+            return os.fdopen(reader, "rb", buffering=0), len(TEXT)
+        monkeypatch.setattr(download, "_open_mirror_copy", open_copy)
+        return mirror
+
+    def drip(fd, pause):
+        for byte in TEXT:
+            if done.wait(pause):
+                return
+            try:
+                os.write(fd, bytes([byte]))
+            except OSError:
+                return
+    yield feed
+    done.set()
+    for fd in writers:                                # a read still stuck in the pipe returns
+        os.close(fd)
+
+
+@pytest.mark.parametrize("pause", [0.05, None], ids=["one byte every 0.05 s", "nothing at all"])
+def test_trickling_mirror_is_stopped_in_one_line(trickle, dest, monkeypatch, capsys, pause):
+    """A mirror folder (say, a network share) that trickles, or whose read never returns,
+    is given up once it falls behind the pace: one line, exit 1, no temporary file."""
+    add_corpus(monkeypatch, f"http://127.0.0.1:{free_port()}/never-used.txt")
+    monkeypatch.setattr(download, "MIRROR_GRACE", 0.5)    # pace: MIN_RATE * (t - 0.5) bytes by t s
+    monkeypatch.setattr(download, "MIN_RATE", 1000)
+    mirror = trickle(pause)
+    status = finishes(lambda: main(["toy", "--mirror", str(mirror), "--data-dir", str(dest),
+                                    "--no-progress"]))
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert err.startswith("error: ") and "too slow" in err and len(err.splitlines()) == 1, err
+    assert os.listdir(dest) == [], "the temporary file must be removed"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_in_the_mirror_is_refused_without_blocking(dest, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    os.mkfifo(mirror / "toy.txt")
+    add_corpus(monkeypatch, f"http://127.0.0.1:{free_port()}/never-used.txt")
+    error = finishes(lambda: pytest.raises(DownloadError, ensure_corpus, "toy", data_dir=dest,
+                                           mirror=mirror, progress=False), seconds=10)
+    assert "not a regular file" in str(error.value).splitlines()[0], error.value
+    assert os.listdir(dest) == []
+
+
+_STOPPED_CHILD = """
+import os, sys, threading, time
+from data import download
+name, mirror, dest = sys.argv[1:4]
+fifo = os.path.join(mirror, "pipe")
+os.mkfifo(fifo)
+download.CORPORA["toy"] = download.Corpus("toy", "toy.txt", "http://127.0.0.1:9/never-used",
+                                          "0" * 64, 10_000, "toy")
+download.MIRROR_GRACE = 60.0                          # a trickle keeps the pace for a minute
+def open_copy(path):                                  # one byte every 0.01 s
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(fifo, os.O_WRONLY)
+    os.set_blocking(reader, True)
+    def drip():
+        while True:
+            os.write(writer, b"x")
+            time.sleep(0.01)
+    threading.Thread(target=drip, daemon=True).start()
+    return os.fdopen(reader, "rb", buffering=0), 10_000
+download._open_mirror_copy = open_copy
+sys.exit(download.main(["toy", "--mirror", mirror, "--data-dir", dest, "--no-progress"]))
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_a_signal_stops_a_mirror_copy_in_one_line_and_leaves_no_temp_file(tmp_path, name):
+    """`timeout`, `kill` or a closed terminal during a slow copy: exit 128 + n, one line, nothing left."""
+    if not hasattr(signal, name) or not hasattr(os, "mkfifo"):
+        pytest.skip(f"needs {name} and named pipes")
+    mirror, dest = tmp_path / "mirror", tmp_path / "dest"
+    mirror.mkdir()
+    dest.mkdir()
+    (mirror / "toy.txt").write_bytes(b"x")
+    env = {k: v for k, v in os.environ.items() if k != download.MIRROR_ENV}
+    child = subprocess.Popen([sys.executable, "-c", _STOPPED_CHILD, name, str(mirror), str(dest)],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):                          # until the copy has started (at most 30 s)
+            if any(p.name.endswith(".tmp") for p in dest.iterdir()):
+                time.sleep(0.2)                       # well inside the copy loop
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the copy never started: {child.stderr.read() if child.poll() is not None else ''}")
+        child.send_signal(getattr(signal, name))
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 128 + getattr(signal, name), err
+    assert err == f"error: stopped by {name}\n", err
+    assert os.listdir(dest) == [], "the temporary file must be removed"
 
 
 def test_oversized_download_is_refused(served, dest, monkeypatch):
