@@ -32,16 +32,23 @@ from safeio import open_regular_file, write_atomically
 #
 # A checkpoint may come from anyone, so load_checkpoint trusts nothing in it. It
 # opens only the members above; reads each .npy header before its data and checks
-# its shape and dtype against H and V (from params/Wxh's header) and a byte budget;
-# validates meta against the schema below; and only then reads the arrays and
-# checks their values. Every problem is one line of CheckpointError. No pickle is
-# ever loaded, and no name read from the file is ever looked up to be called.
+# its shape and dtype against H and V (from params/Wxh's header) and the memory
+# the arrays would take against a budget (a few MB on disk can declare GBs: zeros
+# deflate 1000 to 1); validates meta against the schema below, every count in a
+# stated range; and only then reads the arrays and checks their values. Every
+# problem is one line of CheckpointError. No pickle is ever loaded, and no name
+# read from the file is ever looked up to be called.
 
 CHECKPOINT_FORMAT = "numpy-char-rnn-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_MAX_DIM = 100_000            # largest H, V or B a checkpoint may declare
-CHECKPOINT_MAX_BYTES = 2 << 30          # all its arrays together (the fast preset's take ~3 MB)
+# load_checkpoint's default memory budget: all the arrays together, once read, from
+# their headers (the fast preset's take 3 MB; H=1024 with Adam and ema in float64,
+# 38 MB; the budget admits H up to ~8,000 with Adagrad in float32).
+CHECKPOINT_MAX_BYTES = 512 << 20
 META_MAX_CHARS = 1 << 20                # the JSON text in meta
+META_MAX_COUNT = 10**12                 # every count in meta (steps, epochs, windows) is below this
+META_MAX_SECONDS = 1e9                  # elapsed and train_seconds (about 32 years)
 
 # The arrays each optimiser keeps per parameter (opt/<slot>/<name>) and its scalars (in meta).
 OPTIMIZER_SLOTS = {"adagrad": ("memory",), "adam": ("m", "v")}
@@ -147,6 +154,8 @@ def rng_from_json(s: str) -> np.random.Generator:
 
 # Each check is (test, what the value must be); the error message quotes the second.
 _COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+_STEPS = (lambda v: _is_int(v) and 0 <= v < META_MAX_COUNT, "an integer in [0, 10**12)")
+_SECONDS = (lambda v: _is_number(v) and 0 <= v < META_MAX_SECONDS, "a number of seconds in [0, 1e9)")
 _POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "an integer > 0")
 _NUMBER = (_is_number, "a finite number")
 _POSITIVE = (lambda v: _is_number(v) and v > 0, "a finite number > 0")
@@ -172,10 +181,10 @@ def _or_none(check):
 META_REQUIRED = ("format", "version", "step", "epoch", "window", "smooth_loss", "opt_scalars", "rng_state")
 META_SCHEMA = {
     "format": _one_of(CHECKPOINT_FORMAT), "version": _one_of(CHECKPOINT_VERSION),
-    "step": _COUNT, "epoch": _COUNT, "window": _COUNT, "smooth_loss": _NUMBER,
+    "step": _STEPS, "epoch": _STEPS, "window": _STEPS, "smooth_loss": _NUMBER,
     "opt_scalars": _OBJECT, "rng_state": _or_none(_TEXT), "config": _OBJECT,
-    "best_val_loss": _or_none(_NUMBER), "best_step": _or_none(_COUNT), "evals_since_best": _COUNT,
-    "elapsed": _NON_NEGATIVE, "train_seconds": _NON_NEGATIVE,
+    "best_val_loss": _or_none(_NUMBER), "best_step": _or_none(_STEPS), "evals_since_best": _STEPS,
+    "elapsed": _SECONDS, "train_seconds": _SECONDS,
 }
 # config: train_minimal.py's settings (its PRESETS and check_config) and the data sizes
 # it logs, each checked when present (train_minimal.py writes them all); other keys
@@ -253,7 +262,7 @@ def save_checkpoint(path, params: dict, opt_state: dict, chars, hidden: np.ndarr
 
     def load_back(f):                                                  # what load_checkpoint will see
         try:
-            _read_checkpoint(f, os.fstat(f.fileno()).st_size)
+            _read_checkpoint(f, os.fstat(f.fileno()).st_size, CHECKPOINT_MAX_BYTES)
         except CheckpointError as e:
             raise ValueError(f"save_checkpoint: this state would not load back ({e}); "
                              f"{path} was left as it was") from None
@@ -336,8 +345,9 @@ _UNICODE = (lambda d: d.kind == "U" and d.itemsize <= 4 * META_MAX_CHARS,
             f"a unicode string of at most {META_MAX_CHARS:,} characters")
 
 
-def _check_layout(headers: dict, infos: dict) -> tuple[int, int, int]:
-    """Check every member's declared dtype, shape and size before reading any data.
+def _check_layout(headers: dict, infos: dict, max_bytes: int) -> tuple[int, int, int]:
+    """Check every member's declared dtype, shape and size, and that all the arrays
+    together would take at most max_bytes of memory, before reading any data.
 
     H and V come from params/Wxh's header (H,V), B from hidden's (H,B); every
     other shape follows from them. Returns (H, V, B).
@@ -368,8 +378,9 @@ def _check_layout(headers: dict, infos: dict) -> tuple[int, int, int]:
             raise CheckpointError(f"{name}: the archive says {infos[name].file_size:,} bytes, its header "
                                   f"implies {header_len + nbytes:,}")
         total += nbytes
-    if total > CHECKPOINT_MAX_BYTES:
-        raise CheckpointError(f"the arrays take {total:,} bytes, over the limit of {CHECKPOINT_MAX_BYTES:,}")
+    if total > max_bytes:
+        raise CheckpointError(f"its arrays would take {total:,} bytes of memory (H {H:,}, V {V:,}, B {B:,}), "
+                              f"over the limit of {max_bytes:,} (load_checkpoint's max_bytes)")
     return H, V, B
 
 
@@ -397,7 +408,7 @@ def _check_optimizer(meta: dict, infos: dict) -> tuple[str, bool]:
     scalars, want = meta["opt_scalars"], OPTIMIZER_SCALARS[optimizer]
     if set(scalars) != set(want):
         raise CheckpointError(f"meta.opt_scalars has keys {_show(sorted(scalars))}, {optimizer} keeps {list(want)}")
-    _check_fields(scalars, {k: _COUNT for k in want}, (), "meta.opt_scalars")       # Adam's step
+    _check_fields(scalars, {k: _STEPS for k in want}, (), "meta.opt_scalars")       # Adam's step
     return optimizer, averaged
 
 
@@ -430,14 +441,14 @@ def _check_values(arrays: dict) -> None:
         raise CheckpointError("vocab must be strictly increasing code points (sorted, no repeats)")
 
 
-def _read_checkpoint(f, size: int) -> dict:
+def _read_checkpoint(f, size: int, max_bytes: int) -> dict:
     """Everything load_checkpoint returns but the path checks, from an open file.
     Raises CheckpointError (without the path) for anything a checkpoint cannot be."""
     _check_zip_index(f, size)
     with zipfile.ZipFile(f) as zf:
         infos = _checked_members(zf)
         headers = {name: _npy_header(zf, info) for name, info in infos.items()}
-        H, V, B = _check_layout(headers, infos)                        # before reading any data
+        H, V, B = _check_layout(headers, infos, max_bytes)             # before reading any data
         try:
             meta = json.loads(str(_read_member(zf, infos["meta"])))
         except (ValueError, RecursionError):
@@ -463,16 +474,18 @@ def _read_checkpoint(f, size: int) -> dict:
             "meta": meta, "rng": rng}
 
 
-def load_checkpoint(path, expected_chars=None) -> dict:
+def load_checkpoint(path, expected_chars=None, max_bytes: int | None = None) -> dict:
     """Load a checkpoint written by save_checkpoint, checking everything in it first.
 
     Returns {"params", "opt_state", "chars", "hidden", "meta", "rng"}.
     Raises CheckpointError with a one-line reason for a missing, truncated,
-    corrupted, oversized or foreign file, for anything outside the format
-    (see the top of this section), and, if expected_chars is given, for a
-    checkpoint trained on another vocabulary.
+    corrupted or foreign file, for anything outside the format (see the top of
+    this module), for arrays that would take more than max_bytes of memory
+    (default CHECKPOINT_MAX_BYTES, 512 MiB; checked from the headers, before
+    any array is read), and, if expected_chars is given, for a checkpoint
+    trained on another vocabulary.
     """
-    path = Path(path)
+    path, max_bytes = Path(path), CHECKPOINT_MAX_BYTES if max_bytes is None else int(max_bytes)
     try:
         f, size = open_regular_file(path, "load_checkpoint")
     except FileNotFoundError:
@@ -483,7 +496,7 @@ def load_checkpoint(path, expected_chars=None) -> dict:
         raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
     try:
         with f:
-            ck = _read_checkpoint(f, size)
+            ck = _read_checkpoint(f, size, max_bytes)
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, OverflowError, RuntimeError,

@@ -405,8 +405,7 @@ def sample(params: dict, h, seed_ix: int, n: int, temperature: float = 1.0,
     Returns (ids, h): a list of n ids and the final (H,1) hidden state.
     """
     check_temperature(temperature)
-    if rng is None:
-        rng = np.random.default_rng()
+    rng = np.random.default_rng() if rng is None else rng
     Wxh, Whh, Why, bh, by = (params[k] for k in PARAM_NAMES)
     h = np.array(h, dtype=Whh.dtype).reshape(-1, 1)                   # (H,1)
     ix, ids = int(seed_ix), []
@@ -421,17 +420,19 @@ def sample(params: dict, h, seed_ix: int, n: int, temperature: float = 1.0,
 
 
 def sample_text(params: dict, chars, prime: str, n: int, temperature: float = 1.0,
-                rng: np.random.Generator | None = None, top_k: int | None = None) -> str:
-    """Feed `prime` through the model, then sample n more characters; returns only the new ones."""
+                rng: np.random.Generator | None = None, top_k: int | None = None, chunk: int = 1024) -> str:
+    """Feed `prime` through the model, then sample n more characters; returns only the new ones.
+    Priming keeps only the last h, `chunk` characters at a time: linear time, flat memory."""
     if not prime:
         raise ValueError("sample_text: prime must be at least one character")
-    ids = encode(prime, chars)
-    H = params["Whh"].shape[0]
-    h = np.zeros((H, 1), dtype=params["Whh"].dtype)
-    if len(ids) > 1:                                                  # warm the state up on the prime
-        hs, _ = forward(params, ids[:-1], h)
-        h = hs[-1]
-    out, _ = sample(params, h, ids[-1], n, temperature, rng, top_k)
+    h, last = np.zeros((params["Whh"].shape[0], 1), dtype=params["Whh"].dtype), len(prime) - 1   # (H,1)
+    for i in range(0, len(prime), chunk):
+        try:
+            ids = encode(prime[i : i + chunk], chars)                 # (<=chunk,)
+        except ValueError as e:
+            raise ValueError(f"sample_text: prime[{i}:]: {e}") from None
+        h = _hidden_states(params, ids[: last - i, None], h)[-1]      # (H,1) h after prime[:i+chunk], not its last char
+    out, _ = sample(params, h, ids[-1], n, temperature, rng, top_k)   # the last character seeds the sample
     return decode(out, chars)
 
 

@@ -1,18 +1,23 @@
-"""Checkpoints and text files are input someone else made.
+"""Checkpoints, text files and primes are input someone else made.
 
 load_checkpoint must refuse every malformed checkpoint with one line of
 CheckpointError (never another exception), read only the members the format
 defines, check each .npy header before reading its data, and never run code
 from the file. Every hostile variant below is a valid small checkpoint with one
-thing changed. read_text must refuse anything but a regular file of bounded
-size, before reading it.
+thing changed. A checkpoint small on disk but huge in memory is refused before
+anything is allocated, and every count in it is bounded. Checkpoints written by
+earlier code (tests/fixtures) still load and resume. read_text must refuse
+anything but a regular file of bounded size, before reading it; sample_text
+primes on a long text in flat memory.
 """
 
 import errno
 import io
 import json
+import math
 import os
 import pickle
+import re
 import socket
 import struct
 import subprocess
@@ -32,6 +37,7 @@ import checkpoints
 V, H, B, T = 6, 5, 2, 4
 CHARS = list("abcdef")
 LR = 0.05
+FIXTURES = Path(__file__).parent / "fixtures"    # checkpoints of earlier code: see its README.md
 
 
 # ----------------------------------------------------------------------------- valid checkpoints
@@ -272,6 +278,16 @@ HOSTILE = {
     # --- meta: the counters ---
     **{f"meta without {k}": _pop(k) for k in ("step", "epoch", "window", "smooth_loss", "opt_scalars", "rng_state")},
     "step -1": _set(["step"], -1),
+    "step 2**63": _set(["step"], 2**63),
+    "step 10**30": _set(["step"], 10**30),
+    "step 1e30": _set(["step"], 1e30),
+    "step 10**12": _set(["step"], 10**12),
+    "epoch 10**400": _set(["epoch"], 10**400),
+    "window 2**63": _set(["window"], 2**63),
+    "best_step 10**12": _set(["best_step"], 10**12),
+    "evals_since_best 2**64": _set(["evals_since_best"], 2**64),
+    "elapsed 1e30": _set(["elapsed"], 1e30),
+    "train_seconds 1e9": _set(["train_seconds"], 1e9),
     "step 1.5": _set(["step"], 1.5),
     "step a string": _set(["step"], "3"),
     "step true": _set(["step"], True),
@@ -512,7 +528,9 @@ def test_rng_state_naming_a_function_is_not_called(base, tmp_path, monkeypatch):
 def test_messages_say_what_is_wrong(base, tmp_path):
     """A few refusals read in full: the member, the field and what it must be."""
     want = {
-        "step -1": r"meta: step must be an integer >= 0, got -1",
+        "step -1": r"meta: step must be an integer in \[0, 10\*\*12\), got -1",
+        "step 2**63": r"meta: step must be an integer in \[0, 10\*\*12\), got 9223372036854775808",
+        "elapsed 1e30": r"meta: elapsed must be a number of seconds in \[0, 1e9\), got 1e\+30",
         "learning_rate 0": r"meta\.config: learning_rate must be a finite number > 0, got 0",
         "meta without step": r"meta has no 'step'",
         "params/Wxh of dtype int64": r"params/Wxh has dtype 'int64', expected float32 or float64",
@@ -545,6 +563,126 @@ def test_byte_budget_is_checked_before_reading(base, tmp_path, monkeypatch):
     with pytest.raises(checkpoints.CheckpointError, match=r"over the limit of 1,000"):
         checkpoints.load_checkpoint(path)
     assert opened == [], "no array data may be read before the budget is checked"
+
+
+def test_the_counts_in_meta_are_bounded_but_the_bounds_load(base, tmp_path):
+    """Just below each stated bound loads; the bounds themselves are among HOSTILE."""
+    below = checkpoints.META_MAX_COUNT - 1
+    path = tmp_path / "edge.npz"
+    path.write_bytes(base.with_meta(lambda m: m.update(
+        step=below, epoch=below, window=below, best_step=below, evals_since_best=below,
+        elapsed=checkpoints.META_MAX_SECONDS * 0.999, train_seconds=0.0)))
+    assert checkpoints.load_checkpoint(path)["meta"]["step"] == below
+
+
+def test_max_bytes_is_the_memory_of_the_arrays(base, tmp_path):
+    """load_checkpoint(max_bytes=N) admits a checkpoint whose arrays take exactly N bytes, not N - 1."""
+    path = tmp_path / "ck.npz"
+    path.write_bytes(base.build())
+    ck = checkpoints.load_checkpoint(path)
+    arrays = [*ck["params"].values(), ck["hidden"], np.array([ord(c) for c in ck["chars"]]),
+              *(a for slot in ck["opt_state"].values() if isinstance(slot, dict) for a in slot.values())]
+    total = sum(a.nbytes for a in arrays) + base.array("meta.npy").nbytes
+    assert checkpoints.load_checkpoint(path, max_bytes=total)["chars"] == CHARS
+    with pytest.raises(checkpoints.CheckpointError, match=rf"would take {total:,} bytes of memory \(H {H}, "
+                                                          rf"V {V}, B {B}\), over the limit of {total - 1:,}"):
+        checkpoints.load_checkpoint(path, max_bytes=total - 1)
+
+
+# ----------------------------------------------------------------------------- small on disk, huge in memory
+
+_ZERO_CRCS = {}
+
+
+def zeros_entry(name: str, shape, descr="<f8") -> dict:
+    """A zip entry (for zip_bytes) of a .npy member holding zeros of `shape`, deflated
+    without ever holding its bytes: a GB of zeros takes about a MB. Its CRC is right."""
+    head = npy_header(shape, descr)
+    n = math.prod(shape) * np.dtype(descr).itemsize
+    if (head, n) not in _ZERO_CRCS:                                 # the same bytes for same-shaped members
+        crc, block = zlib.crc32(head), bytes(1 << 24)
+        for start in range(0, n, len(block)):
+            crc = zlib.crc32(block[: min(len(block), n - start)], crc)
+        _ZERO_CRCS[head, n] = crc
+    return {"name": name, "data": deflate_bomb(head, len(head) + n), "method": 8, "size": len(head) + n,
+            "crc": _ZERO_CRCS[head, n]}
+
+
+def consistent_checkpoint(path: Path, H: int, V: int = 65) -> Path:
+    """A checkpoint of zeros whose every shape, dtype, size and setting agrees: Adagrad in
+    float64, one stream. It loads when H is small; H = 11,000 makes 1.96 GB of arrays."""
+    shapes = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
+    meta = {"format": checkpoints.CHECKPOINT_FORMAT, "version": checkpoints.CHECKPOINT_VERSION, "step": 0,
+            "epoch": 0, "window": 0, "smooth_loss": math.log(V), "opt_scalars": {}, "rng_state": None,
+            "config": {**config_for(), "hidden_size": H, "vocab_size": V, "batch_size": 1}}
+    entries = [zeros_entry(f"{slot}/{k}.npy", shape) for slot in ("params", "opt/memory")
+               for k, shape in shapes.items()]
+    entries += [zeros_entry("hidden.npy", (H, 1)),
+                {"name": "vocab.npy", "data": npy(np.arange(32, 32 + V))},
+                {"name": "meta.npy", "data": npy(np.array(json.dumps(meta)))}]
+    path.write_bytes(zip_bytes(entries))
+    return path
+
+
+def run_bounded(code: str, *args, imports="checkpoints", extra_mib: int = 200) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh Python that, once it has imported NumPy and `imports`, may grow
+    its address space by only extra_mib MiB (RLIMIT_AS): a larger allocation raises
+    MemoryError. The timeout only stops a hung test; it measures nothing."""
+    prologue = ("import resource, sys\n"
+                f"import numpy, implementation, {imports}\n"
+                "vm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize:'))\n"
+                f"limit = vm * 1024 + {extra_mib << 20}\n"
+                "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n")
+    return subprocess.run([sys.executable, "-c", prologue + code, *map(str, args)], capture_output=True,
+                          text=True, cwd=os.path.dirname(rnn.__file__), timeout=300)
+
+
+needs_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
+
+
+def test_the_consistent_checkpoint_loads_when_small(tmp_path):
+    """The huge checkpoint below differs from one that loads only in its size."""
+    ck = checkpoints.load_checkpoint(consistent_checkpoint(tmp_path / "small.npz", H=7, V=5))
+    assert ck["params"]["Whh"].shape == (7, 7) and ck["hidden"].shape == (7, 1) and len(ck["chars"]) == 5
+
+
+def assert_too_big(line: str, H: int) -> None:
+    found = re.search(rf"would take ([\d,]+) bytes of memory \(H {H:,}, V 65, B 1\), over the limit of ([\d,]+)",
+                      line)
+    assert found and found[2] == f"{checkpoints.CHECKPOINT_MAX_BYTES:,}", line
+    assert int(found[1].replace(",", "")) > 2 * 8 * H**2, f"Whh and its Adagrad memory alone take more: {line}"
+
+
+@pytest.fixture(scope="module")
+def huge_checkpoint(tmp_path_factory):
+    """The consistent checkpoint at H = 11,000: about 2 MB on disk, 1.96 GB of arrays."""
+    path = consistent_checkpoint(tmp_path_factory.mktemp("huge") / "huge.npz", H=11_000)
+    assert path.stat().st_size < 4 << 20, "the checkpoint should be small on disk"
+    return path
+
+
+@needs_linux
+def test_a_checkpoint_huge_in_memory_is_refused_before_anything_is_allocated(huge_checkpoint):
+    out = run_bounded("try:\n"
+                      "    checkpoints.load_checkpoint(sys.argv[1])\n"
+                      "except checkpoints.CheckpointError as e:\n"
+                      "    print(e)\n"
+                      "checkpoints.load_checkpoint(sys.argv[1], max_bytes=4 << 30)\n", huge_checkpoint)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1 and str(huge_checkpoint) in lines[0], (out.stdout, out.stderr[-2000:])
+    assert_too_big(lines[0], 11_000)
+    # the control: allowed 4 GiB, the same load does try to allocate, and the limit stops it
+    assert out.returncode != 0 and "MemoryError" in out.stderr, "the memory limit did not bind"
+
+
+@needs_linux
+def test_sampling_from_a_checkpoint_huge_in_memory_is_one_line(huge_checkpoint):
+    out = run_bounded("sys.exit(train_minimal.main(['--sample-only', '--checkpoint', sys.argv[1], "
+                      "'--length', '5']))\n", huge_checkpoint, imports="train_minimal")
+    assert out.returncode == 2, f"exit {out.returncode}; stderr: {out.stderr[-2000:]}"
+    errors = out.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: "), out.stderr[-2000:]
+    assert_too_big(errors[0], 11_000)
 
 
 # ----------------------------------------------------------------------------- memory bombs
@@ -636,8 +774,9 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 def test_adam_step_must_be_a_count(tmp_path):
     path, _ = save(tmp_path / "adam.npz", "adam")
     base = Base(path)
-    for scalars, pattern in (({"step": -1}, r"meta\.opt_scalars: step must be an integer >= 0, got -1"),
-                             ({"step": "3"}, r"step must be an integer >= 0, got '3'"),
+    for scalars, pattern in (({"step": -1}, r"meta\.opt_scalars: step must be an integer in \[0, 10\*\*12\), got -1"),
+                             ({"step": 2**63}, r"meta\.opt_scalars: step must be an integer in \[0, 10\*\*12\)"),
+                             ({"step": "3"}, r"step must be an integer in \[0, 10\*\*12\), got '3'"),
                              ({}, r"meta\.opt_scalars has keys \[\], adam keeps \['step'\]")):
         (tmp_path / "h.npz").write_bytes(base.with_meta(lambda m: m.update(opt_scalars=scalars)))
         with pytest.raises(checkpoints.CheckpointError, match=pattern):
@@ -773,3 +912,119 @@ def test_restore_refuses_a_window_outside_the_epoch(tmp_path):
     with pytest.raises(ValueError, match="window"):
         fresh.restore(checkpoints.load_checkpoint(path))
     assert all(np.array_equal(before[k], fresh.params[k]) for k in before), "restore changed the weights before refusing"
+
+
+# ----------------------------------------------------------------------------- a long prime
+
+def prime_model(H=16):
+    text = (FIXTURES / "v1_text.txt").read_text(encoding="utf-8")
+    chars = rnn.build_vocab(text)
+    return text, chars, rnn.init_params(len(chars), H, np.random.default_rng(4), init_scale=0.5)
+
+
+def test_sample_text_primes_chunk_by_chunk_to_the_same_state_bit_for_bit(monkeypatch):
+    """The state sample() starts from equals the last column of one forward pass over
+    prime[:-1], exactly, for any chunk size and prime length (chunk edges included)."""
+    text, chars, params = prime_model()
+    starts, real_sample = [], rnn.sample
+    monkeypatch.setattr(rnn, "sample", lambda p, h, ix, *a: starts.append((h.copy(), ix)) or real_sample(p, h, ix, *a))
+    for n in (1, 2, 6, 7, 8, 100, len(text)):
+        prime = text[:n]
+        ids = rnn.encode(prime, chars)
+        hs, _ = rnn.forward(params, ids[:-1], np.zeros((16, 1)))            # (n,16,1) one pass
+        for chunk in (1, 3, 6, 7, 1024):
+            starts.clear()
+            a = rnn.sample_text(params, chars, prime, 20, 0.8, np.random.default_rng(5), chunk=chunk)
+            (h, ix), = starts
+            assert ix == ids[-1] and h.shape == (16, 1), f"prime of {n}, chunk {chunk}"
+            assert np.array_equal(h, hs[-1]), f"prime of {n} chars in chunks of {chunk}: another state"
+            assert a == rnn.sample_text(params, chars, prime, 20, 0.8, np.random.default_rng(5))
+    with pytest.raises(ValueError, match=r"sample_text: prime\[6:\]: .*'Z' \(first at position 2\)"):
+        rnn.sample_text(params, chars, text[:8] + "Z", 5, chunk=6)
+
+
+@needs_linux
+def test_sample_text_primes_on_a_megabyte_in_flat_memory():
+    """A 1 MiB prime in a child allowed 100 MiB more than its imports take. One forward
+    pass over all of it peaks near 1 GB (its (T,V) log-probabilities alone take 277 MB)."""
+    code = ("text = open(sys.argv[1], encoding='utf-8').read()\n"
+            "chars = implementation.build_vocab(text)\n"
+            "params = implementation.init_params(len(chars), 16, numpy.random.default_rng(4), init_scale=0.5)\n"
+            "prime = (text * (2**20 // len(text) + 1))[: 2**20]\n"
+            "print(len(implementation.sample_text(params, chars, prime, 50, 1.0, numpy.random.default_rng(0))))\n")
+    out = run_bounded(code, FIXTURES / "v1_text.txt", extra_mib=100)
+    assert out.returncode == 0, f"priming on 1 MiB failed in bounded memory: {out.stderr[-2000:]}"
+    assert out.stdout.split() == ["50"]
+
+
+# ----------------------------------------------------------------------------- checkpoints of earlier code
+
+
+def fixture_run(kind: str):
+    """(text, chars, step-15 checkpoint, step-50 checkpoint) of tests/fixtures/README.md's run `kind`."""
+    text = (FIXTURES / "v1_text.txt").read_text(encoding="utf-8")
+    chars = rnn.build_vocab(text)
+    return (text, chars, *(checkpoints.load_checkpoint(FIXTURES / f"v1_{kind}_step{n}.npz", expected_chars=chars)
+                           for n in (15, 50)))
+
+
+def assert_same_state(got: dict, want: dict, label: str) -> None:
+    """Two load_checkpoint dicts (or a Trainer's arrays in that shape) hold identical arrays."""
+    for k in rnn.PARAM_NAMES:
+        assert got["params"][k].dtype == want["params"][k].dtype
+        np.testing.assert_array_equal(got["params"][k], want["params"][k], err_msg=f"{label}: params[{k!r}]")
+    assert set(got["opt_state"]) == set(want["opt_state"]), label
+    for slot, value in want["opt_state"].items():
+        if isinstance(value, dict):
+            for k in rnn.PARAM_NAMES:
+                np.testing.assert_array_equal(got["opt_state"][slot][k], value[k], err_msg=f"{label}: {slot}/{k}")
+        else:
+            assert got["opt_state"][slot] == value, f"{label}: opt_state[{slot!r}]"
+    np.testing.assert_array_equal(got["hidden"], want["hidden"], err_msg=f"{label}: hidden")
+
+
+@pytest.mark.parametrize("kind,optimizer,ema,dtype", [("adagrad", "adagrad", 0.0, np.float64),
+                                                      ("adam_ema", "adam", 0.998, np.float32)])
+def test_checkpoints_of_format_1_load(kind, optimizer, ema, dtype):
+    text, chars, start, end = fixture_run(kind)
+    assert len(chars) == 33 and chars == sorted(set(text))
+    for ck, step in ((start, 15), (end, 50)):
+        assert ck["meta"]["version"] == 1 and ck["meta"]["step"] == step
+        c = ck["meta"]["config"]
+        assert (c["optimizer"], c["ema"], c["hidden_size"], c["dtype"]) == (optimizer, ema, 8, dtype.__name__)
+        assert ck["params"]["Wxh"].shape == (8, 33) and ck["params"]["Whh"].dtype == dtype
+        assert ck["hidden"].shape == (8, c["batch_size"]) and ck["rng"] is not None
+        assert ("weights" in ck["opt_state"]) == bool(ema)
+
+
+@pytest.mark.parametrize("kind", ["adagrad", "adam_ema"])
+def test_checkpoints_of_format_1_resume_to_the_same_numbers(kind):
+    """Step 15 of the earlier code, resumed here by Trainer for 35 steps, is its step 50 exactly."""
+    text, chars, start, end = fixture_run(kind)
+    c = start["meta"]["config"]
+    train_ids, _ = rnn.train_val_split(rnn.encode(text, chars), c["val_fraction"])
+    params = {k: np.zeros_like(v) for k, v in start["params"].items()}
+    tr = rnn.Trainer(params, train_ids, c["batch_size"], c["seq_length"], c["learning_rate"], c["optimizer"],
+                     c["clip"], random_offsets=c["random_offsets"], seed=c["seed"], ema=c["ema"]).restore(start)
+    while tr.step_count < end["meta"]["step"]:
+        tr.step()
+    params, opt_state = tr.checkpoint_arrays()
+    assert_same_state({"params": params, "opt_state": opt_state, "hidden": tr.h}, end, kind)
+    assert tr.state() == {k: end["meta"][k] for k in ("step", "epoch", "window", "smooth_loss")}
+
+
+@pytest.mark.parametrize("kind", ["adagrad", "adam_ema"])
+def test_train_minimal_resumes_a_checkpoint_of_format_1(tmp_path, kind):
+    """The training script resumes step 15 to step 50 and writes what the earlier code wrote."""
+    import train_minimal
+    _, _, _, end = fixture_run(kind)
+    (tmp_path / "run").mkdir()
+    resume = tmp_path / "run" / "last.npz"
+    resume.write_bytes((FIXTURES / f"v1_{kind}_step15.npz").read_bytes())
+    status = train_minimal.main(["--resume", resume, "--data", FIXTURES / "v1_text.txt", "--max-steps", 50,
+                                 "--quiet"])
+    assert status == 0
+    got = checkpoints.load_checkpoint(resume)
+    assert_same_state(got, end, kind)
+    assert {k: got["meta"][k] for k in ("step", "epoch", "window", "smooth_loss", "best_step")} == \
+           {k: end["meta"][k] for k in ("step", "epoch", "window", "smooth_loss", "best_step")}
