@@ -8,7 +8,8 @@ the same way and fail the same way; this file is the one place that says how:
   ``keep_freed_memory()`` (freed arrays are reused, not handed back to the OS).
 * ``UserError`` and ``ArgumentParser``: bad input is reported as one line and
   exit status 2, never a traceback or an argparse usage dump.
-* ``integer`` / ``number``: argparse types that reject 0, -1 and the like in one line.
+* ``integer`` / ``number``: argparse types that reject 0, -1, 1e400 and the like in
+  one line (and values above a maximum, if the flag has one).
 * ``one_line_errors`` and ``read_data``: a script's main() reports bad input (a
   missing, empty, binary or folder --data, a bad checkpoint) as one line and
   exit status 2, and Ctrl-C as one line and 130.
@@ -41,31 +42,41 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
 
 
+# The largest whole number an integer flag takes when it states no maximum: what NumPy's
+# int64 and C's ssize_t hold, so that no value overflows where it is used.
+INTEGER_MAX = 2**63 - 1
+
+
 def integer(minimum: int, maximum: int | None = None):
-    """argparse type: a whole number >= minimum, and <= maximum if given
+    """argparse type: a whole number >= minimum, and <= maximum if given (else < 2**63)
     ("--folds must be an integer from 2 to 14, got '0'")."""
     def parse(raw: str) -> int:
         try:
             value = int(raw)
-        except ValueError:
+        except ValueError:                           # not a whole number, or over 4,300 digits
             value = None
         if value is None or value < minimum or (maximum is not None and value > maximum):
             span = f">= {minimum}" if maximum is None else f"from {minimum:,} to {maximum:,}"
-            raise argparse.ArgumentTypeError(f"must be an integer {span}, got {raw!r}")
+            raise argparse.ArgumentTypeError(f"must be an integer {span}, got {raw[:40]!r}")
+        if value > INTEGER_MAX:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum} and below 2**63, got {raw[:40]!r}")
         return value
     parse.__name__ = f"integer >= {minimum}" if maximum is None else f"integer in [{minimum}, {maximum}]"
     return parse
 
 
-def number(above: float):
-    """argparse type: a finite number > above ("--temperature must be a number > 0, got '0'")."""
+def number(above: float, maximum: float | None = None):
+    """argparse type: a finite number > above, and <= maximum if given
+    ("--temperature must be a number > 0, got '0'"; 1e400 is not finite)."""
     def parse(raw: str) -> float:
         try:
             value = float(raw)
         except ValueError:
             value = None
         if value is None or not (value > above and value < float("inf")):
-            raise argparse.ArgumentTypeError(f"must be a number > {above:g}, got {raw!r}")
+            raise argparse.ArgumentTypeError(f"must be a number > {above:g}, got {raw[:40]!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be a number > {above:g} and <= {maximum:g}, got {raw[:40]!r}")
         return value
     parse.__name__ = f"number > {above:g}"
     return parse
@@ -102,15 +113,26 @@ def one_line_errors(*errors):
     return decorate
 
 
+# The highest limit read_data takes for the size of a text (10,000 MB): far above any text
+# this project can train on, and low enough that no limit overflows a C integer.
+READ_LIMIT_MAX = 10_000_000_000
+
+
 def read_data(path, corpus: str | None = None, flag: str = "--data", max_bytes: int | None = None,
               limit_flag: str | None = None) -> tuple[str, str]:
     """(text, path) of a UTF-8 text file given on the command line, or of `corpus` if path is None.
 
     Raises UserError (one line) for a missing, empty, binary, non-UTF-8 or folder path,
     for a text larger than max_bytes (default: safeio.TEXT_MAX_BYTES; limit_flag
-    names the flag that raises it), and when the default corpus can be neither found
-    nor fetched.
+    names the flag that raises it, up to READ_LIMIT_MAX), and when the default corpus
+    can be neither found nor fetched.
     """
+    if max_bytes is not None and not (isinstance(max_bytes, int) and not isinstance(max_bytes, bool)
+                                      and 0 < max_bytes <= READ_LIMIT_MAX):
+        shown = (f"{max_bytes / 1e6:g} MB" if isinstance(max_bytes, int) and not isinstance(max_bytes, bool)
+                 else f"{max_bytes!r:.40}")
+        raise UserError(f"{limit_flag or 'read_data: max_bytes'} must be a limit from 1 byte to "
+                        f"{READ_LIMIT_MAX / 1e6:,.0f} MB, got {shown}")
     if path is None:
         from data.download import DownloadError, ensure_corpus
         try:
@@ -187,8 +209,15 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
+# More BLAS threads than any machine this course runs on has cores; a larger number is a typo
+# (and one past C's int makes the BLAS library's call overflow).
+MAX_THREADS = 1024
+
+
 def limit_threads(threads: int | None = None) -> int:
     """Let NumPy's BLAS use `threads` threads (default: $RNN_THREADS, else 1); returns the number.
+
+    Raises UserError (one line) for anything but a whole number from 1 to MAX_THREADS.
 
     Why one: the matrices of a char-RNN are small (100-512 rows), so a second
     thread gains little even on an idle machine, and when anything else runs
@@ -205,8 +234,12 @@ def limit_threads(threads: int | None = None) -> int:
         try:
             threads = int(raw)
         except ValueError:
-            raise UserError(f"{THREADS_ENV}={raw!r}: must be a whole number of threads >= 1") from None
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise UserError(f"the number of threads must be a whole number >= 1, got {threads!r}")
+            threads = None
+        if threads is None or not 1 <= threads <= MAX_THREADS:
+            raise UserError(f"{THREADS_ENV}={raw[:40]!r}: must be a whole number of threads from 1 to "
+                            f"{MAX_THREADS:,}") from None
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise UserError(f"the number of threads must be a whole number from 1 to {MAX_THREADS:,}, "
+                        f"got {threads!r:.40}")
     threadpool_limits(limits=threads, user_api="blas")
     return threads
