@@ -6,19 +6,21 @@ drawn (visualization.py draws these numbers, and re-exports every name below so
 imports NumPy and implementation.py and does nothing else: no file read, no
 matplotlib, no global random state.
 
-    the model reading a text     model_on_text, top_k, similarity_order
+    the model reading a text     model_on_text, hidden_states, top_k, similarity_order
     samples and temperature      words, real_word_share, temperature_data
     features of the text         quote_chars, text_features, quote_distance
     units that track features    unit_correlations, rank_units
-    ... with controls            shift_null, tracking_units, unit_controls
+    ... with controls            shifted_feature_correlations, tracking_units, unit_controls
     the quote unit               quote_profile
     gradient flow through time   gradient_flow_data, per_step_factor
     where the RNN and the n-gram win   per_char_losses, loss_by_context_frequency,
                                  loss_by_position_kind, verbatim_stats, sample_novelty,
                                  compare_models
-    the two mixed                mixture_nats, mixture_halves, ensemble_logprobs,
-                                 product_nats, fit_product, product_halves
+    the two mixed                mixture_nats, mixture_cross_validated, ensemble_logprobs,
+                                 product_nats, fit_product, product_cross_validated
     how much context it uses     loss_by_context_length
+    the memory horizon           quotations, loss_at_quotes, memory_horizon_data
+    how large a table may get    TABLE_MAX_ENTRIES, max_table_chars
 
 Controls for "unit k tracks feature f". A trained network has hundreds of units
 and a text has long stretches where a feature is constant, so some unit always
@@ -27,7 +29,7 @@ correlates with a feature by chance. Two controls tell chance from learning:
 * a permutation null: the feature shifted circularly by a random offset along
   the text keeps everything about it (how often it is on, how long its runs
   last) except where it sits in the text; the correlations with hundreds of such
-  shifted copies show how large |r| gets by chance (`shift_null`);
+  shifted copies show how large |r| gets by chance (`shifted_feature_correlations`);
 * the untrained network: the same architecture at its initial weights. A unit
   that tracks a feature before any training (say, "inside a word", which the
   input alone drives) shows what the architecture gives for free.
@@ -47,10 +49,38 @@ import ngram
 # The model reading a text
 # -----------------------------------------------------------------------------
 
+# The largest table of next-character probabilities (characters x vocabulary) that is
+# built at once: 16.8 million numbers, 128 MB in float64. A few copies of it are alive
+# while it is made, so this bounds the memory a text can make a function here use;
+# with 65 characters it is 258,000 characters of text, with 70,000 only 239.
+TABLE_MAX_ENTRIES = 1 << 24
+
+
+def max_table_chars(vocab_size: int) -> int:
+    """How many characters of text fit in one table of TABLE_MAX_ENTRIES probabilities (at least 1)."""
+    return max(1, TABLE_MAX_ENTRIES // max(1, int(vocab_size)))
+
+
+def _logp_blocks(params: dict, ids, hprev=None):
+    """Yield (start, hs (t+1,H,1), logp (t,V)) for ids read as one stream, block by block.
+
+    Each block is at most max_table_chars(V) characters, the hidden state carried from
+    one block to the next, so the whole text is read as one stream with bounded memory.
+    """
+    V = params["Why"].shape[0]
+    block = max_table_chars(V)
+    h = hprev
+    for s in range(0, len(ids), block):
+        hs, logp = rnn.forward(params, ids[s:s + block, None], h)     # (t+1,H,1), (t,V,1)
+        yield s, hs, logp[:, :, 0]
+        h = hs[-1]
+
 
 def model_on_text(params: dict, chars, text: str, hprev=None) -> dict:
     """Run the model over `text` once, from hprev (zeros by default), with implementation.forward.
 
+    The text may hold at most max_table_chars(V) characters: its (N,V) tables of
+    probabilities are built whole (ValueError, one line, beyond that).
     Returns, for the N characters of the text:
         ids     (N,)    character ids
         h       (N,H)   h[t]: hidden state after reading text[t]
@@ -59,6 +89,11 @@ def model_on_text(params: dict, chars, text: str, hprev=None) -> dict:
         entropy (N,)    entropy of probs[t] in nats
         p_next  (N-1,)  probs[t, ids[t+1]]: the probability given to the character that came next
     """
+    limit = max_table_chars(len(chars))
+    if len(text) > limit:
+        raise ValueError(f"model_on_text: {len(text):,} characters x a vocabulary of {len(chars):,} is a table of "
+                         f"{len(text) * len(chars):,} probabilities, over the limit of {TABLE_MAX_ENTRIES:,} "
+                         f"(analysis.TABLE_MAX_ENTRIES); pass at most {limit:,} characters")
     ids = rnn.encode(text, chars)
     if ids.size == 0:
         raise ValueError("model_on_text: the text is empty")
@@ -68,6 +103,18 @@ def model_on_text(params: dict, chars, text: str, hprev=None) -> dict:
     return {"text": text, "ids": ids, "h": hs[1:, :, 0], "logp": logp, "probs": probs,
             "entropy": -(probs * logp).sum(axis=1),
             "p_next": probs[np.arange(len(ids) - 1), ids[1:]]}
+
+
+def hidden_states(params: dict, chars, text: str, hprev=None) -> np.ndarray:
+    """(N,H) h[t]: the hidden state after reading text[t], from hprev (zeros by default).
+
+    model_on_text's "h" for a text of any length: read in blocks, so memory stays
+    bounded (the probabilities are computed block by block and dropped).
+    """
+    ids = rnn.encode(text, chars)
+    if ids.size == 0:
+        raise ValueError("hidden_states: the text is empty")
+    return np.concatenate([hs[1:, :, 0] for _, hs, _ in _logp_blocks(params, ids, hprev)])
 
 
 def top_k(probs, k: int = 5):
@@ -138,13 +185,13 @@ def temperature_data(params: dict, chars, prime: str, temperatures, n: int = 300
     for T in out["temperatures"]:
         s = rnn.sample_text(params, chars, prime, n, T, np.random.default_rng(seed))
         # the distributions s was drawn from: logits after prime + s[:j] (log p = y - const)
-        _, logp = rnn.forward(params, rnn.encode(prime + s[:-1], chars)[:, None],
-                              np.zeros((H, 1), params["Whh"].dtype))
         ent = []
-        for lp in logp[len(prime) - 1:, :, 0]:
-            q = rnn.sample_probs(lp, T)                                   # softmax(y / T)
-            nz = q[q > 0]
-            ent.append(float(-(nz * np.log(nz)).sum()))
+        h0 = np.zeros((H, 1), params["Whh"].dtype)
+        for start, _, logp in _logp_blocks(params, rnn.encode(prime + s[:-1], chars), h0):
+            for lp in logp[max(0, len(prime) - 1 - start):]:             # (V,) rows from the prime's last
+                q = rnn.sample_probs(lp, T)                               # softmax(y / T)
+                nz = q[q > 0]
+                ent.append(float(-(nz * np.log(nz)).sum()))
         share, nw = real_word_share(s, vocabulary) if vocabulary is not None else (float("nan"), 0)
         out["samples"].append(s)
         out["entropy"].append(float(np.mean(ent)))
@@ -281,8 +328,8 @@ def _unit_scores(h) -> np.ndarray:
     return np.divide(hc, hn, out=np.zeros_like(hc), where=hn > 0)
 
 
-def shift_null(h, feature, draws: int = 500, rng: np.random.Generator | None = None,
-               min_shift: int | None = None) -> dict:
+def shifted_feature_correlations(h, feature, draws: int = 500, rng: np.random.Generator | None = None,
+                                 min_shift: int | None = None) -> dict:
     """Correlations of every unit with `draws` circularly shifted copies of the feature.
 
     Copy d is np.roll(feature, offsets[d]): the same values in the same order, so
@@ -301,13 +348,15 @@ def shift_null(h, feature, draws: int = 500, rng: np.random.Generator | None = N
     fc = f - f.mean()
     fn = math.sqrt(float((fc ** 2).sum()))
     if fn == 0:
-        raise ValueError("shift_null: the feature is constant, so it has no correlation to test")
+        raise ValueError("shifted_feature_correlations: the feature is constant, so it has no correlation "
+                         "to test")
     if hz.shape[0] != N:
-        raise ValueError(f"shift_null: h has {hz.shape[0]} rows but the feature has {N} values")
+        raise ValueError(f"shifted_feature_correlations: h has {hz.shape[0]} rows but the feature has {N} values")
     rng = np.random.default_rng(0) if rng is None else rng
     min_shift = max(1, N // 10) if min_shift is None else int(min_shift)
     if not 1 <= min_shift <= N - min_shift:
-        raise ValueError(f"shift_null: min_shift {min_shift} leaves no offsets for a text of {N} characters")
+        raise ValueError(f"shifted_feature_correlations: min_shift {min_shift} leaves no offsets for a text "
+                         f"of {N} characters")
     offsets = rng.integers(min_shift, N - min_shift, endpoint=True, size=draws)
     fz = fc / fn                                                        # (N,) unit norm
     r = np.empty((draws, hz.shape[1]))
@@ -323,8 +372,8 @@ def tracking_units(h, feature, draws: int = 500, seed: int = 0, percentile: floa
     """Which units track a feature beyond chance, judged against the circular-shift null.
 
     The test, unit by unit: unit u tracks the feature when |r_u| is above the
-    `percentile` (99th) percentile of its own |r| over the shifted copies (shift_null,
-    np.random.default_rng(seed)). Per unit, because units differ: one that changes
+    `percentile` (99th) percentile of its own |r| over the shifted copies
+    (shifted_feature_correlations, np.random.default_rng(seed)). Per unit, because units differ: one that changes
     slowly lines up with a slow feature by chance far more often than one that
     flips at every character, and the shifted copies keep both the unit's and the
     feature's slowness. Under the null every unit passes with probability 1%, so on
@@ -337,12 +386,13 @@ def tracking_units(h, feature, draws: int = 500, seed: int = 0, percentile: floa
 
     Returns {"unit", "r" (its correlation), "threshold" (the best unit's own null
     threshold), "max_threshold", "best_tracks", "n_above", "share_above",
-    "correlations" (H,), "thresholds" (H,), "above" (H,) bool, "null": shift_null's dict}.
+    "correlations" (H,), "thresholds" (H,), "above" (H,) bool,
+    "null": shifted_feature_correlations' dict}.
     """
     r = unit_correlations(h, feature)
     if np.all(np.isnan(r)):
         raise ValueError("tracking_units: the feature is constant over the text")
-    null = shift_null(h, feature, draws, np.random.default_rng(seed))
+    null = shifted_feature_correlations(h, feature, draws, np.random.default_rng(seed))
     null_abs = np.abs(null["r"])                                        # (draws,H)
     thresholds = np.percentile(null_abs, percentile, axis=0)            # (H,) per unit
     max_threshold = float(np.percentile(null_abs.max(axis=1), percentile))
@@ -370,8 +420,8 @@ def unit_controls(params: dict, init_params: dict, chars, text: str, features: d
     Returns [{"feature", **tracking_units(trained h), "untrained": tracking_units(untrained h)}],
     in the order of `features`.
     """
-    h = model_on_text(params, chars, text)["h"]
-    h0 = model_on_text(init_params, chars, text)["h"]
+    h = hidden_states(params, chars, text)
+    h0 = hidden_states(init_params, chars, text)
     if h0.shape != h.shape:
         raise ValueError(f"unit_controls: init_params give {h0.shape[1]} hidden units, params {h.shape[1]}")
     features = text_features(text) if features is None else features
@@ -426,13 +476,15 @@ def gradient_flow_data(params: dict, chars, text: str, k_max: int = 100, streams
     """||d loss at the last step / d h k steps earlier|| for k = 0..k_max, trained and at init.
 
     Uses implementation.hidden_grad_norms on up to `streams` consecutive windows of
-    k_max + 1 characters of `text` (averaged over them), in float64 so tiny norms do
-    not underflow. "init" is implementation.init_params with the same vocabulary and
+    k_max + 1 characters of `text` (averaged over them; fewer if their (T,V,B) table of
+    probabilities would pass TABLE_MAX_ENTRIES), in float64 so tiny norms do not
+    underflow. "init" is implementation.init_params with the same vocabulary and
     hidden size, `init_scale`, and np.random.default_rng(seed).
     """
-    ids = rnn.encode(text, chars)
     T = k_max + 1
-    B = min(streams, (len(ids) - 1) // T)
+    ids = rnn.encode(text[:streams * T + 1], chars)                  # all the windows read
+    fit = max(1, max_table_chars(len(chars)) // T)                   # windows whose (T,V,B) table fits
+    B = min(streams, (len(ids) - 1) // T, fit)
     if B < 1:
         raise ValueError(f"gradient_flow: need at least {T + 1} characters of text, got {len(ids)}")
     inputs = np.stack([ids[b * T:b * T + T] for b in range(B)], axis=1)           # (T,B)
@@ -479,8 +531,12 @@ POSITION_KINDS = ("all", "line start", "speaker line", "word start", "inside wor
 
 
 def per_char_losses(params: dict, ngram: ngram.NGram, ids) -> dict:
-    """{"rnn": (M,), "ngram": (M,)}: -log p of each target ids[t+1], M = len(ids) - 1, in nats."""
-    return {"rnn": -rnn.target_logprobs(params, ids), "ngram": -ngram.logprobs(ids)}
+    """{"rnn": (M,), "ngram": (M,)}: -log p of each target ids[t+1], M = len(ids) - 1, in nats.
+
+    The RNN reads 256 characters at a time (fewer for a vocabulary over 65,536, to keep
+    each table within TABLE_MAX_ENTRIES)."""
+    seq_length = min(256, max_table_chars(params["Why"].shape[0]))
+    return {"rnn": -rnn.target_logprobs(params, ids, seq_length), "ngram": -ngram.logprobs(ids)}
 
 
 def frequency_bin(counts) -> np.ndarray:
@@ -631,14 +687,17 @@ def verbatim_stats(samples: dict, train_text: str, window: int = 20) -> dict:
 
 def sample_novelty(params: dict, ngram: ngram.NGram, chars, train_text: str, val_text: str,
                    length: int = 2000, temperature: float = 1.0, seed: int = 0,
-                   prime: str = "\n", window: int = 20) -> dict:
+                   prime: str | None = None, window: int = 20) -> dict:
     """verbatim_stats for a sample of each model and, as the reference, the validation text.
 
-    Both samples have `length` characters, the same temperature and prime, and a
+    Both samples have `length` characters, the same temperature and prime (default a
+    newline, or the vocabulary's first character if it has no newline), and a
     generator seeded with `seed`; the reference is the first `length` characters
     of val_text. Returns {"rnn": ..., "ngram": ..., "validation": ...}, each with
     "text" added.
     """
+    if prime is None:
+        prime = "\n" if "\n" in chars else chars[0]
     texts = {
         "rnn": rnn.sample_text(params, chars, prime, length, temperature, np.random.default_rng(seed)),
         "ngram": ngram.sample_text(chars, prime, length, temperature, np.random.default_rng(seed)),
@@ -665,7 +724,7 @@ def mixture_nats(lp_a, lp_b, lam: float) -> float:
     return float(-np.logaddexp(la + np.asarray(lp_a), lb + np.asarray(lp_b)).mean())  # log(lam p_a + (1-lam) p_b)
 
 
-def mixture_halves(lp_rnn, lp_ngram, grid=MIX_GRID) -> list[dict]:
+def mixture_cross_validated(lp_rnn, lp_ngram, grid=MIX_GRID) -> list[dict]:
     """lam chosen on one half of the validation targets, reported on the other, both ways.
 
     lp_rnn, lp_ngram: (M,) log p of each target under each model. The first half
@@ -788,15 +847,15 @@ def fit_product(tables, targets, tol: float = 1e-9, max_steps: int = 50) -> np.n
     return w
 
 
-def product_halves(tables, targets) -> list[dict]:
+def product_cross_validated(tables, targets) -> list[dict]:
     """Weights fitted on one half of the validation targets, reported on the other, both ways.
 
     tables: K (M,V) log-probability tables, one per model (the RNN's first, say);
-    targets: (M,) the characters to predict. Halves as in mixture_halves. Returns
+    targets: (M,) the characters to predict. Halves as in mixture_cross_validated. Returns
     two dicts: choose_on, report_on, weights (K floats), chars, and the product's
     mean nats on the report half.
     """
-    tables, targets = _check_tables(tables, targets, "product_halves")
+    tables, targets = _check_tables(tables, targets, "product_cross_validated")
     M = targets.size
     halves = {"first": slice(0, M // 2), "second": slice(M // 2, M)}
     out = []
@@ -1008,7 +1067,7 @@ def loss_at_quotes(text: str, losses: dict, mark: str = '"') -> dict:
     return out
 
 
-def memory_horizon(params: dict, ngram: ngram.NGram, chars, val_text: str) -> dict:
+def memory_horizon_data(params: dict, ngram: ngram.NGram, chars, val_text: str) -> dict:
     """loss_at_quotes for the RNN and a fitted n-gram on the validation text.
 
     Returns {"order", "losses", "quotes"}; quotes["gap"][kind]["ngram"] is the
@@ -1017,3 +1076,8 @@ def memory_horizon(params: dict, ngram: ngram.NGram, chars, val_text: str) -> di
     ids = rnn.encode(val_text, chars)
     losses = per_char_losses(params, ngram, ids)
     return {"order": ngram.order, "losses": losses, "quotes": loss_at_quotes(val_text, losses)}
+
+
+# TEMPORARY old names, removed in the final rename pass
+mixture_halves, product_halves, shift_null, memory_horizon = (
+    mixture_cross_validated, product_cross_validated, shifted_feature_correlations, memory_horizon_data)

@@ -11,15 +11,16 @@ functions compute the same numbers without drawing anything.
                                      neuron_view, feature_neurons, quote_unit, gradient_flow
     the numbers behind the log       load_log, log_arrays, smooth, best_validation
     the RNN against the n-gram       ngram_comparison (figure 9, drawn when the training text is known)
-    the neuron view as a web page    neuron_page_data, neuron_page_html, write_neuron_page
     everything at once               render_all (and the command line below)
 
-The numbers behind the text figures live in analysis.py (no matplotlib there);
-they are imported here too, so ``visualization.model_on_text``,
-``visualization.real_word_share`` and the rest still work: model_on_text,
-top_k, similarity_order, words, real_word_share, temperature_data,
-text_features, quote_distance, unit_correlations, rank_units, shift_null,
-tracking_units, unit_controls, quote_profile, gradient_flow_data.
+The neuron view as a web page lives beside this file, in neuron_page.py
+(``--html PATH`` writes it). The numbers behind the text figures live in
+analysis.py (no matplotlib there); they are imported here too, so
+``visualization.model_on_text``, ``visualization.real_word_share`` and the rest
+still work: model_on_text, hidden_states, top_k, similarity_order, words,
+real_word_share, temperature_data, text_features, quote_distance,
+unit_correlations, rank_units, shifted_feature_correlations, tracking_units,
+unit_controls, quote_profile, gradient_flow_data.
 
 Each figure's docstring starts with a one-line caption: what to look for.
 
@@ -35,13 +36,12 @@ matplotlib backend; the command line renders everything headless:
 from __future__ import annotations
 
 import argparse
-import base64
 import functools
 import hashlib
-import html as html_lib
 import io
-import json
 import math
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -56,15 +56,16 @@ try:
 
     import checkpoints
     import implementation as rnn
+    import neuron_page
     import ngram
     import safeio
-    from safeio import atomic_write_bytes, atomic_write_text
-    from analysis import (gradient_flow_data, loss_by_context_frequency,  # noqa: F401 (re-exported)
-                          model_on_text, per_char_losses, per_step_factor,
-                          quote_distance, quote_profile, rank_units, real_word_share, shift_null,
-                          similarity_order, temperature_data, text_features, top_k, tracking_units,
-                          unit_controls, unit_correlations, words)
-    from cli import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UserError, setup_numpy
+    from safeio import atomic_write_bytes
+    from analysis import (TABLE_MAX_ENTRIES, gradient_flow_data, hidden_states,  # noqa: F401 (re-exported)
+                          loss_by_context_frequency, max_table_chars, model_on_text, per_char_losses,
+                          per_step_factor, quote_distance, quote_profile, rank_units, real_word_share,
+                          shifted_feature_correlations, similarity_order, temperature_data, text_features,
+                          top_k, tracking_units, unit_controls, unit_correlations, words)
+    from cli import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UserError, read_data, setup_numpy
     from data import download
     import runlog
 except KeyboardInterrupt:
@@ -352,11 +353,11 @@ def hidden_heatmap(params: dict, chars, text: str, hprev=None, units=None, sort:
     sort=True orders the rows with `similarity_order` (fig.data["units"] gives each
     row's unit); sort=False keeps them in unit order.
     """
-    run = model_on_text(params, chars, text, hprev)
-    units = np.arange(run["h"].shape[1]) if units is None else np.asarray(units)
+    h = hidden_states(params, chars, text, hprev)
+    units = np.arange(h.shape[1]) if units is None else np.asarray(units)
     if sort:
-        units = units[similarity_order(run["h"][:, units])]
-    image = run["h"][:, units].T                              # (units, N) row i is unit units[i]
+        units = units[similarity_order(h[:, units])]
+    image = h[:, units].T                              # (units, N) row i is unit units[i]
     n_units, n = image.shape
     fig = _figure(max(8.0, 0.12 * n + 2.2), float(np.clip(2.5 + 0.02 * n_units, 4.0, 8.0)))
     ax = fig.add_subplot()
@@ -382,10 +383,13 @@ def hidden_heatmap(params: dict, chars, text: str, hprev=None, units=None, sort:
 # -----------------------------------------------------------------------------
 
 def _default_positions(p_next, entropy, n=3):
-    """A confident right guess, the most uncertain moment, and the biggest surprise."""
+    """A confident right guess, the most uncertain moment, and the biggest surprise
+    (fewer when the text has fewer positions with a next character)."""
     picks = []
     for cand in (np.argsort(-p_next), np.argsort(-entropy[:-1]), np.argsort(p_next)):
-        picks.append(next(int(i) for i in cand if int(i) not in picks))
+        pick = next((int(i) for i in cand if int(i) not in picks), None)
+        if pick is not None:
+            picks.append(pick)
     return sorted(picks[:n])
 
 
@@ -528,8 +532,10 @@ def neuron_view(params: dict, chars, text: str, unit: int, k: int = 5, width: in
     after reading it (blue -1, white 0, red +1); below each character the model's
     top-k guesses for the next character, darker green for more probable. The text
     wraps every `width` characters; newlines are drawn as ↵. note: a remark for the
-    title, such as why this unit was chosen.
+    title, such as why this unit was chosen. A vocabulary of fewer than k characters
+    shows all of them.
     """
+    k = min(k, len(chars))
     run = model_on_text(params, chars, text, hprev)
     H = run["h"].shape[1]
     if not 0 <= unit < H:
@@ -589,9 +595,9 @@ def feature_neurons(params: dict, chars, text: str, features: dict | None = None
     default) over the whole `text`, and shows the best unit for each: a stretch of text
     coloured by its activation, with the feature drawn underneath in grey.
     """
-    run = model_on_text(params, chars, text, hprev)
+    h = hidden_states(params, chars, text, hprev)
     features = text_features(text) if features is None else features
-    ranked = rank_units(run["h"], features)
+    ranked = rank_units(h, features)
     absent = [name for name in features if name not in {x["feature"] for x in ranked}]
     act_cmap = colormaps[ACT_CMAP]
     nrow = max(1, len(ranked))
@@ -601,7 +607,7 @@ def feature_neurons(params: dict, chars, text: str, features: dict | None = None
         f = np.asarray(features[item["feature"]], float)
         s = _passage(f, len(text), width)
         seg = slice(s, min(len(text), s + width))
-        a = run["h"][seg, item["unit"]]
+        a = h[seg, item["unit"]]
         fv = f[seg]
         fnorm = (fv - f.min()) / (f.max() - f.min())
         m = len(a)
@@ -626,7 +632,7 @@ def feature_neurons(params: dict, chars, text: str, features: dict | None = None
     if absent:
         title += f"\n(absent from this text, so not shown: {', '.join(absent)})"
     fig.suptitle(title, fontweight="bold")
-    fig.data = {"ranked": ranked, "absent": absent, "h": run["h"]}
+    fig.data = {"ranked": ranked, "absent": absent, "h": h}
     return fig
 
 
@@ -642,16 +648,16 @@ def quote_unit(params: dict, chars, text: str, unit: int | None = None, width: i
     mean outside quotations. unit: which unit (default: the one whose activation
     correlates most with "inside quotes", analysis.rank_units).
     """
-    run = model_on_text(params, chars, text, hprev)
+    h = hidden_states(params, chars, text, hprev)
     inside = text_features(text)["inside quotes"]
-    H = run["h"].shape[1]
-    r = unit_correlations(run["h"], inside)
+    H = h.shape[1]
+    r = unit_correlations(h, inside)
     if np.all(np.isnan(r)):
         raise ValueError("quote_unit: the text has no quotation marks (or is all one quotation)")
     unit = int(np.nanargmax(np.abs(r))) if unit is None else int(unit)
     if not 0 <= unit < H:
         raise ValueError(f"quote_unit: unit {unit} outside 0..{H - 1}")
-    prof = quote_profile(run["h"], text, unit, max_distance)
+    prof = quote_profile(h, text, unit, max_distance)
     start = _passage(inside, len(text), width)
     seg = slice(start, min(len(text), start + width))
     act, shade = prof["activation"][seg], inside[seg]
@@ -930,6 +936,18 @@ FIGURE_FILES = ("1_loss_curves.png", "2_gradient_health.png", "3_hidden_heatmap.
 NGRAM_FIGURE_FILE = "9_ngram_comparison.png"     # drawn when the training text is known
 NGRAM_ORDER = 7                                  # the best Kneser-Ney order on tiny Shakespeare
 
+# How much of a text the figures read. The window figures (3, 4, 6a) read a window of
+# n_chars; the features (6b) are ranked over FEATURE_CHARS; the gradient flow (8) follows
+# the loss GRADIENT_FLOW_STEPS back over 8 windows; figure 9 scores the whole text. The
+# text is cut to TEXT_MAX_CHARS (the validation part of every known corpus is shorter),
+# and figure 9 is drawn only for a training text of at most TRAIN_MAX_CHARS, whose
+# n-gram counts it needs (War and Peace's is 2.9 million).
+FEATURE_CHARS = 20_000
+GRADIENT_FLOW_STEPS = 100
+MIN_TEXT_CHARS = GRADIENT_FLOW_STEPS + 2
+TEXT_MAX_CHARS = 500_000
+TRAIN_MAX_CHARS = 4_000_000
+
 
 def _ngram_figure(params, chars, train_text: str, text: str) -> Figure:
     """Figure 9: the RNN against a Kneser-Ney n-gram fitted on the training text, on `text`."""
@@ -941,10 +959,11 @@ def _ngram_figure(params, chars, train_text: str, text: str) -> Figure:
 
 def _line_start(text: str) -> int:
     """Where a display window should start: after the first blank line (a new paragraph or
-    speaker), else after the first newline, else 0."""
+    speaker), else after the first newline, else 0; only the first 5,000 characters are searched."""
+    end = min(len(text) // 2, 5000)
     for sep in ("\n\n", "\n"):
-        i = text.find(sep)
-        if 0 <= i < min(len(text) // 2, 5000):
+        i = text.find(sep, 0, end + len(sep) - 1)                        # an occurrence starting before end
+        if i >= 0:
             return i + len(sep)
     return 0
 
@@ -998,69 +1017,133 @@ def save_figure(fig: Figure, path, dpi: float = 100) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | None = None,
-               n_chars: int = 100, seed: int = 0, dpi: int = 100, unit: int | None = None,
-               prime: str | None = None, report=None) -> list[Path]:
-    """Draw every figure and save it as a PNG in `out`; returns the paths written.
+def _kind(path) -> str:
+    """What stands at `path` (which exists), for an error message: "a file", "a named pipe (FIFO)"..."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        return "a symbolic link to " + ("nothing" if not os.path.exists(path) else "something that is not a folder")
+    return ("a file" if stat.S_ISREG(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a folder")
 
-    checkpoint: checkpoints.load_checkpoint's dict; log: load_log's dict; text: the
-    text the model reads (features are ranked over up to 20,000 characters of it, the
-    other text figures use a window of n_chars starting at a line); train_text: the
-    training text, for the real-word share (optional). Each file is written with
-    save_figure (never half-written); report(path) is called after each one.
+
+def check_output_folder(out, names=FIGURE_FILES + (NGRAM_FIGURE_FILE,), what: str = "output folder") -> Path:
+    """`out` as a Path, if the figures `names` may be written into it; creates nothing.
+
+    `out` must be a folder (a link to one is fine) or a name not taken yet, and each of
+    `names` in it a new or regular file: never a folder, a device, a named pipe or a link,
+    which the atomic rename would replace (safeio.check_output_path). UserError (one line) otherwise.
     """
+    if os.fspath(out) == "":
+        raise UserError(f"the {what} name is empty; give a folder")
+    out = Path(out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise UserError(f"{what} {out} is {_kind(out)}; give a folder (created if needed)")
+    if out.is_dir():
+        for name in names:
+            try:
+                safeio.check_output_path(out / name, "figure")
+            except safeio.UnsafeOutputError as e:
+                raise UserError(f"{what} {out}: {e}") from None
+    return out
+
+
+def _check_text_length(text: str, start: int) -> None:
+    """ValueError (one line) unless `text` from `start` holds what the figures read."""
+    if len(text) - start < MIN_TEXT_CHARS:
+        where = f" after its first line break (character {start})" if start else ""
+        raise ValueError(f"the text has {len(text) - start:,} characters{where}; the figures need at least "
+                         f"{MIN_TEXT_CHARS} (the gradient-flow figure follows the loss "
+                         f"{GRADIENT_FLOW_STEPS} characters back)")
+
+
+def _pick_unit(params, chars, long_text: str, unit: int | None):
+    """(unit, note) for the neuron view: `unit`, or the one that best tracks position in line
+    (else the best-tracking unit of any feature, else 0), with a note saying why."""
+    if unit is not None:
+        return unit, None
+    ranked = rank_units(hidden_states(params, chars, long_text), text_features(long_text))
+    by_name = {x["feature"]: x for x in ranked}
+    best = by_name.get("position in line") or (ranked[0] if ranked else None)
+    if best is None:
+        return 0, None
+    return best["unit"], f"the unit that best tracks {best['feature']}, r = {best['r']:+.2f}"
+
+
+def _init_scale(config: dict) -> float:
+    """The run's init_scale, or the textbook's 0.01 if the stored value makes no sense."""
+    s = config.get("init_scale", 0.01)
+    ok = not isinstance(s, bool) and isinstance(s, (int, float)) and math.isfinite(s) and s > 0
+    return float(s) if ok else 0.01
+
+
+def _figure_makers(checkpoint: dict, log: dict, text: str, train_text, n_chars: int, seed: int,
+                   unit, prime) -> list:
+    """[(file name, make)]: every figure render_all draws, each made when make() is called."""
     params, chars = checkpoint["params"], checkpoint["chars"]
-    H = params["Whh"].shape[0]
-    if unit is not None and not 0 <= unit < H:
-        raise ValueError(f"unit {unit}: the model has {H} hidden units, numbered 0..{H - 1}")
     config = {**log.get("config", {}), **checkpoint["meta"].get("config", {})}
     a = log_arrays(log)
     start = _line_start(text)
     window = text[start:start + n_chars]
-    if len(window) < 2:
-        raise ValueError(f"the text has only {len(text)} characters; the figures need more")
-    check_dpi(figure_sizes(len(window), H), dpi)
-    long_text = text[:20000]
-    prime = prime if prime is not None else (window.split("\n", 1)[0][:60] + "\n")
-    ranked = rank_units(model_on_text(params, chars, long_text)["h"], text_features(long_text))
-    if unit is None:
-        by_name = {x["feature"]: x for x in ranked}
-        best = by_name.get("position in line") or (ranked[0] if ranked else None)
-        unit = best["unit"] if best else 0
-        note = f"the unit that best tracks {best['feature']}, r = {best['r']:+.2f}" if best else None
-    else:
-        note = None
+    long_text = text[:FEATURE_CHARS]
+    vocabulary_text = train_text[:TRAIN_MAX_CHARS] if train_text else None
+    prime = prime if prime is not None else (window.split("\n", 1)[0][:60] + ("\n" if "\n" in chars else ""))
+    unit, note = _pick_unit(params, chars, long_text, unit)
     samples = log["sample"]
     val_at = dict(zip(a["val_step"], a["val_loss"]))
-    init_scale = config.get("init_scale", 0.01)
-    if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) \
-            or not (math.isfinite(init_scale) and init_scale > 0):
-        init_scale = 0.01                                # a stored value that makes no sense
-    figures = [
+    makers = [
         lambda: loss_curves(a["chars"], a["loss"], a["val_chars"], a["val_loss"],
                             vocab_size=config.get("vocab_size") or len(chars),
                             chars_per_epoch=config.get("chars_per_epoch")),
         lambda: gradient_health(a["grad_step"], a["grad_norm"], a["clip_frac"], config.get("clip", 5.0)),
         lambda: hidden_heatmap(params, chars, window),
         lambda: next_char_probs(params, chars, window),
-        lambda: temperature_figure(params, chars, prime, seed=seed, train_text=train_text),
+        lambda: temperature_figure(params, chars, prime, seed=seed, train_text=vocabulary_text),
         lambda: neuron_view(params, chars, window, unit, note=note),
         lambda: feature_neurons(params, chars, long_text),
         lambda: training_samples([e["step"] for e in samples], [e["text"] for e in samples],
                                  [e.get("chars", np.nan) for e in samples],
                                  [val_at.get(float(e["step"]), np.nan) for e in samples]),
-        lambda: gradient_flow(params, chars, text[start:], init_scale=float(init_scale), seed=seed),
+        lambda: gradient_flow(params, chars, text[start:], k_max=GRADIENT_FLOW_STEPS,
+                              init_scale=_init_scale(config), seed=seed),
     ]
-    names = list(FIGURE_FILES)
-    if train_text:                                       # the count model needs the training text
-        names.append(NGRAM_FIGURE_FILE)
-        figures.append(lambda: _ngram_figure(params, chars, train_text, text))
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output folder {out} is a file, not a folder")
+    named = list(zip(FIGURE_FILES, makers))
+    if train_text and len(train_text) <= TRAIN_MAX_CHARS:     # the count model needs the training text
+        named.append((NGRAM_FIGURE_FILE, lambda: _ngram_figure(params, chars, train_text, text)))
+    return named
+
+
+def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | None = None,
+               n_chars: int = 100, seed: int = 0, dpi: int = 100, unit: int | None = None,
+               prime: str | None = None, report=None) -> list[Path]:
+    """Draw every figure and save it as a PNG in `out`; returns the paths written.
+
+    checkpoint: checkpoints.load_checkpoint's dict; log: load_log's dict; text: the
+    text the model reads: its first TEXT_MAX_CHARS characters are used, at least
+    MIN_TEXT_CHARS after the first line break (features are ranked over FEATURE_CHARS of
+    it, the other text figures use a window of n_chars starting at a line);
+    train_text: the training text (optional): the real-word share takes its words (from
+    its first TRAIN_MAX_CHARS characters) and figure 9 its n-gram (if it is no longer).
+    Everything is checked before anything is written; each file is written with
+    save_figure (never half-written); report(path) is called after each one.
+    """
+    params, chars = checkpoint["params"], checkpoint["chars"]
+    H = params["Whh"].shape[0]
+    if unit is not None and not 0 <= unit < H:
+        raise ValueError(f"unit {unit}: the model has {H} hidden units, numbered 0..{H - 1}")
+    if n_chars > max_table_chars(len(chars)):
+        raise ValueError(f"a window of {n_chars:,} characters: with a vocabulary of {len(chars):,} characters the "
+                         f"figures read at most {max_table_chars(len(chars)):,} at a time")
+    text = text[:TEXT_MAX_CHARS]
+    start = _line_start(text)
+    _check_text_length(text, start)
+    rnn.encode(text, chars)                  # ValueError naming a character outside the vocabulary, if any
+    check_dpi(figure_sizes(min(n_chars, len(text) - start), H), dpi)
+    out = check_output_folder(out)
+    named = _figure_makers(checkpoint, log, text, train_text, n_chars, seed, unit, prime)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, make in zip(names, figures):
+    for name, make in named:
         written.append(save_figure(make(), out / name, dpi))
         if report is not None:
             report(written[-1])
@@ -1069,44 +1152,15 @@ def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | No
 
 # The text the figures read. A checkpoint or a log is someone else's file: the training
 # text its config names is read only if it is one of the project's known corpora
-# (data/download.py), and then from the project's data folder, never from the stored path.
+# (data.download.known_corpus), and then from the project's data folder, never from the
+# stored path. Files are read by cli.read_data, up to MAX_TEXT_BYTES.
 
-MAX_TEXT_BYTES = 64 << 20
+MAX_TEXT_BYTES = 64_000_000
 
 
 def _one_line(e: BaseException) -> str:
     """An error message on one line: its lines joined with "; "."""
     return "; ".join(" ".join(line.split()) for line in str(e).splitlines() if line.strip())
-
-
-def _read_text_file(path, what: str) -> str:
-    """safeio.read_text with the checks a path from the command line needs; errors name `what`."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{what}: file not found: {path}")
-    if not path.is_file():
-        raise UserError(f"{what}: {path} is not a file")
-    size = path.stat().st_size
-    if size > MAX_TEXT_BYTES:
-        raise UserError(f"{what}: {path} is {size / 2**20:,.0f} MB; the figures read at most "
-                        f"{MAX_TEXT_BYTES >> 20} MB (cut a part out with head -c)")
-    try:
-        text = safeio.read_text(path)
-    except ValueError as e:
-        raise UserError(f"{what}: {_one_line(e)}") from None
-    if not text:
-        raise UserError(f"{what}: {path} is empty")
-    return text
-
-
-def known_corpus(stored):
-    """The corpus of data/download.py whose file name `stored` (a path from a run's config)
-    ends in, or None. Only the file name counts: data/tiny_shakespeare.txt and
-    /elsewhere/tiny_shakespeare.txt both name tiny Shakespeare."""
-    if not isinstance(stored, str) or not stored:
-        return None
-    name = stored.replace("\\", "/").rsplit("/", 1)[-1]
-    return next((c for c in download.CORPORA.values() if c.filename == name), None)
 
 
 def _verified_copy(stored: str, corpus) -> Path | None:
@@ -1136,7 +1190,9 @@ def _resolve_text(args, checkpoint, log, say=print):
     like train_minimal.py splits it (rnn.train_val_split with the run's val_fraction);
     its validation part is the text (unless --text is given) and its training part
     the vocabulary for the real-word share. Without either, the config's training
-    text is used only if it is a known corpus (see known_corpus), and `say` tells so.
+    text is used only if it is a known corpus (data.download.known_corpus), and `say`
+    tells so. Files are read by cli.read_data (one line for a missing, empty, binary or
+    oversized file; at most MAX_TEXT_BYTES).
     """
     config = {**log.get("config", {}), **checkpoint["meta"].get("config", {})}
     stored = config.get("data")
@@ -1147,8 +1203,8 @@ def _resolve_text(args, checkpoint, log, say=print):
         except download.DownloadError as e:
             raise UserError(f"--data: {_one_line(e)}") from None
         what = "--data"
-    elif known_corpus(stored) is not None:
-        corpus = known_corpus(stored)
+    elif download.known_corpus(stored) is not None:
+        corpus = download.known_corpus(stored)
         data_path = _verified_copy(stored, corpus)
         if data_path is None:
             try:
@@ -1167,12 +1223,12 @@ def _resolve_text(args, checkpoint, log, say=print):
                         "or --data FILE (the run's training text)")
     train_text = val_text = full = None
     if data_path is not None:
-        full = _read_text_file(data_path, what)
+        full, _ = read_data(data_path, flag=what, max_bytes=MAX_TEXT_BYTES)
         train_text, val_text = rnn.train_val_split(full, _val_fraction(config))   # strings slice like ids
     if args.text:
         if data_path is None:
             say("real-word share: not computed (pass --data FILE, the run's training text, for it)")
-        return _read_text_file(args.text, "--text"), train_text, str(args.text)
+        return read_data(args.text, flag="--text", max_bytes=MAX_TEXT_BYTES)[0], train_text, str(args.text)
     if len(val_text) < 500:                  # no (or a tiny) validation split: read the training text
         return full, train_text, f"{data_path} (no validation part; the training text)"
     return val_text, train_text, f"{data_path} (validation part, last {len(val_text):,} characters)"
@@ -1220,17 +1276,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log", default="out/log.jsonl", metavar="PATH", type=_non_empty("a file path"),
                    help="training log (JSON lines) written by train_minimal.py (default: %(default)s)")
     g.add_argument("--text", default=None, metavar="PATH", type=_non_empty("a file path"),
-                   help="text file the model reads for the text figures, read as it is (default: the "
-                        "validation part of the training text, see --data)")
+                   help="text file the model reads for the text figures, read as it is, at most "
+                        f"{MAX_TEXT_BYTES // 1_000_000} MB; the figures use its first {TEXT_MAX_CHARS:,} "
+                        "characters (default: the validation part of the training text, see --data)")
     g.add_argument("--data", default=None, metavar="PATH", type=_non_empty("a file path"),
                    help="the run's training text: split like train_minimal.py does, its validation part is "
                         "read (unless --text is given) and its training part gives the real-word share "
-                        "(default: the run's config, only if it names a known corpus such as "
-                        "data/tiny_shakespeare.txt)")
+                        f"and, up to {TRAIN_MAX_CHARS:,} characters, figure 9's n-gram; at most "
+                        f"{MAX_TEXT_BYTES // 1_000_000} MB (default: the run's config, only if it names a "
+                        "known corpus such as data/tiny_shakespeare.txt)")
     g = p.add_argument_group("figures")
     g.add_argument("--chars", type=_whole_number(20, MAX_CHARS), default=100, metavar="N",
                    help="length of the text window for the heatmap, predictions and neuron view, "
-                        f"20 to {MAX_CHARS} (default: %(default)s)")
+                        f"20 to {MAX_CHARS}, and at most {TABLE_MAX_ENTRIES:,} / the vocabulary size "
+                        "(default: %(default)s)")
     g.add_argument("--unit", type=_whole_number(0), default=None, metavar="I",
                    help="hidden unit for the neuron view, 0 to H-1 (default: the unit that best tracks "
                         "position in line)")
@@ -1246,10 +1305,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dpi", type=_whole_number(10), default=100, metavar="N",
                    help="resolution of the PNG files: at least 10, and small enough that the largest figure "
                         f"fits in {MAX_IMAGE_BYTES >> 30} GB of memory (default: %(default)s)")
-    g.add_argument("--html", default=None, metavar="PATH",
+    g.add_argument("--html", default=None, metavar="PATH", type=_non_empty("a file path"),
                    help="also write the neuron view as one self-contained web page (opens offline): pick any "
                         "unit, rest the pointer on a character for the next-character guesses "
-                        f"(the first {PAGE_MAX_CHARS:,} characters of the text window)")
+                        f"(the first {neuron_page.MAX_CHARS:,} characters of the text window); a new or "
+                        "regular file in an existing folder (or in --out)")
     return p
 
 
@@ -1263,6 +1323,49 @@ def main(argv=None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _check_page_path(args, out: Path) -> Path:
+    """--html's path, checked before any work: a new or regular file (never a device, a named
+    pipe, a link or a folder), in a folder that exists or is --out, and none of the input files."""
+    try:
+        page = safeio.check_output_path(args.html, "web page")
+    except safeio.UnsafeOutputError as e:
+        raise UserError(f"--html: {e}") from None
+    if not page.parent.is_dir() and os.path.abspath(page.parent) != os.path.abspath(out):
+        raise UserError(f"--html {args.html}: the folder {page.parent} does not exist (or is not a folder)")
+    if page.exists():
+        for flag in ("checkpoint", "log", "text", "data"):
+            given = getattr(args, flag)
+            if given is not None and os.path.exists(given) and os.path.samefile(page, given):
+                raise UserError(f"--html {args.html} is the --{flag} file; give another name for the web page")
+    return page
+
+
+def _check_model(args, checkpoint: dict) -> None:
+    """UserError (one line) for a --unit, --chars or --prime the model cannot take."""
+    chars, H = checkpoint["chars"], checkpoint["params"]["Whh"].shape[0]
+    if args.unit is not None and args.unit >= H:
+        raise UserError(f"--unit {args.unit}: the model has {H} hidden units, numbered 0..{H - 1}")
+    limit = max_table_chars(len(chars))
+    if args.chars > limit:
+        raise UserError(f"--chars {args.chars}: with a vocabulary of {len(chars):,} characters the text figures "
+                        f"read at most {limit:,} characters at a time (characters x vocabulary is at most "
+                        f"{TABLE_MAX_ENTRIES:,} probabilities); pass --chars {limit} or fewer")
+    if args.prime is not None:
+        try:
+            rnn.encode(args.prime, chars)
+        except ValueError as e:
+            raise UserError(f"--prime: {_one_line(e).removeprefix('encode: ')}") from None
+
+
+def _say_what_is_read(text: str, train_text: str | None, source: str) -> None:
+    print(f"text: {source}", flush=True)
+    if len(text) > TEXT_MAX_CHARS:
+        print(f"text: the figures read its first {TEXT_MAX_CHARS:,} of {len(text):,} characters", flush=True)
+    if train_text and len(train_text) > TRAIN_MAX_CHARS:
+        print(f"figure 9 not drawn: the training text has {len(train_text):,} characters, more than the "
+              f"{TRAIN_MAX_CHARS:,} its n-gram is counted on here", flush=True)
+
+
 def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(None if argv is None else [str(a) for a in argv])
@@ -1271,296 +1374,25 @@ def _main(argv) -> int:
         check_dpi(figure_sizes(args.chars), args.dpi, "--dpi")
         if args.prime is not None and len(args.prime) > 1000:
             raise UserError(f"--prime is {len(args.prime):,} characters; at most 1000")
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {args.out} is a file; give a folder (created if needed)")
+        out = check_output_folder(args.out, what="--out")             # every output checked before any work
+        page = _check_page_path(args, out) if args.html is not None else None
         print("settings: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
         checkpoint = checkpoints.load_checkpoint(args.checkpoint)
-        H = checkpoint["params"]["Whh"].shape[0]
-        if args.unit is not None and args.unit >= H:
-            raise UserError(f"--unit {args.unit}: the model has {H} hidden units, numbered 0..{H - 1}")
-        if args.prime is not None:
-            try:
-                rnn.encode(args.prime, checkpoint["chars"])
-            except ValueError as e:
-                raise UserError(f"--prime: {_one_line(e).removeprefix('encode: ')}") from None
+        _check_model(args, checkpoint)
         log = load_log(args.log)
         text, train_text, source = _resolve_text(args, checkpoint, log, say=lambda m: print(m, flush=True))
-        print(f"text: {source}", flush=True)
+        _say_what_is_read(text, train_text, source)
         render_all(checkpoint, log, text, out, train_text, args.chars, args.seed, args.dpi, args.unit,
                    args.prime, report=lambda path: print(f"wrote {path}", flush=True))
-        if args.html:
-            page = write_neuron_page(args.html, checkpoint["params"], checkpoint["chars"],
-                                     text[_line_start(text):])
+        if page is not None:
+            start = _line_start(text)
+            page = neuron_page.write_neuron_page(page, checkpoint["params"], checkpoint["chars"],
+                                                 text[start:start + neuron_page.MAX_CHARS])
             print(f"wrote {page}", flush=True)
     except (ValueError, OSError, download.DownloadError) as e:   # UserError, CheckpointError, LogError too
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     return 0
-
-
-# -----------------------------------------------------------------------------
-# The neuron view as a web page
-# -----------------------------------------------------------------------------
-# The same view as neuron_view, but in a browser: pick any hidden unit from a list
-# and the text recolours; rest the pointer on a character to see the model's top
-# guesses for the next one. The page is one file with everything inside it (styles,
-# script and numbers), so it opens offline, from an e-mail or a USB stick alike.
-#
-# The text is data, never markup: it travels as JSON in a <script type="application/json">
-# block with every < > & written as \u003c \u003e \u0026 (so "</script>" in the text
-# cannot end the block), and the page's script puts each character on screen with
-# textContent. A Content-Security-Policy lets only the page's own style and script
-# (named by their SHA-256) run and forbids every network request.
-
-PAGE_MAX_CHARS = 2000      # characters of text on the page
-PAGE_MAX_UNITS = 1024      # hidden units offered by default (the strongest), to bound the page's size
-
-_PAGE_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222;
-       background: #f4f4f1; }
-header { padding: 14px 24px 4px; }
-h1 { font-size: 20px; margin: 0 0 6px; }
-.lead { margin: 0; color: #444; font-size: 14px; max-width: 80em; }
-.controls { display: flex; flex-wrap: wrap; align-items: center; gap: 10px 18px; padding: 10px 24px;
-            font-size: 14px; }
-#unit { font: inherit; padding: 3px 4px; max-width: 34em; }
-.legend { display: flex; align-items: center; gap: 6px; font-size: 12px; color: #444; }
-#legend-bar { width: 180px; height: 12px; border: 1px solid #999; }
-.layout { display: flex; align-items: flex-start; gap: 18px; padding: 4px 24px 24px; }
-#text { flex: 1; min-width: 0; background: #fff; border: 1px solid #ccc; border-radius: 4px;
-        padding: 12px 14px; font: 15px/1.6 "DejaVu Sans Mono", Menlo, Consolas, monospace;
-        white-space: pre-wrap; overflow-wrap: anywhere; }
-#text span { cursor: default; }
-#text span.here { outline: 2px solid #222; outline-offset: -1px; }
-#text span.dark { color: #fff; }
-#guesses { position: sticky; top: 10px; width: 250px; flex: none; background: #fff;
-           border: 1px solid #ccc; border-radius: 4px; padding: 10px 12px; font-size: 13px; }
-#guesses h2 { font-size: 13px; margin: 0 0 6px; font-weight: 600; }
-.context, .ch { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; }
-.context { white-space: pre; background: #eee; border-radius: 3px; padding: 2px 6px; display: inline-block; }
-@media (max-width: 700px) { .layout { flex-direction: column; } #guesses { position: static; width: auto; } }
-#guess-table { border-collapse: collapse; width: 100%; margin-top: 6px; }
-#guess-table td { padding: 2px 4px; }
-.ch { width: 2.5em; text-align: center; }
-.bar { height: 10px; background: #4a8a4a; }
-.p { text-align: right; font-variant-numeric: tabular-nums; width: 3.5em; }
-tr.actual td { color: #b35900; font-weight: 700; }
-tr.actual .bar { background: #e08a2e; }
-.note { color: #555; font-size: 12px; margin: 8px 0 0; }
-"""
-
-_PAGE_SCRIPT = r"""
-"use strict";
-const DATA = JSON.parse(document.getElementById("neuron-data").textContent);
-
-// The colour of an activation a (tanh: -1 ... +1): white at 0, fading linearly to
-// blue at -1 and red at +1; each channel rounded to a whole number.
-const BLUE = [33, 102, 172], WHITE = [255, 255, 255], RED = [178, 24, 43];
-function activationColor(a) {
-  const x = Math.max(-1, Math.min(1, a));
-  const end = x < 0 ? BLUE : RED, w = Math.abs(x);
-  const c = [0, 1, 2].map(i => Math.round(WHITE[i] + w * (end[i] - WHITE[i])));
-  return "rgb(" + c[0] + ", " + c[1] + ", " + c[2] + ")";
-}
-
-// How a character is drawn where it would be invisible: newline, space, tab.
-function shown(c, inText) {
-  const marks = {"\n": "\u21b5", "\t": "\u21e5", "\r": "\u240d"};
-  if (!inText) marks[" "] = "\u2423";
-  return marks[c] !== undefined ? marks[c] : c;
-}
-
-const chars = Array.from(DATA.text);             // code points, as Python counts them
-const textBox = document.getElementById("text");
-const spans = chars.map((c, t) => {
-  const s = document.createElement("span");
-  s.textContent = shown(c, true);
-  s.dataset.t = String(t);
-  textBox.appendChild(s);
-  if (c === "\n") textBox.appendChild(document.createElement("br"));
-  return s;
-});
-
-const picker = document.getElementById("unit");
-DATA.units.forEach((u, i) => {
-  const o = document.createElement("option");
-  o.value = String(i);
-  o.textContent = "unit " + u.unit + (u.feature === null ? " (no feature in this text)" :
-    " \u00b7 " + u.feature + ", r = " + (u.r >= 0 ? "+" : "\u2212") + Math.abs(u.r).toFixed(2));
-  picker.appendChild(o);
-});
-
-const legend = document.getElementById("legend-bar");
-legend.style.background = "linear-gradient(to right, " + activationColor(-1) + ", " +
-  activationColor(0) + ", " + activationColor(1) + ")";
-
-let current = 0;                                 // position under the pointer
-function colour() {
-  const act = DATA.units[Number(picker.value)].activation;
-  spans.forEach((s, t) => {
-    const a = act[t] / 1000;
-    s.style.backgroundColor = activationColor(a);
-    s.classList.toggle("dark", Math.abs(a) > 0.6);
-  });
-  describe(current);
-}
-
-function describe(t) {
-  spans[current].classList.remove("here");
-  current = t;
-  spans[t].classList.add("here");
-  const u = DATA.units[Number(picker.value)];
-  const before = chars.slice(Math.max(0, t - 11), t + 1).map(c => shown(c, false)).join("");
-  document.getElementById("context").textContent = (t > 11 ? "\u2026" : "") + before;
-  const a = u.activation[t] / 1000;
-  document.getElementById("act").textContent = "unit " + u.unit + " here: " +
-    (a >= 0 ? "+" : "\u2212") + Math.abs(a).toFixed(3);
-  const next = t + 1 < chars.length ? chars[t + 1] : null;
-  const table = document.getElementById("guess-table");
-  table.replaceChildren();
-  DATA.top_ids[t].forEach((id, j) => {
-    const p = DATA.top_p[t][j] / 1000, c = DATA.chars[id];
-    const row = table.insertRow();
-    row.className = "guess" + (c === next ? " actual" : "");
-    const ch = row.insertCell(), barCell = row.insertCell(), pc = row.insertCell();
-    ch.className = "ch"; ch.textContent = shown(c, false);
-    const bar = document.createElement("div");
-    bar.className = "bar"; bar.style.width = (100 * p).toFixed(1) + "%";
-    barCell.appendChild(bar);
-    pc.className = "p"; pc.textContent = p.toFixed(3);
-  });
-  document.getElementById("next").textContent = next === null ? "(the text ends here)" :
-    "what came next: \u201c" + shown(next, false) + "\u201d (orange if among the guesses)";
-}
-
-picker.addEventListener("change", colour);
-textBox.addEventListener("mouseover", e => {
-  const s = e.target.closest("span[data-t]");
-  if (s) describe(Number(s.dataset.t));
-});
-colour();
-"""
-
-_PAGE_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src '{style_hash}'; script-src '{script_hash}'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>{style}</style>
-</head>
-<body>
-<header>
-<h1>{title}</h1>
-<p class="lead">Each character is coloured by the chosen hidden unit's activation after reading it
-(tanh: blue &minus;1, white 0, red +1). Rest the pointer on a character to see the model's top {k}
-guesses for the next one. Units are listed by how strongly they follow a feature of the text
-(correlation r over these {n} characters).</p>
-</header>
-<div class="controls">
-<label>hidden unit <select id="unit"></select></label>
-<span class="legend">&minus;1 <span id="legend-bar"></span> +1</span>
-</div>
-<div class="layout">
-<div id="text"></div>
-<aside id="guesses">
-<h2>Top {k} guesses for the next character, after</h2>
-<div id="context" class="context"></div>
-<table id="guess-table"></table>
-<p id="next" class="note"></p>
-<p id="act" class="note"></p>
-</aside>
-</div>
-<script type="application/json" id="neuron-data">{data}</script>
-<script>{script}</script>
-</body>
-</html>
-"""
-
-
-def _csp_hash(source: str) -> str:
-    """The Content-Security-Policy name of an inline <style> or <script>: its SHA-256."""
-    return "sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii")
-
-
-def _json_for_script(data) -> str:
-    """JSON that cannot end a <script> block or open a comment: < > & become \\u escapes."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for c, esc in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
-                   ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(c, esc)
-    return text
-
-
-def neuron_page_data(params: dict, chars, text: str, units=None, features: dict | None = None,
-                     k: int = 5, max_chars: int = PAGE_MAX_CHARS) -> dict:
-    """The numbers behind the web page, as plain JSON-ready lists.
-
-    text         the first max_chars characters of `text` (the model reads them from h = 0)
-    chars        the vocabulary
-    units        one entry per offered unit (by default every unit, at most PAGE_MAX_UNITS of the
-                 strongest), best first: {"unit", "feature", "r", "activation"}.
-                 feature/r: the feature (text_features by default) this unit correlates with
-                 most strongly over the text and that correlation, rounded to 3 decimals
-                 (None if no feature varies in the text); the list is ordered by |r|.
-                 activation: h[t, unit] for every position, in whole thousandths (round(1000 h)),
-                 which keeps the page small: 2,000 characters x 512 units is about 5 MB.
-    top_ids      (N,k) the k most probable next characters after each position, most probable first
-    top_p        (N,k) their probabilities, in whole thousandths
-    """
-    text = text[:max_chars]
-    run = model_on_text(params, chars, text)                  # raises on an empty text
-    H = run["h"].shape[1]
-    keep = PAGE_MAX_UNITS if units is None else None
-    units = np.arange(H) if units is None else np.asarray(units).ravel()
-    if units.size == 0 or units.dtype.kind not in "iu":
-        raise ValueError(f"neuron page: units must be a non-empty list of unit numbers, got {units!r}")
-    bad = units[(units < 0) | (units >= H)]
-    if bad.size:
-        raise ValueError(f"neuron page: unit {int(bad[0])} outside 0..{H - 1} (the model has {H} hidden units)")
-    if not 1 <= k <= len(chars):
-        raise ValueError(f"neuron page: k={k} must be between 1 and the vocabulary size {len(chars)}")
-    features = text_features(text) if features is None else features
-    ranked = rank_units(run["h"], features)
-    names = [x["feature"] for x in ranked]
-    R = np.array([x["correlations"] for x in ranked]).reshape(len(ranked), H)    # (F,H)
-    entries, strength = [], []
-    for u in units.tolist():
-        col = np.nan_to_num(np.abs(R[:, u]), nan=-1.0)               # a constant feature never wins
-        f = int(np.argmax(col)) if len(names) and col.max() >= 0 else None
-        entries.append({"unit": u, "feature": None if f is None else names[f],
-                        "r": None if f is None else round(float(R[f, u]), 3),
-                        "activation": np.rint(1000 * run["h"][:, u]).astype(int).tolist()})
-        strength.append(-1.0 if f is None else float(col[f]))
-    entries = [entries[i] for i in np.argsort(-np.array(strength), kind="stable")][:keep]   # strongest first
-    top_ids, top_p = top_k(run["probs"], k)
-    return {"text": text, "chars": list(chars), "k": k, "units": entries,
-            "top_ids": top_ids.tolist(), "top_p": np.rint(1000 * top_p).astype(int).tolist()}
-
-
-def neuron_page_html(params: dict, chars, text: str, units=None, features: dict | None = None,
-                     k: int = 5, max_chars: int = PAGE_MAX_CHARS,
-                     title: str = "One neuron's view of the text") -> str:
-    """Caption: pick a unit and follow its colour along the text; rest the pointer on a
-    character to read the model's top-k guesses for the next one.
-
-    The neuron view (neuron_view) as one self-contained HTML page: inline style and
-    script, the numbers of neuron_page_data embedded as JSON, no network access.
-    """
-    data = neuron_page_data(params, chars, text, units, features, k, max_chars)
-    return _PAGE_TEMPLATE.format(
-        title=html_lib.escape(title), k=k, n=len(data["text"]), style=_PAGE_STYLE, script=_PAGE_SCRIPT,
-        style_hash=_csp_hash(_PAGE_STYLE), script_hash=_csp_hash(_PAGE_SCRIPT),
-        data=_json_for_script(data))
-
-
-def write_neuron_page(path, params: dict, chars, text: str, units=None, features: dict | None = None,
-                      k: int = 5, max_chars: int = PAGE_MAX_CHARS,
-                      title: str = "One neuron's view of the text") -> Path:
-    """Write neuron_page_html to `path` atomically (a temporary file, then a rename); returns the path."""
-    return atomic_write_text(path, neuron_page_html(params, chars, text, units, features, k, max_chars, title))
 
 
 if __name__ == "__main__":

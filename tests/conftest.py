@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from cli import keep_freed_memory  # noqa: E402
 from corpora import corpus_path  # noqa: E402
+from helpers import FEW_LINES, small_rnn, synthetic_text  # noqa: E402
 
 # Like every script (cli.setup_numpy): freed arrays are reused, not returned to the
 # kernel page by page. Only speed changes; the page-fault test checks it in a child.
@@ -30,6 +31,35 @@ def shakespeare_path() -> Path:
 def federalist_path() -> Path:
     """Path to the real Federalist Papers corpus (skips if unavailable, fails under CI)."""
     return corpus_path("federalist")
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> dict:
+    """A tiny RNN (16 units) trained for 200 steps on helpers.synthetic_text, and its initial
+    weights: helpers.small_rnn's {"text", "chars", "init", "params", "train_text", "val_text"}."""
+    return small_rnn(synthetic_text(), hidden=16, init_scale=0.05, seed=5, steps=200)
+
+
+@pytest.fixture(scope="session")
+def untrained_model() -> dict:
+    """An untrained RNN (24 units) on helpers.FEW_LINES, and what implementation.forward says about them.
+
+    No training: init_scale 0.5 makes the hidden units swing over the whole -1..+1 range
+    and the top guesses differ from place to place. helpers.small_rnn's dict, plus
+    "h" (N,H), the state after reading each character, and "probs" (N,V), the
+    next-character distribution there.
+    """
+    import numpy as np
+
+    import implementation as rnn
+
+    model = small_rnn(FEW_LINES, hidden=24, init_scale=0.5, seed=11)
+    ids = rnn.encode(model["text"], model["chars"])
+    hs, logp = rnn.forward(model["params"], ids[:, None])      # (N+1,H,1), (N,V,1)
+    h, probs = hs[1:, :, 0], np.exp(logp[:, :, 0])
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert np.abs(h).max() > 0.9 and np.abs(h).min() < 0.1, "the test model should use the whole tanh range"
+    return {**model, "h": h, "probs": probs}
 
 
 def pytest_addoption(parser):

@@ -3,8 +3,8 @@
 Every number is checked against an independent computation in the test: the
 textbook recurrence stepped by hand, np.corrcoef, np.roll, a percentile written
 out by sorting. The unit analysis is tested on hidden states built here, where
-we know which unit tracks what, and on a tiny RNN trained here on a synthetic
-text with quotes, brackets and sentences.
+we know which unit tracks what, and on a tiny RNN trained on a synthetic text with
+quotes, brackets and sentences (conftest.py's trained_model).
 """
 
 import math
@@ -17,27 +17,6 @@ import pytest
 
 import analysis as an
 import implementation as rnn
-from helpers import synthetic_text
-
-HIDDEN, INIT_SCALE, SEED = 16, 0.05, 5
-
-
-
-@pytest.fixture(scope="module")
-def model():
-    """A tiny RNN trained for 200 steps on synthetic_text, and its initial weights."""
-    text = synthetic_text()
-    chars = rnn.build_vocab(text)
-    ids = rnn.encode(text, chars)
-    train_ids, _ = rnn.train_val_split(ids, 0.1)
-    init = rnn.init_params(len(chars), HIDDEN, np.random.default_rng(SEED), np.float64, INIT_SCALE)
-    params = {k: v.copy() for k, v in init.items()}
-    trainer = rnn.Trainer(params, train_ids, batch_size=8, seq_length=16, learning_rate=1e-2,
-                          optimizer="adam", clip=5.0)
-    for _ in range(200):
-        trainer.step()
-    return {"params": trainer.model_params, "init": init, "chars": chars, "text": text,
-            "train_text": text[:len(train_ids)], "val_text": text[len(train_ids):]}
 
 
 def percentile_by_sorting(values, q):
@@ -86,11 +65,11 @@ def test_import_pulls_in_no_matplotlib_and_does_nothing():
 # The model reading a text
 # -----------------------------------------------------------------------------
 
-def test_model_on_text_is_implementation_forward(model):
-    passage = model["val_text"][:90]
-    r = an.model_on_text(model["params"], model["chars"], passage)
-    ids = rnn.encode(passage, model["chars"])
-    hs, logp = rnn.forward(model["params"], ids)                 # (N+1,H,1), (N,V,1)
+def test_model_on_text_is_implementation_forward(trained_model):
+    passage = trained_model["val_text"][:90]
+    r = an.model_on_text(trained_model["params"], trained_model["chars"], passage)
+    ids = rnn.encode(passage, trained_model["chars"])
+    hs, logp = rnn.forward(trained_model["params"], ids)                 # (N+1,H,1), (N,V,1)
     np.testing.assert_array_equal(r["h"], hs[1:, :, 0])
     p = np.exp(logp[:, :, 0])
     np.testing.assert_allclose(r["probs"], p)
@@ -129,9 +108,9 @@ def test_real_word_share():
     assert an.words("Élan, naïve! It's 42 o'clock") == ["élan", "naïve", "it's", "o'clock"]
 
 
-def test_temperature_data_matches_sampling_and_softmax_over_T(model):
-    params, chars, prime = model["params"], model["chars"], "the cat"
-    d = an.temperature_data(params, chars, prime, [0.5, 1.0], n=40, seed=7, train_text=model["train_text"])
+def test_temperature_data_matches_sampling_and_softmax_over_T(trained_model):
+    params, chars, prime = trained_model["params"], trained_model["chars"], "the cat"
+    d = an.temperature_data(params, chars, prime, [0.5, 1.0], n=40, seed=7, train_text=trained_model["train_text"])
     H = params["Whh"].shape[0]
     for T, sample, ent in zip(d["temperatures"], d["samples"], d["entropy"]):
         assert sample == rnn.sample_text(params, chars, prime, 40, T, np.random.default_rng(7))
@@ -146,7 +125,7 @@ def test_temperature_data_matches_sampling_and_softmax_over_T(model):
             ents.append(float(-(q * np.log(q)).sum()))
         assert ent == pytest.approx(np.mean(ents[len(prime) - 1:]), rel=1e-9), \
             f"temperature_data: entropy at T={T} is not the mean entropy of softmax(y/T) over the sample"
-    vocab = set(an.words(model["train_text"]))
+    vocab = set(an.words(trained_model["train_text"]))
     for share, sample in zip(d["word_share"], d["samples"]):
         assert share == an.real_word_share(sample, vocab)[0]
     assert d["entropy"][0] < d["entropy"][1], "a lower temperature must give a sharper distribution"
@@ -206,21 +185,21 @@ def test_rank_units_finds_a_planted_unit():
     assert ranked[0]["correlations"][2] == 0.0
 
 
-def test_unit_correlations_are_pearson(model):
-    text = model["val_text"]
-    h = an.model_on_text(model["params"], model["chars"], text)["h"]
+def test_unit_correlations_are_pearson(trained_model):
+    text = trained_model["val_text"]
+    h = an.model_on_text(trained_model["params"], trained_model["chars"], text)["h"]
     feat = an.text_features(text)["position in line"]
     r = an.unit_correlations(h, feat)
     want = [np.corrcoef(h[:, u], feat)[0, 1] for u in range(h.shape[1])]
     np.testing.assert_allclose(r, want, atol=1e-12)
 
 
-def test_shift_null_is_the_correlation_with_the_rolled_feature():
+def test_shifted_feature_correlations_are_the_correlations_with_the_rolled_feature():
     rng = np.random.default_rng(1)
     n = 500
     h = smooth_noise(rng, n, 5, 10)
     f = random_runs(rng, n)
-    null = an.shift_null(h, f, draws=40, rng=np.random.default_rng(3))
+    null = an.shifted_feature_correlations(h, f, draws=40, rng=np.random.default_rng(3))
     offsets = null["offsets"]
     assert null["r"].shape == (40, 5)
     assert offsets.min() >= n // 10 and offsets.max() <= n - n // 10, "shifts close to 0 keep the alignment"
@@ -228,7 +207,8 @@ def test_shift_null_is_the_correlation_with_the_rolled_feature():
         rolled = np.roll(f, offsets[d])
         want = [np.corrcoef(h[:, u], rolled)[0, 1] for u in range(5)]
         np.testing.assert_allclose(null["r"][d], want, atol=1e-12,
-                                   err_msg=f"shift_null: draw {d} is not corr(h, np.roll(feature, {offsets[d]}))")
+                                   err_msg=f"shifted_feature_correlations: draw {d} is not "
+                                           f"corr(h, np.roll(feature, {offsets[d]}))")
 
 
 def test_tracking_units_thresholds_are_the_nulls_99th_percentiles():
@@ -277,7 +257,8 @@ def test_a_random_feature_passes_about_one_percent_of_units():
     assert 0.002 <= mean <= 0.025, f"tracking_units: {mean:.1%} of units passed on unrelated features, expected ~1%"
 
 
-def test_unit_controls_compare_trained_and_untrained_on_the_same_null(model):
+def test_unit_controls_compare_trained_and_untrained_on_the_same_null(trained_model):
+    model = trained_model
     text = model["val_text"] + model["train_text"][:1500]
     res = an.unit_controls(model["params"], model["init"], model["chars"], text, draws=100, seed=2)
     names = [x["feature"] for x in res]
@@ -293,7 +274,8 @@ def test_unit_controls_compare_trained_and_untrained_on_the_same_null(model):
         assert (item["untrained"]["unit"], item["untrained"]["n_above"]) == (want0["unit"], want0["n_above"])
         np.testing.assert_array_equal(item["null"]["offsets"], item["untrained"]["null"]["offsets"])
     with pytest.raises(ValueError, match="hidden units"):
-        small = rnn.init_params(len(model["chars"]), HIDDEN - 1, np.random.default_rng(0))
+        H = model["params"]["Whh"].shape[0]
+        small = rnn.init_params(len(model["chars"]), H - 1, np.random.default_rng(0))
         an.unit_controls(model["params"], small, model["chars"], text, draws=10)
 
 
@@ -333,12 +315,12 @@ def test_per_step_factor_of_a_geometric_decay():
 # How much context the RNN uses
 # -----------------------------------------------------------------------------
 
-def test_loss_by_context_length_is_the_mean_over_windows_read_from_zero(model):
-    ids = rnn.encode(model["val_text"], model["chars"])
+def test_loss_by_context_length_is_the_mean_over_windows_read_from_zero(trained_model):
+    ids = rnn.encode(trained_model["val_text"], trained_model["chars"])
     C, stride = 12, 7
-    got = an.loss_by_context_length(model["params"], ids, max_context=C, stride=stride, block=3)
+    got = an.loss_by_context_length(trained_model["params"], ids, max_context=C, stride=stride, block=3)
     # oracle: every window on its own, one stream from h = 0, with target_logprobs
-    per_window = np.array([-rnn.target_logprobs(model["params"], ids[s:s + C + 1])
+    per_window = np.array([-rnn.target_logprobs(trained_model["params"], ids[s:s + C + 1])
                            for s in range(0, ids.size - C, stride)])     # (W, C)
     assert got["windows"] == len(per_window)
     assert got["context"].tolist() == list(range(1, C + 1))
@@ -348,11 +330,11 @@ def test_loss_by_context_length_is_the_mean_over_windows_read_from_zero(model):
     assert np.allclose(got["sem"], sem, rtol=1e-9, atol=1e-12)
 
 
-def test_a_model_without_recurrence_gains_nothing_from_context(model):
+def test_a_model_without_recurrence_gains_nothing_from_context(trained_model):
     # Whh = 0: the prediction depends on the last character only, so with windows at every
     # character the positions differ only in the few characters at the two ends of the text
-    params = dict(model["params"], Whh=np.zeros_like(model["params"]["Whh"]))
-    ids = np.random.default_rng(0).integers(0, len(model["chars"]), 3000)
+    params = dict(trained_model["params"], Whh=np.zeros_like(trained_model["params"]["Whh"]))
+    ids = np.random.default_rng(0).integers(0, len(trained_model["chars"]), 3000)
     got = an.loss_by_context_length(params, ids, max_context=20, stride=1)
     W, worst = got["windows"], float(-np.log(np.exp(rnn.forward(params, ids[:, None])[1]).min()))
     for c, v in zip(got["context"], got["nats"]):
@@ -360,9 +342,9 @@ def test_a_model_without_recurrence_gains_nothing_from_context(model):
             f"context {c}: a memoryless model's loss must not depend on how much it has read"
 
 
-def test_loss_by_context_length_rejects_what_cannot_work(model):
-    ids = rnn.encode(model["val_text"], model["chars"])
+def test_loss_by_context_length_rejects_what_cannot_work(trained_model):
+    ids = rnn.encode(trained_model["val_text"], trained_model["chars"])
     with pytest.raises(ValueError, match="max_context"):
-        an.loss_by_context_length(model["params"], ids[:10], max_context=10)
+        an.loss_by_context_length(trained_model["params"], ids[:10], max_context=10)
     with pytest.raises(ValueError, match="stride"):
-        an.loss_by_context_length(model["params"], ids, max_context=5, stride=0)
+        an.loss_by_context_length(trained_model["params"], ids, max_context=5, stride=0)

@@ -9,8 +9,8 @@ import pytest
 
 import analysis
 import implementation as rnn
-from ngram import NGram
 import visualization as viz
+from helpers import rnn_and_ngram
 
 
 def test_frequency_bins_are_0_1_2to3_4to15_16to63_64plus():
@@ -94,19 +94,10 @@ def test_verbatim_stats_against_brute_force():
     assert out["short"]["windows"] == 0 and np.isnan(out["short"]["share"]) and out["short"]["longest"] == 3
 
 
-def small_models():
+def test_compare_models_numbers_are_the_models_own():
     rng = np.random.default_rng(2)
     words = ["ROMEO:\n", "JULIET:\n", "the ", "thee, ", "then ", "there. ", "three ", "tree\n", "her "]
-    text = "".join(rng.choice(words, 900))
-    chars = rnn.build_vocab(text)
-    n = int(len(text) * 0.9)
-    params = rnn.init_params(len(chars), 12, rng, np.float64, init_scale=0.3)
-    ngram = NGram(3).fit(rnn.encode(text[:n], chars), len(chars))
-    return params, ngram, chars, text[:n], text[n:]
-
-
-def test_compare_models_numbers_are_the_models_own():
-    params, ngram, chars, train, val = small_models()
+    params, ngram, chars, train, val = rnn_and_ngram("".join(rng.choice(words, 900)), 3, rng)
     r = analysis.compare_models(params, ngram, chars, train, val, sample_length=120, temperature=0.8, seed=3)
     ids = rnn.encode(val, chars)
     np.testing.assert_allclose(r["losses"]["rnn"], -rnn.target_logprobs(params, ids), rtol=1e-12)

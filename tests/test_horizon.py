@@ -17,6 +17,7 @@ import analysis
 import implementation as rnn
 from ngram import NGram
 import visualization as viz
+from helpers import rnn_and_ngram
 
 
 # ----------------------------------------------------------------------------- pairing and binning
@@ -193,19 +194,10 @@ def test_a_real_ngram_forgets_the_opening_quote_beyond_its_context():
     assert np.ptp(opening[:3]) < 0.15, f"the opening marks (the control) are flat: {opening}"
 
 
-def small_models():
+def test_memory_horizon_data_is_the_models_own_numbers():
     rng = np.random.default_rng(2)
-    text = quoted_text(rng, 60)
-    chars = rnn.build_vocab(text)
-    n = int(len(text) * 0.9)
-    params = rnn.init_params(len(chars), 12, rng, np.float64, init_scale=0.3)
-    ngram = NGram(4).fit(rnn.encode(text[:n], chars), len(chars))
-    return params, ngram, chars, text[n:]
-
-
-def test_memory_horizon_numbers_are_the_models_own():
-    params, ngram, chars, val = small_models()
-    r = analysis.memory_horizon(params, ngram, chars, val)
+    params, ngram, chars, _, val = rnn_and_ngram(quoted_text(rng, 60), 4, rng)
+    r = analysis.memory_horizon_data(params, ngram, chars, val)
     ids = rnn.encode(val, chars)
     np.testing.assert_allclose(r["losses"]["rnn"], -rnn.target_logprobs(params, ids), rtol=1e-12)
     np.testing.assert_allclose(r["losses"]["ngram"], -ngram.logprobs(ids), rtol=1e-12)

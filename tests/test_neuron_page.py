@@ -1,4 +1,4 @@
-"""Tests for the neuron view as a web page (visualization.neuron_page_html / --html).
+"""Tests for the neuron view as a web page (neuron_page.py, and visualization.py --html).
 
 Two halves:
 * Without a browser: the numbers embedded in the page equal what implementation.forward
@@ -12,8 +12,9 @@ The browser half needs Chromium and the Python package playwright (Playwright ne
 downloads a browser here: it drives the system's Chromium). Without them those tests
 are skipped on your machine and fail under CI (CI=true), like the corpora in corpora.py.
 
-No training: the model is init_params with a large init_scale (0.5), so that the hidden
-units swing over the whole -1..+1 range and the top-5 guesses differ from place to place.
+No training: the model (conftest.py's untrained_model) is init_params with a large
+init_scale (0.5), so that the hidden units swing over the whole -1..+1 range and the
+top-5 guesses differ from place to place.
 """
 
 import base64
@@ -28,11 +29,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import analysis
 import implementation as rnn
-import checkpoints
+import neuron_page
 import visualization as viz
+from helpers import FEW_LINES, small_rnn, write_run
 
-HIDDEN, INIT_SCALE, SEED = 24, 0.5, 11
+HIDDEN, INIT_SCALE = 24, 0.5      # untrained_model's hidden units and initial scale (conftest.py)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -54,32 +57,19 @@ def expected_rgb(a: float) -> tuple:
     return tuple(math.floor(255 + abs(x) * (e - 255) + 0.5) for e in end)
 
 
-def small_text() -> str:
-    """A few lines with quotes, brackets, tabs and newlines, so every feature of text_features occurs."""
-    return ('The cat sat on the mat.\n"Hello," said the dog (quietly).\n'
-            'It ran\tto the [old] door, and "the cat said no".\n'
-            'A line with (brackets {inside} brackets) and more words.\n'
-            '"Quotes" again; then a last line\n')
+def page_html(model: dict, **options) -> str:
+    """neuron_page_html for a model dict (conftest.py's untrained_model) and its text."""
+    return neuron_page.neuron_page_html(model["params"], model["chars"], model["text"], **options)
 
 
-@pytest.fixture(scope="module")
-def model():
-    """Init params (large scale, fixed rng), a small text, and what implementation.forward says about it."""
-    text = small_text()
-    chars = rnn.build_vocab(text)
-    params = rnn.init_params(len(chars), HIDDEN, np.random.default_rng(SEED), np.float64, INIT_SCALE)
-    ids = np.array([chars.index(c) for c in text])
-    hs, logp = rnn.forward(params, ids[:, None])                 # (N+1,H,1), (N,V,1)
-    h = hs[1:, :, 0]                                             # (N,H) state after reading text[t]
-    probs = np.exp(logp[:, :, 0])                                # (N,V) next-character distribution
-    assert np.allclose(probs.sum(axis=1), 1.0)
-    assert np.abs(h).max() > 0.9 and np.abs(h).min() < 0.1, "the test model should use the whole tanh range"
-    return {"text": text, "chars": chars, "params": params, "h": h, "probs": probs}
+def write_page(path, model: dict, **options) -> Path:
+    """write_neuron_page for a model dict and its text."""
+    return neuron_page.write_neuron_page(path, model["params"], model["chars"], model["text"], **options)
 
 
 def best_features(text, h):
     """{unit: (feature, r)}: the feature of text_features each unit correlates with most, by np.corrcoef."""
-    feats = {k: v for k, v in viz.text_features(text).items() if np.ptp(v) > 0}
+    feats = {k: v for k, v in analysis.text_features(text).items() if np.ptp(v) > 0}
     out = {}
     for u in range(h.shape[1]):
         rs = {k: float(np.corrcoef(h[:, u], f)[0, 1]) for k, f in feats.items()}
@@ -98,10 +88,10 @@ def page_json(page: str) -> dict:
 # The page without a browser
 # -----------------------------------------------------------------------------
 
-def test_page_data_is_forward_rounded_to_thousandths(model):
-    data = page_json(viz.neuron_page_html(model["params"], model["chars"], model["text"]))
-    h, probs, text = model["h"], model["probs"], model["text"]
-    assert data["text"] == text and data["chars"] == model["chars"]
+def test_page_data_is_forward_rounded_to_thousandths(untrained_model):
+    data = page_json(page_html(untrained_model))
+    h, probs, text = untrained_model["h"], untrained_model["probs"], untrained_model["text"]
+    assert data["text"] == text and data["chars"] == untrained_model["chars"]
     assert sorted(e["unit"] for e in data["units"]) == list(range(HIDDEN)), \
         "neuron_page_data: by default every hidden unit should be offered exactly once"
     for e in data["units"]:
@@ -114,9 +104,9 @@ def test_page_data_is_forward_rounded_to_thousandths(model):
     assert np.abs(top_p - np.take_along_axis(probs, order, axis=1)).max() <= 0.0005 + 1e-12
 
 
-def test_units_are_ordered_by_their_strongest_feature_correlation(model):
-    data = page_json(viz.neuron_page_html(model["params"], model["chars"], model["text"]))
-    best = best_features(model["text"], model["h"])
+def test_units_are_ordered_by_their_strongest_feature_correlation(untrained_model):
+    data = page_json(page_html(untrained_model))
+    best = best_features(untrained_model["text"], untrained_model["h"])
     strengths = []
     for e in data["units"]:
         name, r = best[e["unit"]]
@@ -127,18 +117,17 @@ def test_units_are_ordered_by_their_strongest_feature_correlation(model):
         f"units should be listed by |r|, strongest first; got {np.round(strengths, 3)}"
 
 
-def test_text_is_cut_and_units_can_be_chosen(model):
-    data = page_json(viz.neuron_page_html(model["params"], model["chars"], model["text"], units=[5, 2],
-                                          max_chars=40, k=3))
-    assert data["text"] == model["text"][:40]
+def test_text_is_cut_and_units_can_be_chosen(untrained_model):
+    data = page_json(page_html(untrained_model, units=[5, 2], max_chars=40, k=3))
+    assert data["text"] == untrained_model["text"][:40]
     assert sorted(e["unit"] for e in data["units"]) == [2, 5]
     assert np.array(data["top_ids"]).shape == (40, 3)
     with pytest.raises(ValueError, match=f"unit {HIDDEN} outside 0..{HIDDEN - 1}"):
-        viz.neuron_page_html(model["params"], model["chars"], model["text"], units=[0, HIDDEN])
+        page_html(untrained_model, units=[0, HIDDEN])
 
 
-def test_page_loads_nothing_from_outside(model):
-    page = viz.neuron_page_html(model["params"], model["chars"], model["text"])
+def test_page_loads_nothing_from_outside(untrained_model):
+    page = page_html(untrained_model)
     for pattern in (r"\b(src|href|action|srcset|poster)\s*=", r"url\(", r"@import", r"https?:", r"<link\b"):
         assert not re.search(pattern, page, re.I), f"the page should be self-contained but contains {pattern!r}"
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)
@@ -157,39 +146,29 @@ HOSTILE = ('a</script><script>window.pwned = 1</script>\n<img src=x onerror="win
 def test_a_text_full_of_html_stays_inside_its_data_block():
     chars = rnn.build_vocab(HOSTILE)
     params = rnn.init_params(len(chars), 8, np.random.default_rng(0), np.float64, INIT_SCALE)
-    page = viz.neuron_page_html(params, chars, HOSTILE, title="<b>title</b>")
+    page = neuron_page.neuron_page_html(params, chars, HOSTILE, title="<b>title</b>")
     assert len(re.findall(r"</script", page, re.I)) == 2, "only the page's own two </script> tags may appear"
     assert "<img" not in page and "<!--" not in page and "<b>" not in page
     assert page_json(page)["text"] == HOSTILE, "the text should come back unchanged from the JSON block"
 
 
-def test_write_neuron_page_replaces_the_file_whole_or_not_at_all(model, tmp_path):
+def test_write_neuron_page_replaces_the_file_whole_or_not_at_all(untrained_model, tmp_path):
     path = tmp_path / "neurons.html"
     path.write_text("old page")
     with pytest.raises(ValueError):
-        viz.write_neuron_page(path, model["params"], model["chars"], model["text"], units=[-1])
+        write_page(path, untrained_model, units=[-1])
     assert path.read_text() == "old page", "a failed write_neuron_page must leave the old file as it was"
-    assert viz.write_neuron_page(path, model["params"], model["chars"], model["text"]) == path
-    assert page_json(path.read_text(encoding="utf-8"))["text"] == model["text"]
+    assert write_page(path, untrained_model) == path
+    assert page_json(path.read_text(encoding="utf-8"))["text"] == untrained_model["text"]
     assert [p.name for p in tmp_path.iterdir()] == ["neurons.html"], "temporary files were left behind"
 
 
 def _checkpoint_and_log(folder: Path):
-    """A checkpoint of an init model, a two-step training log (train_minimal.py's formats) and a text."""
+    """visualization.py's arguments for an untrained model (checkpoint, two-step log) and a text."""
     # the figures need a few hundred characters; no tab, which the PNG figures' font cannot draw
-    text = "\n".join([small_text()] * 4).replace("\t", " ")
-    chars = rnn.build_vocab(text)
-    params = rnn.init_params(len(chars), HIDDEN, np.random.default_rng(SEED), np.float64, INIT_SCALE)
-    (folder / "text.txt").write_text(text, encoding="utf-8")
-    config = {"hidden_size": HIDDEN, "vocab_size": len(chars), "init_scale": INIT_SCALE}
-    ckpt = checkpoints.save_checkpoint(folder / "best.npz", params, rnn.init_optimizer("adagrad", params), chars,
-                               np.zeros((HIDDEN, 1)), {"step": 1, "epoch": 0, "window": 1, "smooth_loss": 3.0,
-                                                       "config": config})
-    lines = [{"kind": "config", **config}] + [{"kind": "train", "step": s, "chars": 64 * s, "loss": 3.0}
-                                              for s in (1, 2)]
-    (folder / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
-    return ["--checkpoint", str(ckpt), "--log", str(folder / "log.jsonl"), "--text", str(folder / "text.txt"),
-            "--out", str(folder / "plots"), "--chars", "40", "--dpi", "20"], text
+    model = small_rnn("\n".join([FEW_LINES] * 4).replace("\t", " "), HIDDEN, INIT_SCALE, seed=11)
+    argv = write_run(folder, model["params"], model["chars"], model["text"])
+    return argv + ["--out", str(folder / "plots"), "--chars", "40", "--dpi", "20"], model["text"]
 
 
 def test_cli_html_writes_the_page_for_the_resolved_text(tmp_path, capsys):
@@ -197,7 +176,7 @@ def test_cli_html_writes_the_page_for_the_resolved_text(tmp_path, capsys):
     assert viz.main(argv + ["--html", str(tmp_path / "neurons.html")]) == 0, capsys.readouterr().err
     assert f"wrote {tmp_path / 'neurons.html'}" in capsys.readouterr().out
     data = page_json((tmp_path / "neurons.html").read_text(encoding="utf-8"))
-    assert data["text"] == text[viz._line_start(text):][:viz.PAGE_MAX_CHARS]
+    assert data["text"] == text[viz._line_start(text):][:neuron_page.MAX_CHARS]
 
 
 def test_cli_html_into_a_missing_folder_is_one_line_exit_2(tmp_path, capsys):
@@ -262,12 +241,12 @@ class OpenPage:
         return [tuple(int(v) for v in re.fullmatch(r"rgba?\((\d+), (\d+), (\d+)\)", c).groups()) for c in css]
 
 
-def test_picking_a_unit_colours_every_character_by_its_activation(browser, model, tmp_path):
-    path = viz.write_neuron_page(tmp_path / "neurons.html", model["params"], model["chars"], model["text"])
+def test_picking_a_unit_colours_every_character_by_its_activation(browser, untrained_model, tmp_path):
+    path = write_page(tmp_path / "neurons.html", untrained_model)
     view = OpenPage(browser, path)
     options = view.page.eval_on_selector_all("#unit option", "os => os.map(o => [o.value, o.textContent])")
     assert len(options) == HIDDEN, f"the picker should offer all {HIDDEN} units, it offers {len(options)}"
-    best = best_features(model["text"], model["h"])
+    best = best_features(untrained_model["text"], untrained_model["h"])
     listed = []
     for _, label in options:
         m = re.fullmatch(r"unit (\d+) · (.+), r = ([+−])(\d\.\d\d)", label)
@@ -279,27 +258,27 @@ def test_picking_a_unit_colours_every_character_by_its_activation(browser, model
         listed.append(unit)
     strength = [abs(best[u][1]) for u in listed]
     assert all(a >= b - 1e-9 for a, b in zip(strength, strength[1:])), "the picker should list the strongest first"
-    text = model["text"]
+    text = untrained_model["text"]
     for value, label in (options[1], options[-1]):               # a strong unit and the weakest one
         unit = int(re.match(r"unit (\d+)", label)[1])
         view.page.select_option("#unit", value)
         got = view.backgrounds()
         assert len(got) == len(text)
-        want = [expected_rgb(round(float(a), 3)) for a in model["h"][:, unit]]
+        want = [expected_rgb(round(float(a), 3)) for a in untrained_model["h"][:, unit]]
         worst = max(range(len(text)), key=lambda t: max(abs(g - w) for g, w in zip(got[t], want[t])))
         diff = max(abs(g - w) for g, w in zip(got[worst], want[worst]))
         # 1 for a last-digit rounding difference of the activation (1/1000 moves a channel by <= 0.23)
         assert diff <= 1, (f"unit {unit}, character {worst} ({text[worst]!r}): background {got[worst]}, "
-                           f"but activation {model['h'][worst, unit]:+.3f} maps to {want[worst]}; "
+                           f"but activation {untrained_model['h'][worst, unit]:+.3f} maps to {want[worst]}; "
                            "is the colour scale reversed or the wrong unit shown?")
         assert len(set(got)) > 10, "the characters should not all share a few colours"
     view.check_quiet()
 
 
-def test_resting_on_a_character_shows_the_top_5_guesses(browser, model, tmp_path):
-    path = viz.write_neuron_page(tmp_path / "neurons.html", model["params"], model["chars"], model["text"])
+def test_resting_on_a_character_shows_the_top_5_guesses(browser, untrained_model, tmp_path):
+    path = write_page(tmp_path / "neurons.html", untrained_model)
     view = OpenPage(browser, path)
-    text, chars, probs = model["text"], model["chars"], model["probs"]
+    text, chars, probs = untrained_model["text"], untrained_model["chars"], untrained_model["probs"]
     positions = [0, text.index(" "), text.index("\n"), text.index('"') + 3, len(text) // 2, len(text) - 1]
     for t in positions:
         view.page.hover(f'#text span[data-t="{t}"]')
@@ -324,7 +303,7 @@ def test_resting_on_a_character_shows_the_top_5_guesses(browser, model, tmp_path
 def test_a_text_full_of_html_is_shown_as_text_in_the_browser(browser, tmp_path):
     chars = rnn.build_vocab(HOSTILE)
     params = rnn.init_params(len(chars), 8, np.random.default_rng(0), np.float64, INIT_SCALE)
-    path = viz.write_neuron_page(tmp_path / "hostile.html", params, chars, HOSTILE)
+    path = neuron_page.write_neuron_page(tmp_path / "hostile.html", params, chars, HOSTILE)
     view = OpenPage(browser, path)
     shown = view.page.eval_on_selector_all("#text span[data-t]", "ss => ss.map(s => s.textContent)")
     assert shown == [IN_TEXT.get(c, c) for c in HOSTILE], "every character of the text should be one span, as text"

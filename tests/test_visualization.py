@@ -427,7 +427,7 @@ def _corrupt(path):
     ("bad log", "line 1: not valid JSON"),
     ("missing text", "pass --text FILE"),
     ("text outside the vocabulary", "not in the vocabulary"),
-    ("missing --text file", "--text: file not found"),
+    ("missing --text file", "nope.txt: no such file"),
     ("unit out of range", f"--unit {HIDDEN}: the model has {HIDDEN} hidden units"),
     ("prime outside the vocabulary", "--prime: 2 character(s) not in the vocabulary"),
     ("--out is a file", "is a file; give a folder"),
