@@ -193,7 +193,7 @@ def test_cli_html_into_a_missing_folder_is_one_line_exit_2(tmp_path, capsys):
 
 def _no_browser(reason: str):
     message = (f"{reason}: the browser tests need Chromium and Playwright; install them with "
-               "`apt-get install chromium` (or your system's package manager) and `pip install playwright` "
+               "`apt-get install chromium` (or your system's package manager) and `pip install -r requirements-dev.txt` "
                "(no `playwright install` needed: the tests drive the system's Chromium)")
     if os.environ.get("CI") == "true":
         pytest.fail(message + " (CI=true: the browser tests are required)", pytrace=False)

@@ -7,32 +7,45 @@ Two kinds of test:
   a reasonable size), it runs on the standard "python3" kernel, and it imports the
   project's modules instead of re-implementing them;
 * one slow test that runs a copy of the notebook from top to bottom on a headless
-  kernel (about two minutes, one of them training) and fails on any cell error, so a
-  broken module breaks the notebook's asserts here.
+  kernel (about two minutes, one of them training), through the command below, and fails
+  on any cell error, so a broken module breaks the notebook's asserts here; and fast
+  checks that the command writes notebook.ipynb only when told to (--update).
 
-To refresh the committed notebook after changing it (from the repository root):
+Run it headless yourself (from the repository root); the executed copy goes to
+out/notebook.ipynb and notebook.ipynb stays as it is:
 
-    RNN_DATA_MIRROR=/path/to/copies python tests/test_notebook.py
+    python tests/test_notebook.py
 
-This executes notebook.ipynb in place with the same settings as the slow test, merging
-each cell's printed output into one block (so the progress bar is saved as its final
-line, not as hundreds of updates).
+To refresh the committed notebook after changing it (maintainers):
+
+    python tests/test_notebook.py --update
+
+Both run the notebook with the same settings as the slow test, merging each cell's printed
+output into one block (so the progress bar is saved as its final line, not as hundreds of
+updates).
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
+import hashlib
 import inspect
 import os
 import re
-import shutil
 import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from helpers import REPO_ROOT as ROOT
+if __name__ == "__main__":              # run as a script: the project's modules are one folder up
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+import safeio  # noqa: E402
+from helpers import REPO_ROOT as ROOT  # noqa: E402
 NOTEBOOK = ROOT / "notebook.ipynb"
+EXECUTED = ROOT / "out" / "notebook.ipynb"     # where a learner's headless run saves its copy
 CELL_TIMEOUT = 600               # seconds per cell; the training cell takes about a minute
 MAX_BYTES = 2_000_000            # the committed notebook, outputs included
 MIN_FIGURES = 10
@@ -159,35 +172,118 @@ def test_notebook_imports_the_modules_instead_of_reimplementing_them(committed):
 # -----------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_notebook_runs_top_to_bottom(tmp_path):
+def test_notebook_runs_top_to_bottom(tmp_path, capsys):
+    """The README's headless command, in-process: it runs a blank copy from a fresh kernel,
+    saves it where it is told, and leaves the committed notebook.ipynb as it was."""
     from corpora import corpus_path
-    from nbclient.exceptions import CellExecutionError
 
     corpus = corpus_path("tiny_shakespeare")              # skips on a learner machine, fails under CI
     env = dict(os.environ)
     if not (ROOT / "data" / corpus.name).is_file():      # fetched from the mirror into a temporary folder
         env["RNN_DATA_MIRROR"] = str(corpus.parent)
-    copy = tmp_path / NOTEBOOK.name                      # never touch the committed file
-    shutil.copyfile(NOTEBOOK, copy)
+    before = hashlib.sha256(NOTEBOOK.read_bytes()).hexdigest()
+    copy = tmp_path / NOTEBOOK.name
+    code = main(["--out", str(copy)], env=env)
+    out, err = capsys.readouterr()
+    assert code == 0, f"notebook.ipynb failed (executed copy: {copy}):\n{err}"
+    assert hashlib.sha256(NOTEBOOK.read_bytes()).hexdigest() == before, \
+        "python tests/test_notebook.py changed notebook.ipynb: only --update may write it"
     nb = nbformat.read(copy, as_version=4)
-    for cell in _code_cells(nb):                         # start from a blank notebook
-        cell.outputs, cell.execution_count = [], None
-    try:
-        execute_notebook(nb, env)
-    except CellExecutionError as e:
-        message = re.sub(r"\x1b\[[0-9;]*m", "", str(e))      # drop the traceback's terminal colours
-        pytest.fail(f"notebook.ipynb failed (executed copy: {copy}):\n{message}", pytrace=False)
-    finally:
-        nbformat.write(nb, copy)
     problems = _problems_with_outputs(nb)
     assert not problems, "notebook.ipynb, run from a fresh kernel:\n  " + "\n  ".join(problems)
 
 
-if __name__ == "__main__":
+def test_headless_run_saves_its_copy_outside_the_committed_notebook():
+    args = build_parser().parse_args([])
+    assert output_path(args) == EXECUTED != NOTEBOOK, (
+        f"python tests/test_notebook.py (no flags) should save to {EXECUTED}, not {output_path(args)}")
+    assert output_path(build_parser().parse_args(["--update"])) == NOTEBOOK, \
+        "--update should write the committed notebook.ipynb"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--out", str(NOTEBOOK)], "--update"),                  # the committed file by another name
+    (["--out", "/no/such/folder/nb.ipynb"], "does not exist"),
+    (["--out", "/dev/null"], "device"),
+])
+def test_headless_run_refuses_a_bad_out_before_running(argv, says, capsys):
+    before = NOTEBOOK.stat().st_mtime_ns
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error:") and says in err and err.count("\n") == 1, (
+        f"main({argv}) should refuse with one error line naming {says!r} and return 2, got {code}: {err!r}")
+    assert NOTEBOOK.stat().st_mtime_ns == before, f"main({argv}) touched notebook.ipynb"
+
+
+def test_update_and_out_are_exclusive(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--update", "--out", "x.ipynb"])
+    assert e.value.code == 2, "--update with --out should be a usage error (exit 2)"
+
+
+# -----------------------------------------------------------------------------
+# The command line: a learner's headless run, and a maintainer's refresh
+# -----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python tests/test_notebook.py",
+        description="Run notebook.ipynb from top to bottom on a headless kernel (about two minutes). "
+                    "The executed copy is saved elsewhere; notebook.ipynb is written only with --update.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--out", type=Path, default=EXECUTED,
+                   help=f"where to save the executed copy (default: {EXECUTED.relative_to(ROOT)})")
+    g.add_argument("--update", action="store_true",
+                   help="maintainers: save the run into notebook.ipynb itself, to commit it")
+    return p
+
+
+def output_path(args: argparse.Namespace) -> Path:
+    """Where the executed notebook goes: the committed file only when asked for by name."""
+    return NOTEBOOK if args.update else args.out
+
+
+def save(nb, path: Path) -> None:
+    """Write the notebook whole or not at all (safeio: a crash never leaves half a file)."""
+    text = nbformat.writes(nb)
+    safeio.atomic_write_text(path, text if text.endswith("\n") else text + "\n")
+
+
+def main(argv=None, env: dict | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    target = output_path(args)
+    if not args.update and target.resolve() == NOTEBOOK.resolve():
+        print(f"error: --out {target} is the committed notebook; refresh it with --update", file=sys.stderr)
+        return 2
+    if target == EXECUTED:
+        target.parent.mkdir(exist_ok=True)
+    try:
+        safeio.check_output_path(target, "--out file")
+        if not target.parent.is_dir():
+            raise safeio.UnsafeOutputError(f"--out {target}: the folder {target.parent} does not exist")
+    except safeio.UnsafeOutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from nbclient.exceptions import CellExecutionError
+
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in _code_cells(nb):
+    for cell in _code_cells(nb):                         # start from a blank notebook
         cell.outputs, cell.execution_count = [], None
-    execute_notebook(nb)
-    nbformat.write(nb, NOTEBOOK)
-    print(f"executed and saved {NOTEBOOK} ({NOTEBOOK.stat().st_size / 1e6:.2f} MB)")
-    sys.exit(0)
+    start = time.perf_counter()
+    try:
+        execute_notebook(nb, env)
+    except CellExecutionError as e:
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(e))      # drop the traceback's terminal colours
+        print(f"error: a cell of notebook.ipynb failed:\n{message}", file=sys.stderr)
+        if not args.update:                              # the partly run copy, to look at; never the original
+            save(nb, target)
+            print(f"the partly executed copy: {target}", file=sys.stderr)
+        return 1
+    save(nb, target)
+    print(f"ran notebook.ipynb in {time.perf_counter() - start:.0f} s; saved to {target} "
+          f"({target.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
