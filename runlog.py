@@ -40,7 +40,7 @@ from safeio import open_regular_file, write_atomically
 LOG_NAME = "log.jsonl"
 MAX_LOG_BYTES = 256 * 2**20          # a log above 256 MB is not one of ours (a long run writes a few MB)
 MAX_LINE_BYTES = 2**20               # 1 MB: a sample of 80,000 characters, even if each is written \uXXXX
-MAX_POINTS = 10_000                  # train and val entries load_log keeps (a figure is ~1,000 pixels wide)
+MAX_POINTS = 10_000                  # train and val entries load_log keeps (a loss curve is 900 pixels wide)
 MAX_SAMPLES = 50                     # sample entries load_log keeps (the figure shows 8)
 MAX_WARNINGS = 5                     # bad lines a lenient read names one by one
 MAX_COUNT = 2**53                    # the largest step or character count (exact as a float)
