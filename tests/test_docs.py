@@ -1,19 +1,27 @@
-"""The written half of the tutorial, checked: links and file names exist, every
-flag the docs name exists, every shell command in the README's code blocks runs
-(on small settings), and CI runs exactly the README's test command."""
+"""The written half of the tutorial, checked: the README and the pages of docs/ link to
+files and sections that exist, every flag they name exists, every shell command in their
+code blocks runs (on small settings), the README stays a Day-1 page that links every page
+of docs/, a learner's install and commands need no test-only tool, and CI runs exactly the
+README's full test command."""
 
+import ast
 import os
 import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from corpora import corpus_path
 
 from helpers import REPO_ROOT as ROOT
-DOCS = ["README.md", "CHEATSHEET.md", "paper_notes.md", "exercises/README.md", "data/README.md"]
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))   # beyond Day 1
+DOCS = ["README.md", "CHEATSHEET.md", "paper_notes.md", "exercises/README.md", "data/README.md", *PAGES]
+README_MAX_WORDS = 5_500                       # the Day-1 page: `wc -w README.md`
+CONTRIBUTORS = "For contributors: the whole test suite"   # the README section with CI's commands
+TEST_ONLY = {"pytest-xdist", "playwright"}     # requirements-dev.txt: the full suite's tools
 # files the project writes or downloads: named in the docs, absent from a fresh clone
 GENERATED = re.compile(r"^(out|plots)/|(^|/)(tiny_shakespeare|federalist|war_and_peace)\.txt$|^\.venv|\.npz$|log\.jsonl$|metrics\.json$")
 
@@ -22,10 +30,22 @@ def read(doc):
     return (ROOT / doc).read_text(encoding="utf-8")
 
 
-def bash_commands(doc="README.md"):
+def section(doc, heading):
+    """The text of one `## heading` section of a Markdown file, up to the next `## `."""
+    text = read(doc)
+    m = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
+    assert m, f"{doc} has no section '## {heading}'"
+    return m.group(1)
+
+
+def bash_blocks(text):
+    return re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+
+
+def bash_commands(doc="README.md", text=None):
     """Commands in ```bash blocks, one per line, comments dropped."""
     cmds = []
-    for block in re.findall(r"```bash\n(.*?)```", read(doc), flags=re.S):
+    for block in bash_blocks(read(doc) if text is None else text):
         for line in block.splitlines():
             line = line.split(" #")[0].strip()
             if line and not line.startswith("#"):
@@ -75,8 +95,10 @@ def test_section_links_point_at_a_heading(doc):
 def help_texts():
     out = []
     for cmd in (["train_minimal.py"], ["visualization.py"], ["tests/benchmarks/bench_speed.py"],
-                ["-m", "data.download"]):
-        r = subprocess.run([sys.executable, *cmd, "--help"], cwd=ROOT, capture_output=True, text=True)
+                ["tests/test_notebook.py"], ["-m", "data.download"]):
+        r = subprocess.run([sys.executable, *cmd, "--help-all"], cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0:                                    # no --help-all: --help lists every flag
+            r = subprocess.run([sys.executable, *cmd, "--help"], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0, f"{cmd} --help failed: {r.stderr}"
         out.append(r.stdout)
     out.append(read("tests/conftest.py"))                       # pytest's --solutions option
@@ -86,7 +108,7 @@ def help_texts():
 def test_every_flag_in_the_docs_exists():
     helps = help_texts()
     flags = set()
-    for doc in ("README.md", "CHEATSHEET.md", "exercises/README.md"):
+    for doc in ("README.md", "CHEATSHEET.md", "exercises/README.md", *PAGES):
         flags |= set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", read(doc)))
     unknown = sorted(f for f in flags if not re.search(re.escape(f) + r"\b", helps))
     assert not unknown, f"flags named in the docs but in no --help: {unknown}"
@@ -95,10 +117,104 @@ def test_every_flag_in_the_docs_exists():
 def test_ci_runs_exactly_the_readme_test_command():
     ci = read(".ci/run")
     test_cmds = [c for c in bash_commands() if c.startswith("python -m pytest") and "tests/exercises" not in c]
-    assert len(test_cmds) == 1, f"the README should give one test command, found {test_cmds}"
+    assert len(test_cmds) == 1, f"the README should give one full test command, found {test_cmds}"
+    assert test_cmds[0] in bash_commands(text=section("README.md", CONTRIBUTORS)), \
+        f"the full test command {test_cmds[0]!r} belongs in the README's section '{CONTRIBUTORS}'"
     ci_lines = [line.strip() for line in ci.splitlines() if "pytest" in line and not line.strip().startswith("#")]
     assert ci_lines == [test_cmds[0]], f".ci/run runs {ci_lines}, the README says {test_cmds[0]!r}"
-    assert "pip install" in ci and "-r requirements.txt" in ci
+    for req in ("requirements.txt", "requirements-dev.txt"):
+        assert re.search(rf"pip install .*-r {re.escape(req)}", ci), f".ci/run should install -r {req}"
+        assert any(c.endswith(f"pip install -r {req}") for c in bash_commands()), \
+            f"the README should give `pip install -r {req}`, the command .ci/run runs"
+
+
+def requirement_names(path):
+    """The distribution names a requirements file lists (an `-r` include followed)."""
+    names = set()
+    for line in read(path).splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            names |= requirement_names(str((ROOT / path).parent.relative_to(ROOT) / line[3:].strip()))
+        elif line:
+            names.add(re.match(r"[A-Za-z0-9_.-]+", line).group(0).lower())
+    return names
+
+
+def test_a_learner_needs_no_test_only_tool():
+    learner, dev = requirement_names("requirements.txt"), requirement_names("requirements-dev.txt")
+    assert not learner & TEST_ONLY, f"requirements.txt lists test-only tools {sorted(learner & TEST_ONLY)}: " \
+                                    "they belong in requirements-dev.txt"
+    assert TEST_ONLY <= dev and learner <= dev, \
+        f"requirements-dev.txt should add {sorted(TEST_ONLY)} to requirements.txt, it lists {sorted(dev)}"
+    day1 = read("README.md").replace(section("README.md", CONTRIBUTORS), "")
+    for cmd in bash_commands(text=day1):
+        assert not re.search(r"(^|\s)-n(\s|$)|requirements-dev", cmd), \
+            f"the README's learner command {cmd!r} needs pytest-xdist (-n); keep it to the contributors' section"
+    checks = [b.strip() for b in bash_blocks(section("README.md", "Quick start")) if "pytest" in b]
+    assert checks == ["python -m pytest tests/exercises"], \
+        f"the quick start should end with the learner's check alone in its code block, found {checks}"
+
+
+def _project_python_files():
+    """The project's .py files: hidden folders (a learner's .venv), outputs and caches skipped."""
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in {"out", "plots", "__pycache__"}]
+        yield from (Path(folder) / f for f in files if f.endswith(".py"))
+
+
+def _third_party_imports():
+    """Top-level modules imported anywhere in the project's Python files (functions included)
+    that are neither the standard library nor the project's own, with a file importing each."""
+    paths = list(_project_python_files())
+    own = {p.stem for p in paths} | {p.parent.name for p in paths if p.name == "__init__.py"}
+    found = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                mods = [node.module]
+            else:
+                continue
+            for mod in mods:
+                top = mod.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in own:
+                    found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_import_is_a_requirement():
+    if not hasattr(sys, "stdlib_module_names"):
+        pytest.skip("needs Python 3.10 or newer (sys.stdlib_module_names) to tell the standard library apart")
+    learner, dev = requirement_names("requirements.txt"), requirement_names("requirements-dev.txt")
+    missing = {m: f for m, f in _third_party_imports().items() if m.lower() not in dev}
+    assert not missing, f"imported but in neither requirements file (module: a file importing it): {missing}"
+    for mod, where in _third_party_imports().items():
+        if mod.lower() in dev - learner:
+            assert where.startswith("tests/"), \
+                f"{where} imports {mod}, a test-only tool (requirements-dev.txt): a learner's install lacks it"
+
+
+def test_readme_is_the_day_one_page():
+    text = read("README.md")
+    words = len(text.split())
+    assert words <= README_MAX_WORDS, (f"README.md has {words} words (wc -w), limit {README_MAX_WORDS}: "
+                                       "move what is beyond Day 1 to a page in docs/ and link it")
+    first = re.findall(r"^## (.+)$", text, flags=re.M)[0]
+    assert first == "Day 1", f"README.md should open with its '## Day 1' path, not '## {first}'"
+    linked = set(re.findall(r"\]\((docs/[^)#\s]+\.md)", section("README.md", "Going further")))
+    assert linked, "the README's 'Going further' section links no page of docs/"
+    reachable, todo = set(), sorted(linked)
+    while todo:                                   # pages linked from the README, or from those
+        page = todo.pop()
+        if page in reachable or not (ROOT / page).exists():
+            continue
+        reachable.add(page)
+        todo += [os.path.relpath(ROOT / "docs" / t, ROOT) for t in re.findall(r"\]\(([\w-]+\.md)", read(page))]
+    orphans = sorted(set(PAGES) - reachable)
+    assert not orphans, f"pages in docs/ that no link from the README's 'Going further' reaches: {orphans}"
+    for page in PAGES:
+        assert "](../README.md" in read(page), f"{page} should link back to the README (../README.md)"
 
 
 def _runner(cmd, tmp, data):
@@ -130,19 +246,28 @@ def _runner(cmd, tmp, data):
     return argv
 
 
-SETUP = ("python -m venv", "pip install -r requirements.txt")   # .ci/run does these (test above)
+SETUP = ("python -m venv", "pip install -r requirements.txt", "pip install -r requirements-dev.txt")  # .ci/run
 COVERED = {
     "python -m pytest --solutions -n auto": "the suite itself (.ci/run runs it)",
     "jupyter notebook notebook.ipynb": "tests/test_notebook.py executes the notebook",
+    "python tests/test_notebook.py": "tests/test_notebook.py's slow test runs this command in-process",
 }
+
+
+def command_docs():
+    """The README, then the pages of docs/ in the order its 'Going further' lists them: the order
+    a reader runs their commands in (the n-gram page scores the training page's checkpoints)."""
+    linked = re.findall(r"\]\((docs/[^)#\s]+\.md)", section("README.md", "Going further"))
+    return ["README.md", *dict.fromkeys(p for p in linked + PAGES if p in PAGES)]
 
 
 @pytest.mark.slow
 def test_readme_commands_run(tmp_path):
+    """Every command of the README and of the pages in docs/, made small."""
     data = corpus_path("tiny_shakespeare")
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
     ran = []
-    for cmd in bash_commands():
+    for cmd in (c for doc in command_docs() for c in bash_commands(doc)):
         if cmd.startswith(SETUP) or any(part.strip().startswith(SETUP) for part in cmd.split("&&")):
             continue
         if cmd in COVERED:
@@ -152,6 +277,6 @@ def test_readme_commands_run(tmp_path):
         argv = _runner(cmd, tmp_path, data)
         argv[0] = sys.executable if argv[0] == "python" else argv[0]
         r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
-        assert r.returncode == 0, f"README command failed: {cmd}\nran: {argv}\n{r.stderr[-2000:]}"
+        assert r.returncode == 0, f"documented command failed: {cmd}\nran: {argv}\n{r.stderr[-2000:]}"
         ran.append(cmd)
     assert any("train_minimal.py" in c for c in ran) and any("visualization.py" in c for c in ran)
