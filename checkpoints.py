@@ -19,6 +19,7 @@ import numpy as np
 
 from implementation import PARAM_NAMES
 from safeio import open_regular_file, write_atomically
+from settings import config_schema
 
 # A checkpoint is a .npz file: a zip archive of .npy arrays, never a pickle.
 #
@@ -186,19 +187,12 @@ META_SCHEMA = {
     "best_val_loss": _or_none(_NUMBER), "best_step": _or_none(_STEPS), "evals_since_best": _STEPS,
     "elapsed": _SECONDS, "train_seconds": _SECONDS,
 }
-# config: train_minimal.py's settings (its PRESETS and check_config) and the data sizes
-# it logs, each checked when present (train_minimal.py writes them all); other keys
-# are ignored.
+# config: the run's settings, each checked as settings.py declares it, and the preset's
+# name and the data sizes train_minimal.py logs; each checked when present
+# (train_minimal.py writes them all); other keys are ignored.
 CONFIG_SCHEMA = {
-    "hidden_size": _POSITIVE_INT, "seq_length": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
-    "optimizer": _one_of(*OPTIMIZER_SLOTS), "learning_rate": _POSITIVE,
-    "lr_schedule": _one_of("constant", "cosine"), "min_lr": _NUMBER, "warmup_steps": _COUNT,
-    "clip": _NON_NEGATIVE, "dtype": _one_of("float32", "float64"), "init_scale": _POSITIVE,
-    "random_offsets": _FLAG, "ema": _FRACTION, "dropout": _FRACTION, "weight_decay": _NON_NEGATIVE, "distill": _FRACTION, "ngram_prior": _UNIT, "seed": _COUNT, "val_fraction": _FRACTION,
-    "epochs": _or_none(_POSITIVE_INT), "max_steps": _or_none(_POSITIVE_INT), "time_budget": _or_none(_POSITIVE),
-    "patience": _COUNT, "sample_every": _COUNT, "eval_every": _COUNT, "log_every": _COUNT,
-    "sample_length": _POSITIVE_INT, "temperature": _POSITIVE,
-    "preset": _TEXT, "data": _TEXT, "out": _TEXT,
+    **config_schema(),
+    "preset": _TEXT,
     "vocab_size": _POSITIVE_INT, "train_chars": _COUNT, "val_chars": _COUNT,
     "chars_per_epoch": _COUNT, "windows_per_epoch": _COUNT,
 }

@@ -4,31 +4,36 @@ Quick start (downloads tiny Shakespeare into data/ if it is missing):
 
     python train_minimal.py --data data/tiny_shakespeare.txt --epochs 200
 
-It shows a progress bar, prints a sample every --sample-every steps and the
-validation loss every --eval-every steps, and keeps in --out (default out/):
+Its first line says what the run will do: the preset, the hidden size, what ends
+the run and about how long that takes. Then it shows a progress bar (steps out of the
+run's length), prints a sample every --sample-every steps and the validation loss
+every --eval-every steps, and keeps in --out (default out/):
 
-    last.npz, best.npz   checkpoints (best = lowest validation loss), implementation's format
-    log.jsonl            one JSON object per line, for the plots (runlog.py; LOG FORMAT in --help)
+    last.npz, best.npz   checkpoints (best = lowest validation loss), checkpoints.py's format
+    log.jsonl            one JSON object per line, every setting first (runlog.py; LOG FORMAT in --help-all)
     metrics.json         the final numbers
 
-More:
+More (--help shows the options a first day needs, --help-all every one):
 
     python train_minimal.py --preset textbook --max-steps 300     # min-char-rnn's exact settings
     python train_minimal.py --preset fast                          # the README's better model: 20,000 steps
     python train_minimal.py --resume out/last.npz                  # continue a run exactly
     python train_minimal.py --sample-only --checkpoint out/best.npz --prime "ROMEO:" --length 300
 
-What lives where. implementation.py owns the model, the data walk, the
-optimisers, sampling, evaluation and the checkpoint format; runlog.py owns the
+What lives where. implementation.py owns the model, the data walk, the optimisers,
+sampling and evaluation; checkpoints.py the checkpoint format; settings.py every
+training setting (its value in each preset, flag, help and check); runlog.py the
 format of log.jsonl. This file owns the rest of a training run:
 
-    the settings      presets, their checks, and the memory a setting needs
+    the settings      the checks that join two settings, the memory a setting needs
     the output folder one run at a time (a lock), never a previous run replaced by accident
     the learning-rate schedule (constant or cosine, with warmup): learning_rate_at
     the divergence policy: divergence()
     when to stop: stop_reason(); Ctrl-C: StopOnSigint
-    the loop, train(), with its named pieces: RunState (the counters), Progress (what
-    the user sees), evaluate_and_save(), finish() (metrics.json)
+    the loop, train() and run_loop(), with its named pieces: TrainingRun (the run's
+    settings, data and trainer), RunCounters (its counters), plan_line() and Progress
+    (what the user sees), evaluate_and_save(), finish() (metrics.json)
+    the command line  build_parser(), made from settings.py
 
 From Python (a notebook, an exercise): ``train(resolve_config("fast", data=...))``.
 """
@@ -68,10 +73,12 @@ import implementation as rnn
 import safeio
 import ngram
 import checkpoints
-from analysis import MIX_GRID, ensemble_logprobs, mixture_halves, product_halves
+from analysis import MIX_GRID, ensemble_logprobs, mixture_cross_validated, product_cross_validated
 import runlog
 from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
                  UserError, read_data, setup_numpy)
+import settings
+from settings import DEFAULT_DATA, DISTILL_ORDER, PRIOR_FOLDS
 from safeio import atomic_write_text
 from data.download import CORPORA, DATA_DIR, DownloadError, ensure_data_file
 
@@ -84,76 +91,24 @@ except ImportError:                                  # pragma: no cover
 # Settings
 # -----------------------------------------------------------------------------
 
-# Every training setting, per preset. Explicit flags override these; change the
-# defaults here, in one place.
-PRESETS = {
-    # min-char-rnn.py exactly: one stream, 100 hidden units, 25-step unroll,
-    # Adagrad at 0.1, elementwise clipping to [-5, 5], float64, N(0,1)*0.01 init.
-    "textbook": {
-        "hidden_size": 100, "seq_length": 25, "batch_size": 1,
-        "optimizer": "adagrad", "learning_rate": 0.1, "lr_schedule": "constant", "min_lr": 0.0,
-        "clip": 5.0, "dtype": "float64", "init_scale": 0.01, "random_offsets": False, "ema": 0.0, "dropout": 0.0,
-        "weight_decay": 0.0, "distill": 0.0, "ngram_prior": 0.0, "warmup_steps": 0,
-        "epochs": 10, "max_steps": None, "time_budget": None, "patience": 0, "val_fraction": 0.1,
-        "sample_every": 5000, "eval_every": 10000, "log_every": 100,
-        "sample_length": 200, "temperature": 1.0, "seed": 1337,
-    },
-    # The README's quick start: 32 streams of 64 steps, 256 hidden units, Adam, float32, for
-    # 12,000 steps (an epoch of tiny Shakespeare is 490 steps, so about 24 epochs). Adam's
-    # learning rate rises linearly over the first 1,000 steps, then decays along a cosine
-    # from 2e-3 to 2e-5; each epoch starts the streams at new random offsets; and a moving
-    # average of the weights (0.998) is what gets evaluated, sampled and saved. A number of
-    # steps ends the run, so every machine trains the same model. The same network at a
-    # constant 2e-3, stopped on a plateau, ended 0.07 nats/char higher: see the README.
-    "default": {
-        "hidden_size": 256, "seq_length": 64, "batch_size": 32,
-        "optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "min_lr": 2e-5,
-        "clip": 5.0, "dtype": "float32", "init_scale": 0.01, "random_offsets": True, "ema": 0.998, "dropout": 0.0,
-        "weight_decay": 0.0, "distill": 0.0, "ngram_prior": 0.0, "warmup_steps": 1000,
-        "epochs": None, "max_steps": 12_000, "time_budget": None, "patience": 0, "val_fraction": 0.1,
-        "sample_every": 500, "eval_every": 500, "log_every": 10,
-        "sample_length": 200, "temperature": 0.8, "seed": 1337,
-    },
-}
-# The README's faster, better model: 384 units on 16 streams of 64 steps; Adam with a linear
-# warmup over the first 3,000 steps, then a cosine decay from 1.5e-3 to 2e-5 over 20,000
-# steps; random epoch offsets; and a moving average of the weights, which is what gets
-# evaluated, sampled and saved. A number of steps, not a time budget, ends it, so every
-# machine trains the same model (the README says how long it took on a 2-core machine).
-# Evaluated every 4,000 steps; the best checkpoint is kept.
-PRESETS["fast"] = dict(
-    PRESETS["default"], hidden_size=384, batch_size=16, seq_length=64,
-    learning_rate=1.5e-3, lr_schedule="cosine", min_lr=2e-5, warmup_steps=3000,
-    random_offsets=True, ema=0.998,
-    epochs=None, max_steps=20_000, time_budget=None, patience=0, eval_every=4000, sample_every=4000,
-)
+# Every training setting is declared once, in settings.py: its value in each preset, its
+# flag, help and check, whether a resume must keep it. What this file needs is made from it.
+PRESETS = settings.PRESETS                          # {preset: {setting: value}}
+FROZEN_ON_RESUME = settings.frozen_on_resume()      # a resumed run keeps these
 
-# The README's best RNN alone, about 22 minutes on a 2-core AMD EPYC machine: the fast
-# preset with dropout 0.05 on the connections that carry no recurrence (the input
-# embedding and the output layer's view of h) and a schedule 2.5 times as long, 50,000
-# steps. Dropout slows learning down and narrows the gap between training and validation
-# loss, so the longer schedule keeps paying. On each of three seeds, dropout 0.05 ended
-# 0.008-0.020 below the 0.1 this preset had first (0.15 was worse than both): see the README.
-PRESETS["long"] = dict(
-    PRESETS["fast"], dropout=0.05, max_steps=50_000, eval_every=5000, sample_every=5000,
-)
-
-# The order of the n-gram that --distill trains toward and --ngram-prior trains beside
-# (ngram.ngram_teacher): the best order of --ngram on tiny Shakespeare.
-DISTILL_ORDER = 7
-# --ngram-prior's teacher is cross-fitted on ten parts of the training split: each part's
-# counts come from the other 90% of the text. Fewer parts made worse partners (two and five,
-# measured), twenty a little better than ten for more fitting time (31 s against 18-25 s on
-# tiny Shakespeare): see the README.
-PRIOR_FOLDS = 10
-
-# Settings a resumed run must keep: they fix the shapes, the data walk or the optimiser state.
-FROZEN_ON_RESUME = ("hidden_size", "seq_length", "batch_size", "optimizer", "dtype",
-                    "init_scale", "val_fraction", "seed", "random_offsets", "ema", "dropout",
-                    "ngram_prior")
-
-DEFAULT_DATA = "data/tiny_shakespeare.txt"
-DEFAULT_OUT = "out"
+# How fast each preset's model trains on this project's 2-core machine (Intel Xeon), one BLAS
+# thread, for the run's first line: characters per second of training, as (while other jobs kept
+# both cores busy, with the machine (nearly) to itself). Measured with the preset's own command,
+# `python train_minimal.py --preset NAME` (its chars/s, or its log's chars and times):
+#   textbook   24k: 20,000 steps beside other jobs;  83k: 300 steps beside one other run
+#   default    72k: 600 steps beside other jobs;     198k: the quick start's 12,000 steps, 2 min 12 s
+#   fast       49k and 89k: the slowest and the fastest 2,000 steps of a 20,000-step run (5 min 5 s)
+#   long       25k and 71k: the same, of a 50,000-step run
+# A model of another shape (SPEED_SETTINGS) gets no estimate.
+MEASURED_SPEED = {"textbook": (24e3, 83e3), "default": (72e3, 198e3), "fast": (49e3, 89e3),
+                  "long": (25e3, 71e3)}
+SPEED_SETTINGS = ("hidden_size", "batch_size", "seq_length", "dtype", "optimizer", "dropout", "distill",
+                  "ngram_prior")
 
 # The divergence policy (see divergence()).
 # A training loss per character above EXPLODE_FACTOR * ln V (10x a uniform guess), or inf/NaN,
@@ -184,87 +139,48 @@ class _Diverged(Exception):
 def resolve_config(preset: str = "default", base: Optional[dict] = None, **overrides) -> dict:
     """The full settings dict: a preset (or `base`, e.g. a checkpoint's config) with overrides.
 
-    Overrides equal to None are ignored, so argparse's unset flags fall through.
+    Overrides equal to None are ignored, so argparse's unset flags fall through; a path
+    (data, out) is kept as its text.
     """
     if base is None:
         if preset not in PRESETS:
             raise UserError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        base = dict(PRESETS[preset], preset=preset, data=DEFAULT_DATA, out=DEFAULT_OUT)
+        base = dict(PRESETS[preset], preset=preset)
     config = dict(base)
     for k, v in overrides.items():
         if v is not None:
             if k not in config:
                 raise UserError(f"unknown setting {k!r}")
-            config[k] = v
+            config[k] = os.fspath(v) if isinstance(v, os.PathLike) else v
     return config
 
 
-def check_config(c: dict) -> None:
-    """Raise UserError (one line) for any setting that cannot work, before any work is done."""
-    def positive(name, flag, allow_none=False, integer=True):
-        v = c[name]
-        if v is None and allow_none:
-            return
-        ok = (isinstance(v, (int, np.integer)) if integer else isinstance(v, (int, float))) \
-            and not isinstance(v, bool) and math.isfinite(v) and v > 0
-        if not ok:
-            raise UserError(f"{flag} must be {'an integer' if integer else 'a number'} > 0, got {v!r}")
+def check_config(config: dict) -> None:
+    """Raise UserError (one line) for any setting that cannot work, before any work is done.
 
-    for name in ("hidden_size", "seq_length", "batch_size", "sample_length"):
-        positive(name, "--" + name.replace("_", "-"))
-    positive("epochs", "--epochs", allow_none=True)
-    positive("max_steps", "--max-steps", allow_none=True)
-    positive("time_budget", "--time-budget", allow_none=True, integer=False)
-    positive("learning_rate", "--learning-rate", integer=False)
-    positive("init_scale", "--init-scale", integer=False)
-    for name in ("sample_every", "eval_every", "log_every", "patience", "warmup_steps"):
-        if not isinstance(c[name], int) or c[name] < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be an integer >= 0 (0 = never), got {c[name]!r}")
-    check_seed(c["seed"])
-    if not (math.isfinite(c["clip"]) and c["clip"] >= 0):
-        raise UserError(f"--clip must be a number >= 0 (0 = no clipping), got {c['clip']!r}")
-    if c["lr_schedule"] == "cosine" and not (math.isfinite(c["min_lr"]) and 0 <= c["min_lr"] <= c["learning_rate"]):
-        raise UserError(f"--min-lr must be between 0 and --learning-rate ({c['learning_rate']:g}), "
-                        f"got {c['min_lr']!r}")
-    if not (isinstance(c["ema"], (int, float)) and math.isfinite(c["ema"]) and 0 <= c["ema"] < 1):
-        raise UserError(f"--ema must be in [0, 1) (0 = off; 0.998 averages about the last 500 steps), "
-                        f"got {c['ema']!r}")
-    if not (isinstance(c["dropout"], (int, float)) and math.isfinite(c["dropout"]) and 0 <= c["dropout"] < 1):
-        raise UserError(f"--dropout must be in [0, 1) (0 = off; 0.2 drops a fifth of the inputs and outputs), "
-                        f"got {c['dropout']!r}")
-    if not (isinstance(c["weight_decay"], (int, float)) and math.isfinite(c["weight_decay"]) and c["weight_decay"] >= 0):
-        raise UserError(f"--weight-decay must be a number >= 0 (0 = off; 0.1 shrinks the matrices by "
-                        f"learning_rate x 0.1 of themselves each step), got {c['weight_decay']!r}")
-    if not (isinstance(c["distill"], (int, float)) and math.isfinite(c["distill"]) and 0 <= c["distill"] < 1):
-        raise UserError(f"--distill must be in [0, 1) (0 = off; 0.3 trains toward 0.7 x the next character + "
-                        f"0.3 x the cross-fitted {DISTILL_ORDER}-gram's distribution), got {c['distill']!r}")
-    b = c["ngram_prior"]
-    if not (isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and 0 <= b <= 1):
-        raise UserError(f"--ngram-prior must be in [0, 1] (0 = off; 0.4 trains the RNN's logits plus 0.4 x the "
-                        f"{DISTILL_ORDER}-gram's log-probabilities), got {b!r}")
-    if b and c["distill"]:
-        raise UserError("--distill and --ngram-prior are two ways to train with the same counts; choose one")
-    if not (math.isfinite(c["val_fraction"]) and 0 <= c["val_fraction"] < 1):
-        raise UserError(f"--val-fraction must be in [0, 1), got {c['val_fraction']!r}")
-    try:
-        rnn.check_temperature(c["temperature"])
-    except ValueError as e:
-        raise UserError(f"--temperature: {e}") from None
-    if c["optimizer"] not in ("adagrad", "adam"):
-        raise UserError(f"--optimizer must be adagrad or adam, got {c['optimizer']!r}")
-    if c["dtype"] not in ("float32", "float64"):
-        raise UserError(f"--dtype must be float32 or float64, got {c['dtype']!r}")
-    if c["lr_schedule"] not in ("constant", "cosine"):
-        raise UserError(f"--lr-schedule must be constant or cosine, got {c['lr_schedule']!r}")
-    if c["lr_schedule"] == "cosine" and not (c["max_steps"] or c["epochs"] or c["time_budget"]):
+    Each setting by its own rule (settings.py), then the rules that join two of them.
+    """
+    for s in settings.SETTINGS:
+        if s.name not in config:
+            raise UserError(f"the settings have no {s.name!r} ({s.flag})")
+        check_setting(s.name, config[s.name])
+    if config["lr_schedule"] == "cosine" and not 0 <= config["min_lr"] <= config["learning_rate"]:
+        raise UserError(f"--min-lr must be between 0 and --learning-rate ({config['learning_rate']:g}), "
+                        f"got {config['min_lr']!r}")
+    if config["lr_schedule"] == "cosine" and not (config["max_steps"] or config["epochs"]
+                                                  or config["time_budget"]):
         raise UserError("--lr-schedule cosine needs a length to decay over: "
                         "set --max-steps, --epochs or --time-budget")
-    check_out_dir(c["out"])
+    if config["ngram_prior"] and config["distill"]:
+        raise UserError("--distill and --ngram-prior are two ways to train with the same counts; choose one")
+    check_out_dir(config["out"])
 
 
-def check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError(f"--seed must be a whole number >= 0, got {seed!r}")
+def check_setting(name: str, value) -> None:
+    """UserError unless `value` is valid for the setting `name` (settings.py's rule)."""
+    problem = settings.BY_NAME[name].problem(value)
+    if problem:
+        raise UserError(problem)
 
 
 def check_out_dir(out) -> Path:
@@ -301,13 +217,13 @@ def load_data(path, val_fraction: float, progress: bool = True, max_text_mb: Opt
 
 def known_corpus_path(path) -> bool:
     """True if `path` names a corpus of data/download.py in its usual place (data/NAME.txt)."""
-    allowed = {f"data/{c.filename}" for c in CORPORA.values()} | {str(DATA_DIR / c.filename)
-                                                                   for c in CORPORA.values()}
+    allowed = {f"data/{corpus.filename}" for corpus in CORPORA.values()} | \
+        {str(DATA_DIR / corpus.filename) for corpus in CORPORA.values()}
     return isinstance(path, str) and path in allowed
 
 
-def memory_needed(c: dict, V: int, n_train: int = 0, n_val: int = 0) -> int:
-    """Bytes a run with settings `c` and V characters needs, before it allocates them.
+def memory_needed(config: dict, V: int, n_train: int = 0, n_val: int = 0) -> int:
+    """Bytes a run with settings `config` and V characters needs, before it allocates them.
 
     Parameters (Wxh, Whh, Why, bh, by), their gradients, the optimiser state (Adagrad one
     copy, Adam two), the weight average (--ema), and one window's activations: T+1 hidden
@@ -316,12 +232,13 @@ def memory_needed(c: dict, V: int, n_train: int = 0, n_val: int = 0) -> int:
     --distill or --ngram-prior, the teacher's float32 table, one row of V per training
     character (n_train); with --ngram-prior, the validation text's too (n_val).
     """
-    H, B, T = int(c["hidden_size"]), int(c["batch_size"]), int(c["seq_length"])
+    H, B, T = int(config["hidden_size"]), int(config["batch_size"]), int(config["seq_length"])
     n_params = 2 * H * V + H * H + H + V
-    copies = 2 + (1 if c["optimizer"] == "adagrad" else 2) + (1 if c["ema"] else 0)
-    window = (T + 1) * H * B + 2 * V * T * B + (H * T * B if c["dropout"] else 0)   # + the output mask
-    teacher = 4 * V * (n_train * bool(c["distill"] or c["ngram_prior"]) + n_val * bool(c["ngram_prior"]))
-    return np.dtype(c["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params + teacher
+    copies = 2 + (1 if config["optimizer"] == "adagrad" else 2) + (1 if config["ema"] else 0)
+    window = (T + 1) * H * B + 2 * V * T * B + (H * T * B if config["dropout"] else 0)   # + the output mask
+    teacher = 4 * V * (n_train * bool(config["distill"] or config["ngram_prior"])
+                       + n_val * bool(config["ngram_prior"]))
+    return np.dtype(config["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params + teacher
 
 
 def physical_memory() -> Optional[int]:
@@ -331,14 +248,14 @@ def physical_memory() -> Optional[int]:
         return None
 
 
-def check_memory(c: dict, V: int, n_train: int = 0, n_val: int = 0) -> None:
-    need, have = memory_needed(c, V, n_train, n_val), physical_memory()
+def check_memory(config: dict, V: int, n_train: int = 0, n_val: int = 0) -> None:
+    need, have = memory_needed(config, V, n_train, n_val), physical_memory()
     if have and need > MEMORY_SHARE * have:
-        raise UserError(f"--hidden-size {c['hidden_size']}, --batch-size {c['batch_size']}, --seq-length "
-                        f"{c['seq_length']} would need about {need / 1e9:.3g} GB of memory (weights, gradients, "
-                        f"optimiser state and one window's activations in {c['dtype']}"
-                        f"{', and the n-gram teacher' if c['distill'] or c['ngram_prior'] else ''}), more than "
-                        f"{MEMORY_SHARE:.0%} of this machine's {have / 1e9:.3g} GB; make them smaller")
+        teacher = ", and the n-gram teacher" if config["distill"] or config["ngram_prior"] else ""
+        raise UserError(f"--hidden-size {config['hidden_size']}, --batch-size {config['batch_size']}, "
+                        f"--seq-length {config['seq_length']} would need about {need / 1e9:.3g} GB of memory (weights, "
+                        f"gradients, optimiser state and one window's activations in {config['dtype']}{teacher}), "
+                        f"more than {MEMORY_SHARE:.0%} of this machine's {have / 1e9:.3g} GB; make them smaller")
 
 
 # -----------------------------------------------------------------------------
@@ -398,7 +315,7 @@ def claim_output_folder(out: Path, resuming: bool, overwrite: bool) -> None:
 # Policies: the learning-rate schedule, divergence, when to stop, Ctrl-C
 # -----------------------------------------------------------------------------
 
-def learning_rate_at(c: dict, step: int, epochs_done: float, elapsed: float) -> float:
+def learning_rate_at(config: dict, step: int, epochs_done: float, elapsed: float) -> float:
     """The learning rate for the next step.
 
     cosine: from --learning-rate down to --min-lr, following half a cosine, over
@@ -408,18 +325,19 @@ def learning_rate_at(c: dict, step: int, epochs_done: float, elapsed: float) -> 
     from almost 0. (Adam's first steps move every weight by about the full learning rate,
     whatever the size of its gradient, before its running averages mean much.)
     """
-    warm = min(1.0, (step + 1) / c["warmup_steps"]) if c["warmup_steps"] else 1.0
-    if c["lr_schedule"] == "constant":
-        return c["learning_rate"] * warm
+    warm = min(1.0, (step + 1) / config["warmup_steps"]) if config["warmup_steps"] else 1.0
+    if config["lr_schedule"] == "constant":
+        return config["learning_rate"] * warm
     parts = []
-    if c["max_steps"]:
-        parts.append(step / c["max_steps"])
-    if c["epochs"]:
-        parts.append(epochs_done / c["epochs"])
-    if c["time_budget"]:
-        parts.append(elapsed / c["time_budget"])
+    if config["max_steps"]:
+        parts.append(step / config["max_steps"])
+    if config["epochs"]:
+        parts.append(epochs_done / config["epochs"])
+    if config["time_budget"]:
+        parts.append(elapsed / config["time_budget"])
     progress = min(1.0, max(parts))
-    return warm * (c["min_lr"] + 0.5 * (c["learning_rate"] - c["min_lr"]) * (1.0 + math.cos(math.pi * progress)))
+    return warm * (config["min_lr"] + 0.5 * (config["learning_rate"] - config["min_lr"])
+                   * (1.0 + math.cos(math.pi * progress)))
 
 
 def divergence(loss: float, recent, steps_done: int, lnV: float) -> Optional[str]:
@@ -439,17 +357,17 @@ def divergence(loss: float, recent, steps_done: int, lnV: float) -> Optional[str
     return None
 
 
-def stop_reason(c: dict, trainer, state, sigint) -> Optional[str]:
+def stop_reason(config: dict, trainer, counters, sigint) -> Optional[str]:
     """Why the run stops before the next step, or None to go on."""
     if sigint.requested:
         return "interrupted"
-    if c["max_steps"] and trainer.step_count >= c["max_steps"]:
+    if config["max_steps"] and trainer.step_count >= config["max_steps"]:
         return "max_steps"
-    if c["epochs"] and trainer.epoch >= c["epochs"]:
+    if config["epochs"] and trainer.epoch >= config["epochs"]:
         return "epochs"
-    if c["time_budget"] and state.elapsed() >= c["time_budget"]:
+    if config["time_budget"] and counters.elapsed() >= config["time_budget"]:
         return "time_budget"
-    if c["patience"] and state.evals_since_best >= c["patience"]:
+    if config["patience"] and counters.evals_since_best >= config["patience"]:
         return "plateau"
     return None
 
@@ -477,7 +395,7 @@ class StopOnSigint:
 
 
 # -----------------------------------------------------------------------------
-# The run: its data and trainer, its counters, what the user sees
+# The run: its data and trainer, its counters
 # -----------------------------------------------------------------------------
 
 def epochs_done(trainer) -> float:
@@ -486,7 +404,7 @@ def epochs_done(trainer) -> float:
 
 
 @dataclass
-class RunState:
+class RunCounters:
     """The counters the loop updates (and a checkpoint's meta stores), in one place."""
     best_val_loss: Optional[float] = None
     best_step: Optional[int] = None
@@ -515,29 +433,30 @@ class RunState:
 
 
 @dataclass
-class Run:
-    """Everything a run needs, checked before any file is written."""
-    c: dict
+class TrainingRun:
+    """Everything a training run needs, checked before any file is written: its settings,
+    data, trainer and random generator, and its counters."""
+    config: dict
     data_path: Path
     chars: list
     train_ids: np.ndarray
     val_ids: np.ndarray
     trainer: rnn.Trainer
     rng: np.random.Generator
-    state: RunState
+    counters: RunCounters
     resume: Optional[str] = None
-    log_content: Optional[bytes] = None         # a resumed run's log, cut back to the checkpoint
-    val_prior: Optional[np.ndarray] = None      # --ngram-prior: the n-gram's (N,V) distributions on the validation text
+    log_cut: Optional["runlog.LogCut"] = None   # a resumed run's log, cut back to the checkpoint
+    val_prior: Optional[np.ndarray] = None      # --ngram-prior: the n-gram's (N,V) distributions, validation text
 
     @property
     def out(self) -> Path:
-        return Path(self.c["out"])
+        return Path(self.config["out"])
 
     def stamp(self) -> dict:
         """Where in the run we are, for every log line."""
         t = self.trainer
         return {"step": t.step_count, "epoch": round(epochs_done(t), 6), "chars": t.chars_seen,
-                "time": round(self.state.elapsed(), 3)}
+                "time": round(self.counters.elapsed(), 3)}
 
     def log_info(self) -> dict:
         return {"vocab_size": len(self.chars), "train_chars": int(len(self.train_ids)),
@@ -552,69 +471,156 @@ def _meta_number(meta: dict, key: str, kind, default):
     raise checkpoints.CheckpointError(f"the checkpoint's {key!r} is {v!r:.40}, not a number; it cannot be resumed")
 
 
-def build_trainer(c: dict, train_ids, V: int, rng: np.random.Generator, say=print) -> rnn.Trainer:
-    """The weights (drawn from rng) and the Trainer of settings c, as every run starts them."""
-    params = rnn.init_params(V, c["hidden_size"], rng, np.dtype(c["dtype"]).type, c["init_scale"])
+def build_trainer(config: dict, train_ids, V: int, rng: np.random.Generator, say=print) -> rnn.Trainer:
+    """The weights (drawn from rng) and the Trainer of `config`, as every run starts them."""
+    params = rnn.init_params(V, config["hidden_size"], rng, np.dtype(config["dtype"]).type, config["init_scale"])
     teacher = None
-    if c["distill"] or c["ngram_prior"]:             # the same table on every run of the same text
+    if config["distill"] or config["ngram_prior"]:             # the same table on every run of the same text
         t0 = time.perf_counter()
-        folds = PRIOR_FOLDS if c["ngram_prior"] else 2
+        folds = PRIOR_FOLDS if config["ngram_prior"] else 2
         teacher = ngram.ngram_teacher(train_ids, V, DISTILL_ORDER, folds=folds)
         parts = "each half of the training split scores the other half" if folds == 2 else \
             f"the other {folds - 1} of {folds} parts of the training split scores each part"
-        flag = f"--distill {c['distill']:g}" if c["distill"] else f"--ngram-prior {c['ngram_prior']:g}"
+        flag = (f"--distill {config['distill']:g}" if config["distill"] else
+                f"--ngram-prior {config['ngram_prior']:g}")
         say(f"teacher: a {DISTILL_ORDER}-gram of {parts} ({teacher.nbytes / 1e6:.0f} MB, "
             f"{time.perf_counter() - t0:.1f} s); {flag}")
-    return rnn.Trainer(params, train_ids, c["batch_size"], c["seq_length"], c["learning_rate"], c["optimizer"],
-                       c["clip"], random_offsets=c["random_offsets"], seed=c["seed"], ema=c["ema"],
-                       dropout=c["dropout"], weight_decay=c["weight_decay"], distill=c["distill"],
-                       teacher=teacher, prior=c["ngram_prior"])
+    return rnn.Trainer(params, train_ids, config["batch_size"], config["seq_length"], config["learning_rate"],
+                       config["optimizer"], config["clip"], random_offsets=config["random_offsets"],
+                       seed=config["seed"], ema=config["ema"], dropout=config["dropout"],
+                       weight_decay=config["weight_decay"], distill=config["distill"], teacher=teacher,
+                       prior=config["ngram_prior"])
 
 
-def validation_prior(c: dict, train_ids, val_ids, V: int) -> Optional[np.ndarray]:
+def validation_prior(config: dict, train_ids, val_ids, V: int) -> Optional[np.ndarray]:
     """With --ngram-prior, the (N,V) float32 distributions of a 7-gram of the whole training split at
     each validation target: the counts the RNN is scored beside. None without it (or no validation text)."""
-    if not c["ngram_prior"] or len(val_ids) < 2:
+    if not config["ngram_prior"] or len(val_ids) < 2:
         return None
     model = ngram.NGram(DISTILL_ORDER).fit(train_ids, V)
     return np.exp(model.logprob_table(val_ids)).astype(np.float32)
 
 
-def prepare(c: dict, resume, warn, progress: bool, max_text_mb: Optional[float] = None, say=print) -> Run:
-    """Read and check the data, the memory, the checkpoint and the log; build the trainer. Writes nothing."""
-    data_path, chars, train_ids, val_ids = load_data(c["data"], c["val_fraction"], progress, max_text_mb)
-    check_memory(c, len(chars), len(train_ids), len(val_ids))
-    B, T = c["batch_size"], c["seq_length"]
+def prepare(config: dict, resume, warn, progress: bool, max_text_mb: Optional[float] = None,
+            say=print) -> TrainingRun:
+    """Read and check the data, the memory, the checkpoint and the log; say what the run will do
+    (plan_line); build the trainer. Writes nothing."""
+    data_path, chars, train_ids, val_ids = load_data(config["data"], config["val_fraction"], progress, max_text_mb)
+    check_memory(config, len(chars), len(train_ids), len(val_ids))
+    B, T = config["batch_size"], config["seq_length"]
     if len(train_ids) < B * (T + 2):                # Streams' rule: every stream needs one window
-        raise UserError(f"--data {data_path} is too short: its training split has {len(train_ids):,} characters, too few "
-                        f"for one window of --seq-length {T} in --batch-size {B} streams (at least "
+        raise UserError(f"--data {data_path} is too short: its training split has {len(train_ids):,} characters, "
+                        f"too few for one window of --seq-length {T} in --batch-size {B} streams (at least "
                         f"{B * (T + 2):,}); use a longer text or smaller --seq-length/--batch-size")
-    rng = np.random.default_rng(c["seed"])
-    trainer = build_trainer(c, train_ids, len(chars), rng, say)
-    run = Run(c, data_path, chars, train_ids, val_ids, trainer, rng, RunState(),
-              val_prior=validation_prior(c, train_ids, val_ids, len(chars)))
-    if resume is not None:
-        ck = checkpoints.load_checkpoint(resume, expected_chars=chars)       # CheckpointError: one line
+    ck = None if resume is None else checkpoints.load_checkpoint(resume, expected_chars=chars)  # one line if bad
+    start = 0 if ck is None else _meta_number(ck["meta"], "step", int, 0)
+    say(plan_line(config, data_path, len(rnn.Streams(train_ids, B, T)), start, resume))
+    rng = np.random.default_rng(config["seed"])
+    trainer = build_trainer(config, train_ids, len(chars), rng, say)
+    run = TrainingRun(config, data_path, chars, train_ids, val_ids, trainer, rng, RunCounters(),
+                      val_prior=validation_prior(config, train_ids, val_ids, len(chars)))
+    if ck is not None:
         try:
             trainer.restore(ck)
         except ValueError as e:                                       # a checkpoint of other settings
             raise checkpoints.CheckpointError(str(e)) from None
-        m, s = ck["meta"], run.state
+        m, counters = ck["meta"], run.counters
         run.rng = ck["rng"] if ck["rng"] is not None else rng
-        s.best_val_loss = _meta_number(m, "best_val_loss", float, None)
-        s.best_step = _meta_number(m, "best_step", int, None)
-        s.evals_since_best = _meta_number(m, "evals_since_best", int, 0)
-        s.elapsed_before = _meta_number(m, "elapsed", float, 0.0)
-        s.step_seconds_before = _meta_number(m, "train_seconds", float, 0.0)
-        s.saved_step = s.last_eval_step = trainer.step_count
+        counters.best_val_loss = _meta_number(m, "best_val_loss", float, None)
+        counters.best_step = _meta_number(m, "best_step", int, None)
+        counters.evals_since_best = _meta_number(m, "evals_since_best", int, 0)
+        counters.elapsed_before = _meta_number(m, "elapsed", float, 0.0)
+        counters.step_seconds_before = _meta_number(m, "train_seconds", float, 0.0)
+        counters.saved_step = counters.last_eval_step = trainer.step_count
         run.resume = str(resume)
-        config_line = runlog.encode("config", **c, **run.log_info())
-        run.log_content = runlog.plan_resume(run.out / runlog.LOG_NAME, trainer.step_count, config_line, warn)
+        config_line = runlog.json_line("config", **config, **run.log_info())
+        run.log_cut = runlog.plan_resume(run.out / runlog.LOG_NAME, trainer.step_count, config_line, warn)
     return run
 
 
+# -----------------------------------------------------------------------------
+# What the user sees: the plan, the progress bar
+# -----------------------------------------------------------------------------
+
+def run_length(config: dict, W: int, start: int = 0) -> tuple[Optional[int], str, str]:
+    """(the step a step count or the epochs stop the run at, or None; that length in words; which of
+    --max-steps and --epochs ends the run when both are set, else ""). W: steps in one epoch;
+    start: the step a resumed run continues from."""
+    steps, epochs = config["max_steps"], config["epochs"]
+    if not (steps or epochs):
+        return None, "", ""
+    span = (lambda n: f"to step {n:,}") if start else (lambda n: f"for {n:,} steps")     # noqa: E731
+    in_steps = steps and (f"{span(steps)} ({fmt_epochs(steps / W)} epochs)")
+    in_epochs = epochs and (f"{'to epoch' if start else 'for'} {epochs}{'' if start else ' epochs'} "
+                            f"({epochs * W:,} steps)")
+    if not (steps and epochs):
+        return (steps, in_steps, "") if steps else (epochs * W, in_epochs, "")
+    from_preset = PRESETS.get(config.get("preset"), {}).get("max_steps") == steps
+    limit = f"the {config['preset']} preset's {steps:,} steps" if from_preset else f"--max-steps {steps:,}"
+    sooner = "long before" if 2 * min(steps, epochs * W) <= max(steps, epochs * W) else "before"
+    if steps <= epochs * W:
+        return steps, in_steps, (f"{limit} {'end' if from_preset else 'ends'} the run {sooner} --epochs "
+                                 f"{epochs} ({epochs * W:,} steps) would")
+    return epochs * W, in_epochs, f"--epochs {epochs} ends the run {sooner} {limit} would"
+
+
+def fmt_epochs(epochs: float) -> str:
+    return f"{epochs:.1f}" if epochs >= 0.1 else f"{epochs:.2g}"
+
+
+def estimated_seconds(config: dict, steps: int) -> Optional[tuple[float, float]]:
+    """(fastest, slowest) seconds that `steps` training steps take here, from MEASURED_SPEED; None
+    if no preset of this model's shape was measured."""
+    for name, (slow, fast) in MEASURED_SPEED.items():
+        if all(config[k] == PRESETS[name][k] for k in SPEED_SETTINGS):
+            chars = steps * config["batch_size"] * config["seq_length"]
+            return chars / fast, chars / slow
+    return None
+
+
+def fmt_duration(lo: float, hi: float) -> str:
+    """"under a minute", "about 6 min", "about 2-5 min", "about 1.1-1.6 h"."""
+    if hi < 60:
+        return "under a minute"
+    if hi >= 5400:
+        return f"about {lo / 3600:.1f}-{hi / 3600:.1f} h"
+    a, b = max(1, round(lo / 60)), round(hi / 60)
+    return f"about {a} min" if a == b else f"about {a}-{b} min"
+
+
+def plan_line(config: dict, data_path, W: int, start_step: int = 0, resume=None) -> str:
+    """The run's first line: one sentence of what it will do, what ends it, and about how long it
+    takes on a 2-core machine (MEASURED_SPEED). W: steps in one epoch."""
+    preset = config.get("preset")
+    changed = [f"{s.flag} {config[s.name]}" for s in settings.SETTINGS
+               if s.group in (settings.MODEL, settings.DATA) and s.name not in ("data", "out", "hidden_size")
+               and preset in PRESETS and config[s.name] != PRESETS[preset][s.name]]
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    what = (f"the {preset} preset" if preset in PRESETS else "the checkpoint's settings") \
+        + f" (hidden size {config['hidden_size']}" + (f"; {', '.join(changed[:3])}{more}" if changed else "") + ")"
+    steps, length, which = run_length(config, W, start_step)
+    rules = [length] if length else []
+    if config["time_budget"]:
+        budget = f"{fmt_time(config['time_budget'])} of training (--time-budget)"
+        rules.append(f"or {budget} if that comes first" if rules else f"for {budget}")
+    if config["patience"]:
+        plateau = f"the validation loss has not improved for {config['patience']} evaluations (--patience)"
+        rules.append(f"or sooner, once {plateau}" if rules else f"until {plateau}")
+    how_long = ""
+    if steps is not None:
+        guess = estimated_seconds(config, max(0, steps - start_step))
+        if guess and config["time_budget"]:
+            guess = tuple(min(g, config["time_budget"]) for g in guess)
+        how_long = (f", {fmt_duration(*guess)} on a 2-core machine" if guess else
+                    ", no time estimate for this model's shape (the progress bar shows the time left)")
+    head = f"Continuing {resume} from step {start_step:,}: training" if resume else "Training"
+    return (f"{head} {what} on {data_path} {', '.join(rules) or 'until you press Ctrl-C (no limit is set)'}"
+            f"{how_long}{': ' + which if which else ''}.")
+
+
 class Progress:
-    """What the user sees: printed lines, and a tqdm bar whose status line shows epoch, loss, speed, ETA."""
+    """What the user sees: printed lines, and a tqdm bar of steps out of the run's length, with
+    the epoch, the loss, the speed and the time left."""
 
     def __init__(self, quiet: bool, bar: bool):
         self.quiet, self.show_bar, self.bar, self.next_status = quiet, bar, None, 0.0
@@ -623,10 +629,9 @@ class Progress:
         if not self.quiet:
             tqdm.write(str(text), file=sys.stdout)
 
-    def open(self, run: Run) -> None:
-        c, W = run.c, len(run.trainer.streams)
-        limits = [n for n in (c["max_steps"], c["epochs"] and c["epochs"] * W) if n]
-        self.total = min(limits) if limits else None
+    def open(self, run: TrainingRun) -> None:
+        config, W = run.config, len(run.trainer.streams)
+        self.total = run_length(config, W)[0]
         try:                                        # some pseudo-terminals report 0 columns
             width_known = os.get_terminal_size(sys.stderr.fileno()).columns > 0
         except (OSError, ValueError, AttributeError):
@@ -637,65 +642,49 @@ class Progress:
                         mininterval=0.5, bar_format="{l_bar}{bar}| step {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         self.start_step = run.trainer.step_count
 
-    def update(self, run: Run) -> None:
+    def update(self, run: TrainingRun) -> None:
         """Advance the bar one step; refresh its status line every 0.5 s."""
         self.bar.update(1)
         if time.perf_counter() >= self.next_status:
             self.refresh(run, force=False)
 
-    def refresh(self, run: Run, force: bool = True) -> None:
+    def refresh(self, run: TrainingRun, force: bool = True) -> None:
         """Recompute the status line (force: redraw now, so it agrees with a line printed next)."""
         now = time.perf_counter()
         if not self.show_bar:
             return
         self.next_status = now + 0.5
-        c, t, s = run.c, run.trainer, run.state
-        loss, _ = s.recent_loss()
-        self.bar.set_postfix_str(f"epoch {epochs_done(t):.2f}{'/' + str(c['epochs']) if c['epochs'] else ''}, "
-                                 f"loss {'-' if loss is None else f'{loss:.3f}'}, "
-                                 f"{s.chars_per_sec(t) / 1000:.1f}k chars/s, {self.eta(run, now)}",
+        t, counters = run.trainer, run.counters
+        loss, _ = counters.recent_loss()
+        self.bar.set_postfix_str(f"epoch {epochs_done(t):.2f}, loss {'-' if loss is None else f'{loss:.3f}'}, "
+                                 f"{counters.chars_per_sec(t) / 1000:.1f}k chars/s, {self.eta(run, now)}",
                                  refresh=force)
 
-    def eta(self, run: Run, now: float) -> str:
+    def eta(self, run: TrainingRun, now: float) -> str:
         """The time left to the nearest limit: an upper bound when a plateau can stop the run sooner."""
-        c, t, s = run.c, run.trainer, run.state
+        config, t, counters = run.config, run.trainer, run.counters
         left = []                                    # (seconds, what sets the limit)
         if self.total:
             done = t.step_count - self.start_step
-            left.append(((self.total - t.step_count) * (now - s.t_start) / max(done, 1), None))
-        if c["time_budget"]:
-            left.append((c["time_budget"] - s.elapsed(), "time budget"))
+            left.append(((self.total - t.step_count) * (now - counters.t_start) / max(done, 1), None))
+        if config["time_budget"]:
+            left.append((config["time_budget"] - counters.elapsed(), "time budget"))
         if not left:
             return "no limit set"
         seconds, what = min(left, key=lambda x: x[0])
-        bound = "≤" if c["patience"] else ""
+        bound = "≤" if config["patience"] else ""
         return (f"eta {bound}{fmt_time(seconds)}{f' ({what})' if what else ''}"
-                f"{', sooner on a plateau' if c['patience'] else ''}")
+                f"{', sooner on a plateau' if config['patience'] else ''}")
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def describe_limits(c: dict, W: int) -> str:
-    """The first line about the run's length: every rule that can stop it."""
-    rules = []
-    if c["max_steps"]:
-        rules.append(f"{c['max_steps']:,} steps")
-    if c["epochs"]:
-        rules.append(f"{c['epochs']} epochs ({c['epochs'] * W:,} steps)")
-    if c["time_budget"]:
-        rules.append(f"{fmt_time(c['time_budget'])} of training (--time-budget)")
-    if c["patience"]:
-        rules.append(f"{c['patience']} evaluations in a row without a better validation loss (--patience)")
-    return "stops at the first of: " + ("; ".join(rules) if rules else "Ctrl-C (no limit set)")
-
-
 def fmt_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"{seconds // 60:02d}:{seconds % 60:02d}"
-
 
 
 def default_prime(chars) -> str:
@@ -707,100 +696,110 @@ def default_prime(chars) -> str:
 # The named pieces of the loop: save, evaluate, sample, finish
 # -----------------------------------------------------------------------------
 
-def save(run: Run, name: str) -> None:
+def save(run: TrainingRun, name: str) -> None:
     """Write out/<name> (a checkpoint) atomically; never with inf/NaN weights."""
-    t, s = run.trainer, run.state
+    t, counters = run.trainer, run.counters
     bad = [k for k, v in t.params.items() if not np.isfinite(v).all()]
     if bad:                                         # never overwrite a good checkpoint with inf/NaN weights
         raise _Diverged(f"the weights {', '.join(bad)} hold inf or NaN")
-    meta = {**t.state(), "config": run.c, "best_val_loss": s.best_val_loss, "best_step": s.best_step,
-            "evals_since_best": s.evals_since_best, "elapsed": s.elapsed(),
-            "train_seconds": s.step_seconds_before + s.step_seconds}
+    meta = {**t.state(), "config": run.config, "best_val_loss": counters.best_val_loss,
+            "best_step": counters.best_step, "evals_since_best": counters.evals_since_best,
+            "elapsed": counters.elapsed(), "train_seconds": counters.step_seconds_before + counters.step_seconds}
     checkpoints.save_checkpoint(run.out / name, *t.checkpoint_arrays(), run.chars, t.h, meta, run.rng)
 
 
-def evaluate_and_save(run: Run, log, show: Progress) -> None:
+def evaluate_and_save(run: TrainingRun, log, show: Progress) -> None:
     """Validation loss now; save best.npz if it is the best so far, and last.npz; log and print it."""
-    t, s = run.trainer, run.state
-    prior = None if run.val_prior is None else (run.c["ngram_prior"], run.val_prior)
+    t, counters = run.trainer, run.counters
+    prior = None if run.val_prior is None else (run.config["ngram_prior"], run.val_prior)
     r = rnn.evaluate(t.model_params, run.val_ids, prior=prior)
     if not math.isfinite(r["nats"]):
         raise _Diverged(f"the validation loss is {r['nats']:.4g} nats/char")
-    s.last_eval_step = t.step_count
-    improved = s.best_val_loss is None or r["nats"] < s.best_val_loss
+    first = counters.last_eval_step is None
+    counters.last_eval_step = t.step_count
+    improved = counters.best_val_loss is None or r["nats"] < counters.best_val_loss
     if improved:
-        s.best_val_loss, s.best_step, s.evals_since_best = r["nats"], t.step_count, 0
+        counters.best_val_loss, counters.best_step, counters.evals_since_best = r["nats"], t.step_count, 0
         save(run, "best.npz")
     else:
-        s.evals_since_best += 1
+        counters.evals_since_best += 1
     save(run, "last.npz")
-    s.saved_step = t.step_count
+    counters.saved_step = t.step_count
     log.write("val", **run.stamp(), val_loss=r["nats"], val_bits=r["bits"])
-    loss, _ = s.recent_loss()
+    loss, _ = counters.recent_loss()
     show.refresh(run)                                # the bar shows the same epoch as this line
-    show.say(f"step {t.step_count} | epoch {epochs_done(t):.2f} | train {'-' if loss is None else f'{loss:.3f}'} | "
-             f"val {r['nats']:.4f} nats/char ({r['bits']:.4f} bits){prior_note(run)}{ema_note(run)}"
-             f"{' | best' if improved else ''} | {s.chars_per_sec(t) / 1000:.0f}k chars/s | {fmt_time(s.elapsed())}")
+    show.say(f"step {t.step_count} | epoch {epochs_done(t):.2f} | "
+             f"train {'-' if loss is None else f'{loss:.3f}'} | "
+             f"val {r['nats']:.4f} nats/char ({r['bits']:.4f} bits){prior_note(run)}"
+             f"{' | best' if improved else ''} | {counters.chars_per_sec(t) / 1000:.0f}k chars/s | "
+             f"{fmt_time(counters.elapsed())}")
+    lag = ema_lag_line(run) if first else ""
+    if lag:
+        show.say(lag)
 
 
-def prior_note(run: Run) -> str:
+def prior_note(run: TrainingRun) -> str:
     """With --ngram-prior the validation loss is the product's, not the RNN's alone: say so."""
-    b = run.c["ngram_prior"]
+    b = run.config["ngram_prior"]
     return f" (RNN x {DISTILL_ORDER}-gram^{b:g}, renormalised)" if b else ""
 
 
-def ema_note(run: Run) -> str:
-    """While the weight average covers fewer than 1/(1-d) steps it is mostly the initial weights: say so."""
-    d, n = run.c["ema"], run.trainer.step_count
-    if not d or d ** n <= math.exp(-1):             # d^n: the initial weights' share; e^-1 at n = 1/(1-d)
+def ema_lag_line(run: TrainingRun) -> str:
+    """Why the first validation losses of a weight average lag the training loss, while the
+    initial weights still make up more than 5% of it; "" otherwise."""
+    d, n = run.config["ema"], run.trainer.step_count
+    if not d or d ** n <= 0.05:                      # d^n: the initial weights' share of the average
         return ""
-    return (f" (weight average of {n} steps so far: {d ** n:.0%} of it is still the initial weights, "
-            f"so this is close to {'the counts alone' if run.c['ngram_prior'] else 'a uniform guess'})")
+    fades = math.ceil(math.log(0.05) / math.log(d))  # the step where that share falls to 5%
+    return (f"note: validation scores the moving average of the weights (--ema {d:g}); at step {n:,}, "
+            f"{d ** n:.0%} of it is still the initial weights, so its loss lags the training loss "
+            f"until that share fades (5% at step {fades:,})")
 
 
-def sample_and_log(run: Run, log, show: Progress) -> None:
-    c, t = run.c, run.trainer
+def sample_and_log(run: TrainingRun, log, show: Progress) -> None:
+    config, t = run.config, run.trainer
     prime = default_prime(run.chars)
-    text = rnn.sample_text(t.model_params, run.chars, prime, c["sample_length"], c["temperature"], run.rng)
-    log.write("sample", **run.stamp(), temperature=c["temperature"], prime=prime, text=text)
+    text = rnn.sample_text(t.model_params, run.chars, prime, config["sample_length"], config["temperature"],
+                           run.rng)
+    log.write("sample", **run.stamp(), temperature=config["temperature"], prime=prime, text=text)
     show.say(f"----- sample at step {t.step_count} (epoch {epochs_done(t):.2f}, "
-             f"temperature {c['temperature']:g}) -----\n{prime.lstrip(chr(10)) + text}\n-----")
+             f"temperature {config['temperature']:g}) -----\n{prime.lstrip(chr(10)) + text}\n-----")
 
 
-def diverged_message(run: Run, problem: str, lr: float) -> str:
-    c, s = run.c, run.state
-    kept = (f"the last good checkpoint is kept: {run.out / 'last.npz'} (step {s.saved_step})"
-            if s.saved_step is not None else "no checkpoint had been saved yet")
-    clip = f"--clip {c['clip']:g}" if c["clip"] else "--clip 0 turned clipping off"
+def diverged_message(run: TrainingRun, problem: str, lr: float) -> str:
+    config, counters = run.config, run.counters
+    kept = (f"the last good checkpoint is kept: {run.out / 'last.npz'} (step {counters.saved_step})"
+            if counters.saved_step is not None else "no checkpoint had been saved yet")
+    clip = f"--clip {config['clip']:g}" if config["clip"] else "--clip 0 turned clipping off"
     return (f"training diverged at step {run.trainer.step_count}: {problem} (a uniform guess scores "
             f"ln V = {math.log(len(run.chars)):.2f}); lower --learning-rate (now {lr:g}) and check the "
             f"gradient clipping ({clip}); {kept}")
 
 
-def finish(run: Run, log, reason: str, message: Optional[str], lr: float) -> dict:
+def finish(run: TrainingRun, log, reason: str, message: Optional[str], lr: float) -> dict:
     """The final numbers: the log's end entry and metrics.json."""
-    t, s = run.trainer, run.state
-    final_loss, final_steps = s.recent_loss()
-    best = s.best_val_loss
+    t, counters = run.trainer, run.counters
+    final_loss, final_steps = counters.recent_loss()
+    best = counters.best_val_loss
     metrics = {
         "reason": reason,
         "best_val_loss": best,
         "best_val_bits": best / math.log(2) if best is not None else None,
-        "best_step": s.best_step,
+        "best_step": counters.best_step,
         "final_train_loss": final_loss,              # mean of the last final_train_steps steps
         "final_train_steps": final_steps,
         "smooth_loss": t.smooth_loss,                # min-char-rnn's running average, started at ln V
         "steps": t.step_count,
         "epochs": round(epochs_done(t), 6),
         "chars": t.chars_seen,
-        "seconds": round(s.elapsed(), 3),
-        "chars_per_sec": round(s.chars_per_sec(t), 1) or None,
-        "checkpoint": str(run.out / "last.npz") if s.saved_step is not None else None,
-        "best_checkpoint": str(run.out / "best.npz") if s.best_step is not None else None,
+        "seconds": round(counters.elapsed(), 3),
+        "chars_per_sec": round(counters.chars_per_sec(t), 1) or None,
+        "checkpoint": str(run.out / "last.npz") if counters.saved_step is not None else None,
+        "best_checkpoint": str(run.out / "best.npz") if counters.best_step is not None else None,
     }
     if message:
         metrics["message"] = message
-    metrics = json.loads(runlog.encode("end", **{k: v for k, v in metrics.items() if k != "steps"})) \
+    metrics = json.loads(runlog.json_line("end", **{k: v for k, v in metrics.items() if k != "steps"})) \
         | {"steps": t.step_count}                    # the schema's types; NaN/inf as null
     metrics.pop("kind")
     log.write("end", **{**run.stamp(), **{k: v for k, v in metrics.items() if k != "steps"}}, lr=lr)
@@ -826,72 +825,76 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: Optional[
     Raises UserError / CheckpointError / LogError / ValueError (one-line messages) before
     any file is written if the settings, the data, the checkpoint or the log cannot be used.
     """
-    c = dict(config)
-    check_config(c)
+    config = dict(config)
+    check_config(config)
     show = Progress(quiet, (sys.stderr.isatty() and not quiet) if progress is None else progress)
-    run = prepare(c, resume, lambda w: print(w, file=sys.stderr), show.show_bar, max_text_mb,   # writes nothing
-                  say=(lambda *a: None) if quiet else print)
-    t, s, lnV = run.trainer, run.state, math.log(len(run.chars))
-    show.say(f"settings: {c}")
-    info = run.log_info()
+    warn = lambda w: print(w, file=sys.stderr)       # noqa: E731
+    run = prepare(config, resume, warn, show.show_bar, max_text_mb, say=show.say)    # writes nothing
+    t, counters, info = run.trainer, run.counters, run.log_info()
     show.say(f"data: {run.data_path}, {len(run.train_ids) + len(run.val_ids):,} chars, {info['vocab_size']} "
              f"distinct; train {info['train_chars']:,}, validation {info['val_chars']:,}; one epoch = "
-             f"{info['windows_per_epoch']} steps of {c['batch_size']} streams x {c['seq_length']} chars = "
-             f"{info['chars_per_epoch']:,} chars; {describe_limits(c, info['windows_per_epoch'])}")
-
+             f"{info['windows_per_epoch']} steps of {config['batch_size']} streams x {config['seq_length']} chars "
+             f"= {info['chars_per_epoch']:,} chars; every setting is in {run.out / runlog.LOG_NAME}")
     with OutputLock(run.out), StopOnSigint() as sigint:
         claim_output_folder(run.out, resuming=resume is not None, overwrite=overwrite)
         log_path = run.out / runlog.LOG_NAME
         if resume is not None:                       # the log cut back to the checkpoint's step
-            runlog.rewrite(log_path, run.log_content)
+            runlog.rewrite(log_path, run.log_cut)
         with runlog.RunLogWriter(log_path, fresh=resume is None) as log:
             if resume is None:
-                log.write("config", **c, **info)
+                log.write("config", **config, **info)
             else:
-                log.write("resume", step=t.step_count, checkpoint=run.resume, config=c)
+                log.write("resume", step=t.step_count, checkpoint=run.resume, config=config)
                 show.say(f"resumed from {resume} at step {t.step_count} (epoch {epochs_done(t):.2f}, "
-                         f"{s.elapsed_before:.0f} s trained so far)")
-            s.t_start = time.perf_counter()
-            show.open(run)
-            reason, message, lr = None, None, c["learning_rate"]
-            due = lambda every: every and t.step_count % every == 0    # noqa: E731 (every N steps; 0 = never)
-            try:
-                # --- the loop: one step, then whatever is due at this step ---
-                while not (reason := stop_reason(c, t, s, sigint)):
-                    lr = learning_rate_at(c, t.step_count, epochs_done(t), s.elapsed())
-                    log_now = bool(c["log_every"]) and (t.step_count + 1) % c["log_every"] == 0
-                    t0 = time.perf_counter()
-                    loss = t.step(lr, measure=log_now)
-                    s.step_seconds += time.perf_counter() - t0
-                    s.recent.append(loss)
-                    problem = divergence(loss, s.recent, t.step_count, lnV)
-                    if problem:
-                        raise _Diverged(problem)
-                    show.update(run)
-                    if log_now:
-                        log.write("train", **run.stamp(), loss=loss, smooth_loss=t.smooth_loss, lr=lr,
-                                  grad_norm=t.grad_norms, clip_frac=t.clip_fractions)
-                    if due(c["sample_every"]):
-                        sample_and_log(run, log, show)
-                    if len(run.val_ids) and due(c["eval_every"]):
-                        evaluate_and_save(run, log, show)
-                # --- the end: a last evaluation and checkpoint ---
-                if reason != "interrupted" and len(run.val_ids) and s.last_eval_step != t.step_count:
-                    evaluate_and_save(run, log, show)
-                if s.saved_step != t.step_count:
-                    save(run, "last.npz")
-                    s.saved_step = t.step_count
-            except _Diverged as e:
-                reason, message = "diverged", diverged_message(run, str(e), lr)
-            finally:
-                show.close()
+                         f"{counters.elapsed_before:.0f} s trained so far)")
+            reason, message, lr = run_loop(run, log, show, sigint)
             metrics = finish(run, log, reason, message, lr)
     if reason not in ("diverged", "interrupted"):
         best_txt = (f"best val {metrics['best_val_loss']:.4f} nats/char ({metrics['best_val_bits']:.4f} bits) "
-                    f"at step {s.best_step}; " if s.best_val_loss is not None else "")
+                    f"at step {counters.best_step}; " if counters.best_val_loss is not None else "")
         show.say(f"done ({reason}): {t.step_count} steps, {epochs_done(t):.2f} epochs, "
-                 f"{fmt_time(s.elapsed())}; {best_txt}checkpoints and logs in {run.out}/")
+                 f"{fmt_time(counters.elapsed())}; {best_txt}checkpoints and logs in {run.out}/")
     return metrics
+
+
+def run_loop(run: TrainingRun, log, show: Progress, sigint) -> tuple[str, Optional[str], float]:
+    """The training loop: one step, then whatever is due at this step; then a last evaluation and
+    checkpoint. Returns (why it stopped, what went wrong or None, the last learning rate)."""
+    config, t, counters, lnV = run.config, run.trainer, run.counters, math.log(len(run.chars))
+    counters.t_start = time.perf_counter()
+    show.open(run)
+    reason, message, lr = None, None, config["learning_rate"]
+    due = lambda every: every and t.step_count % every == 0    # noqa: E731 (every N steps; 0 = never)
+    try:
+        while not (reason := stop_reason(config, t, counters, sigint)):
+            lr = learning_rate_at(config, t.step_count, epochs_done(t), counters.elapsed())
+            log_now = bool(config["log_every"]) and (t.step_count + 1) % config["log_every"] == 0
+            t0 = time.perf_counter()
+            loss = t.step(lr, measure=log_now)
+            counters.step_seconds += time.perf_counter() - t0
+            counters.recent.append(loss)
+            problem = divergence(loss, counters.recent, t.step_count, lnV)
+            if problem:
+                raise _Diverged(problem)
+            show.update(run)
+            if log_now:
+                log.write("train", **run.stamp(), loss=loss, smooth_loss=t.smooth_loss, lr=lr,
+                          grad_norm=t.grad_norms, clip_frac=t.clip_fractions)
+            if due(config["sample_every"]):
+                sample_and_log(run, log, show)
+            if len(run.val_ids) and due(config["eval_every"]):
+                evaluate_and_save(run, log, show)
+        # --- the end: a last evaluation and checkpoint ---
+        if reason != "interrupted" and len(run.val_ids) and counters.last_eval_step != t.step_count:
+            evaluate_and_save(run, log, show)
+        if counters.saved_step != t.step_count:
+            save(run, "last.npz")
+            counters.saved_step = t.step_count
+    except _Diverged as e:
+        reason, message = "diverged", diverged_message(run, str(e), lr)
+    finally:
+        show.close()
+    return reason, message, lr
 
 
 # -----------------------------------------------------------------------------
@@ -925,11 +928,11 @@ def sample_from_checkpoint(checkpoint, prime: Optional[str] = None, length: int 
 # given an RNN checkpoint, mixes the two per character:
 #   p_mix(w) = lam * p_rnn(w) + (1 - lam) * p_ngram(w)
 # with lam chosen on one half of the validation text and reported on the other
-# (analysis.mixture_halves). Given --checkpoint more than once (RNNs trained from
+# (analysis.mixture_cross_validated). Given --checkpoint more than once (RNNs trained from
 # different seeds, say), p_rnn is the mean of their probabilities, an ensemble
 # (analysis.ensemble_logprobs), and each one's own loss is printed too. It also
 # reports the product of the two, p ~ p_rnn^a * p_ngram^b renormalised, with (a, b)
-# fitted on one half and reported on the other (analysis.product_halves).
+# fitted on one half and reported on the other (analysis.product_cross_validated).
 
 NGRAM_FILE = "ngram.json"
 
@@ -960,7 +963,7 @@ def ngram_baseline(data, out, orders, *, checkpoint_paths=(), val_fraction: floa
     "val_bits", "fit_seconds", "eval_seconds"}], "best_order", "temperature",
     "seed", "sample", and with checkpoints "mixture": {"checkpoints", "rnn_nats_each",
     "rnn_nats" (of the ensemble, or of the one RNN), "order", "grid", "halves" (the
-    mixture, analysis.mixture_halves), "product" (analysis.product_halves)}}.
+    mixture, analysis.mixture_cross_validated), "product" (analysis.product_cross_validated)}}.
     """
     say = (lambda *a: None) if quiet else print
     out = check_out_dir(out)
@@ -971,12 +974,26 @@ def ngram_baseline(data, out, orders, *, checkpoint_paths=(), val_fraction: floa
     data_path, chars, train_ids, val_ids = load_data(data, val_fraction, progress=not quiet)
     if len(val_ids) < 2:
         raise UserError("the n-gram comparison needs a validation split: set --val-fraction > 0")
-    paths = [os.fspath(c) for c in checkpoint_paths]
-    loaded = [checkpoints.load_checkpoint(c, expected_chars=chars) for c in paths]   # fail before any counting
-    models = [ck["params"] for ck in loaded]
-    priors = [(ck["meta"].get("config") or {}).get("ngram_prior", 0) for ck in loaded]   # --ngram-prior partners
-    V = len(chars)
-    say(f"data: {data_path}, vocabulary {V}; train {len(train_ids):,} chars, validation {len(val_ids):,}")
+    paths = [os.fspath(p) for p in checkpoint_paths]
+    loaded = [checkpoints.load_checkpoint(p, expected_chars=chars) for p in paths]   # fail before any counting
+    say(f"data: {data_path}, vocabulary {len(chars)}; train {len(train_ids):,} chars, validation {len(val_ids):,}")
+    table, model, row = fit_orders(orders, train_ids, val_ids, len(chars), say)
+    prime = default_prime(chars)
+    sample = model.sample_text(chars, prime, sample_length, temperature, np.random.default_rng(seed))
+    say(f"best: order {row['order']}, {row['val_nats']:.4f} nats/char; sample at temperature {temperature:g}:")
+    say(prime + sample)
+    result = {"data": str(data_path), "val_chars": int(len(val_ids) - 1), "table": table,
+              "best_order": row["order"], "temperature": temperature, "seed": seed, "sample": sample}
+    if loaded:
+        result["mixture"] = mix_with_rnns(model, row["order"], loaded, paths, val_ids, say)
+    out.mkdir(parents=True, exist_ok=True)
+    path = atomic_write_text(out / NGRAM_FILE, json.dumps(result, indent=2) + "\n")
+    say(f"wrote {path}")
+    return result
+
+
+def fit_orders(orders, train_ids, val_ids, V: int, say) -> tuple[list, "ngram.NGram", dict]:
+    """Fit and score an n-gram of each order, printing a table; (its rows, the best model, its row)."""
     say(f"{'order':>5} {'val nats':>9} {'val bits':>9} {'fit s':>7} {'eval s':>7}")
     table, best = [], None
     for order in orders:
@@ -991,217 +1008,176 @@ def ngram_baseline(data, out, orders, *, checkpoint_paths=(), val_fraction: floa
         say(f"{order:>5} {r['nats']:>9.4f} {r['bits']:>9.4f} {t1 - t0:>7.2f} {t2 - t1:>7.2f}")
         if best is None or r["nats"] < best[1]["val_nats"]:
             best = (model, row)
-    model, row = best
-    prime = default_prime(chars)
-    sample = model.sample_text(chars, prime, sample_length, temperature, np.random.default_rng(seed))
-    say(f"best: order {row['order']}, {row['val_nats']:.4f} nats/char; sample at temperature {temperature:g}:")
-    say(prime + sample)
-    result = {"data": str(data_path), "val_chars": int(len(val_ids) - 1), "table": table,
-              "best_order": row["order"], "temperature": temperature, "seed": seed, "sample": sample}
-    if models:
-        targets = np.asarray(val_ids[1:], dtype=np.int64)        # (M,) the characters to predict
-        rows = np.arange(targets.size)
-        each = []                                                # K x (M,) log p of each target
+    return table, *best
 
-        def table(params):                                       # (M,V) one RNN's log p_t, and its targets' column
-            t = rnn.logprob_table(params, val_ids)
-            each.append(t[rows, targets])
-            return t
 
-        table_rnn = ensemble_logprobs(table(p) for p in models)  # (M,V) log of the mean distribution, one RNN at a time
-        lp_rnn = table_rnn[rows, targets]                        # (M,) log of the mean probability
-        table_ngram = model.logprob_table(val_ids)               # (M,V) log p_ngram
-        lp_ngram = table_ngram[rows, targets]                    # (M,)
-        halves = mixture_halves(lp_rnn, lp_ngram)
-        product = product_halves([table_rnn, table_ngram], targets)
-        result["mixture"] = {"checkpoints": paths, "rnn_nats_each": [float(-lp.mean()) for lp in each],
-                             "rnn_nats": float(-lp_rnn.mean()), "order": row["order"], "grid": list(MIX_GRID),
-                             "halves": halves, "product": product}
-        for path, lp, b in zip(paths, each, priors):
-            say(f"RNN {path}: {-lp.mean():.4f} nats/char on validation (one stream from h = 0)")
-            if b:
-                say(f"  (trained with --ngram-prior {b:g}, as a {DISTILL_ORDER}-gram's partner: alone it knows only "
-                    "what the counts miss: read the product below)")
-        if len(models) > 1:
-            say(f"ensemble of the {len(models)} RNNs (mean of their probabilities): {-lp_rnn.mean():.4f} nats/char")
-        say(f"mixture lam*RNN + (1-lam)*{row['order']}-gram, lam picked on one half of validation:")
-        for h in halves:
-            say(f"  lam={h['lambda']:.2f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
-                f"mixture {h['mix_nats']:.4f}, RNN {h['rnn_nats']:.4f}, n-gram {h['ngram_nats']:.4f} nats/char")
-        say(f"product p_RNN^a * p_{row['order']}-gram^b (renormalised), a and b fitted on one half:")
-        for h in product:
-            a, b = h["weights"]
-            say(f"  a={a:.3f}, b={b:.3f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
-                f"product {h['product_nats']:.4f} nats/char")
-    out.mkdir(parents=True, exist_ok=True)
-    path = atomic_write_text(out / NGRAM_FILE, json.dumps(result, indent=2) + "\n")
-    say(f"wrote {path}")
-    return result
+def mix_with_rnns(model, order: int, loaded: list, paths: list, val_ids, say) -> dict:
+    """The n-gram `model` beside the RNN checkpoints `loaded` (their ensemble if several), on the
+    validation text: each RNN's loss, their mixture and their product with the n-gram (ngram_baseline's
+    "mixture")."""
+    targets = np.asarray(val_ids[1:], dtype=np.int64)        # (M,) the characters to predict
+    rows = np.arange(targets.size)
+    each = []                                                # K x (M,) log p of each target
+
+    def table(params):                                       # (M,V) one RNN's log p_t, and its targets' column
+        t = rnn.logprob_table(params, val_ids)
+        each.append(t[rows, targets])
+        return t
+
+    table_rnn = ensemble_logprobs(table(ck["params"]) for ck in loaded)  # (M,V) log of the mean distribution
+    lp_rnn = table_rnn[rows, targets]                        # (M,) log of the mean probability
+    table_ngram = model.logprob_table(val_ids)               # (M,V) log p_ngram
+    lp_ngram = table_ngram[rows, targets]                    # (M,)
+    halves = mixture_cross_validated(lp_rnn, lp_ngram)
+    product = product_cross_validated([table_rnn, table_ngram], targets)
+    for path, lp, ck in zip(paths, each, loaded):
+        say(f"RNN {path}: {-lp.mean():.4f} nats/char on validation (one stream from h = 0)")
+        b = (ck["meta"].get("config") or {}).get("ngram_prior", 0)           # a --ngram-prior partner
+        if b:
+            say(f"  (trained with --ngram-prior {b:g}, as a {DISTILL_ORDER}-gram's partner: alone it knows only "
+                "what the counts miss: read the product below)")
+    if len(loaded) > 1:
+        say(f"ensemble of the {len(loaded)} RNNs (mean of their probabilities): {-lp_rnn.mean():.4f} nats/char")
+    say(f"mixture lam*RNN + (1-lam)*{order}-gram, lam picked on one half of validation:")
+    for h in halves:
+        say(f"  lam={h['lambda']:.2f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
+            f"mixture {h['mix_nats']:.4f}, RNN {h['rnn_nats']:.4f}, n-gram {h['ngram_nats']:.4f} nats/char")
+    say(f"product p_RNN^a * p_{order}-gram^b (renormalised), a and b fitted on one half:")
+    for h in product:
+        a, b = h["weights"]
+        say(f"  a={a:.3f}, b={b:.3f} (from the {h['choose_on']} half) on the {h['report_on']} half: "
+            f"product {h['product_nats']:.4f} nats/char")
+    return {"checkpoints": paths, "rnn_nats_each": [float(-lp.mean()) for lp in each],
+            "rnn_nats": float(-lp_rnn.mean()), "order": order, "grid": list(MIX_GRID),
+            "halves": halves, "product": product}
 
 
 def _main_ngram(args) -> int:
     if args.sample_only or args.resume:
         raise UserError("--ngram cannot be combined with --sample-only or --resume")
-    c = resolve_config(args.preset or "default", data=args.data, out=args.out, val_fraction=args.val_fraction,
-                       temperature=args.temperature, seed=args.seed)
+    config = resolve_config(args.preset or "default", data=args.data, out=args.out,
+                            val_fraction=args.val_fraction, temperature=args.temperature, seed=args.seed)
     length = args.sample_length if args.sample_length is not None else 300
     if not (isinstance(length, int) and length > 0):
         raise UserError(f"--length must be an integer > 0, got {length}")
-    if not (math.isfinite(c["val_fraction"]) and 0 < c["val_fraction"] < 1):
-        raise UserError(f"--val-fraction must be in (0, 1) for the n-gram comparison, got {c['val_fraction']!r}")
-    ngram_baseline(c["data"], c["out"], parse_orders(args.orders), checkpoint_paths=args.checkpoint or (),
-                   val_fraction=c["val_fraction"], temperature=c["temperature"], seed=c["seed"],
-                   sample_length=length, quiet=args.quiet)
+    if not (math.isfinite(config["val_fraction"]) and 0 < config["val_fraction"] < 1):
+        raise UserError(f"--val-fraction must be in (0, 1) for the n-gram comparison, "
+                        f"got {config['val_fraction']!r}")
+    ngram_baseline(config["data"], config["out"], parse_orders(args.orders),
+                   checkpoint_paths=args.checkpoint or (), val_fraction=config["val_fraction"],
+                   temperature=config["temperature"], seed=config["seed"], sample_length=length, quiet=args.quiet)
     return EXIT_OK
+
+
+def add_ngram_flags(p: argparse.ArgumentParser, shown) -> None:
+    """The flags of the --ngram command (none of them a training setting)."""
+    g = p.add_argument_group("n-gram baseline (no training)")
+    g.add_argument("--ngram", action="store_true", help=shown("fit Kneser-Ney character n-grams of --orders on "
+                   "the training split, print their validation loss, sample the best, write --out/ngram.json; "
+                   "with --checkpoint also mix the best with that RNN (or with several, averaged)"))
+    g.add_argument("--orders", default="1-10", metavar="A-B",
+                   help=shown("n-gram orders for --ngram (default: %(default)s)"))
 
 
 # -----------------------------------------------------------------------------
 # Command line
 # -----------------------------------------------------------------------------
+# `--help` shows the options a first day needs (a setting's day1 in settings.py, day1=True
+# below); `--help-all` shows every one. Both come from the same parser: a flag left out of
+# --help is still accepted.
 
-def build_parser() -> argparse.ArgumentParser:
-    D, TB = PRESETS["default"], PRESETS["textbook"]
+DESCRIPTION = ("Train a character-level vanilla RNN (implementation.py) on a text file, with progress, "
+               "validation, safe checkpoints and exact resume; or sample from a checkpoint. An EPOCH is one "
+               "full pass over the training split (the first 1 - val-fraction of the text).")
+EPILOG_DAY1 = (f"Example: python train_minimal.py --data {DEFAULT_DATA} --epochs 200 (the default preset's "
+               f"{PRESETS['default']['max_steps']:,} steps end it first). --help-all lists every option: the "
+               "model and optimiser, the schedule, resuming a run, monitoring, the n-gram baseline; and the "
+               "exit statuses and the log format.")
 
-    def dflt(k):
-        show = lambda v: "none" if v is None else v
-        return f"(default: {show(D[k])}; textbook: {show(TB[k])})"
 
-    p = ArgumentParser(
-        prog="python train_minimal.py",
-        description="Train a character-level vanilla RNN (implementation.py) on a text file, "
-                    "with progress, validation, safe checkpoints and exact resume; or sample from "
-                    "a checkpoint. An EPOCH is one full pass over the training split (the first "
-                    "1 - val-fraction of the text).",
-        epilog="Exit status: 0 done, 2 bad input, 3 training diverged, 130 interrupted (Ctrl-C saves "
-               "out/last.npz first). The loss is the cross-entropy per character, in nats "
-               "(bits = nats / ln 2); the progress bar shows the mean of the last "
-               f"{DISPLAY_STEPS} steps and the time left to the nearest limit: with a --time-budget or "
-               "--patience that is an upper bound (eta <=), since a plateau can stop the run sooner. "
-               f"{DIVERGENCE_HELP} One run at a time per --out folder (a lock file, out/{LOCK_NAME}); a "
-               "new run refuses an --out that holds a previous run unless --overwrite. "
-               + runlog.format_help())
+def epilog_all() -> str:
+    return ("Exit status: 0 done, 2 bad input, 3 training diverged, 130 interrupted (Ctrl-C saves "
+            "out/last.npz first). The loss is the cross-entropy per character, in nats "
+            "(bits = nats / ln 2); the progress bar shows the mean of the last "
+            f"{DISPLAY_STEPS} steps and the time left to the nearest limit: with a --time-budget or "
+            "--patience that is an upper bound (eta <=), since a plateau can stop the run sooner. "
+            f"{DIVERGENCE_HELP} One run at a time per --out folder (a lock file, out/{LOCK_NAME}); a "
+            "new run refuses an --out that holds a previous run unless --overwrite. " + runlog.format_help())
 
-    g = p.add_argument_group("data and output")
-    g.add_argument("--data", metavar="PATH", help=f"UTF-8 text file to train on; {DEFAULT_DATA} and data/federalist.txt "
-                                  f"are downloaded if missing (default: {DEFAULT_DATA})")
-    g.add_argument("--max-text-mb", type=float, metavar="MB",
-                   help="read at most this many MB of --data (default: 100), so that a wrong file "
-                        "cannot fill the memory")
-    g.add_argument("--val-fraction", type=float, metavar="X", help="the last fraction of the text held out for "
-                                                      f"validation, 0 = none {dflt('val_fraction')}")
-    g.add_argument("--out", metavar="DIR", help=f"folder for last.npz, best.npz, log.jsonl and metrics.json "
-                                 f"(default: {DEFAULT_OUT}; with --resume, the checkpoint's folder)")
-    g.add_argument("--overwrite", action="store_true", help="replace the previous run in --out (without it, "
-                   "a new run refuses a folder that holds last.npz, best.npz, log.jsonl or metrics.json)")
 
-    g = p.add_argument_group("model and optimiser")
-    g.add_argument("--preset", choices=sorted(PRESETS),
-                   help="starting settings that other flags override: default (the quick start: 12,000 steps "
-                        "of H=256 with a warmup, a cosine decay and a moving average of the weights), "
-                        "textbook (min-char-rnn exactly: B=1, hidden 100, unroll 25, Adagrad lr 0.1, "
-                        "clip 5, float64, init 0.01), fast (20,000 steps of a larger model) or long (the fast "
-                        "preset with dropout 0.05 for 50,000 steps) (default: default)")
-    g.add_argument("--hidden-size", type=int, metavar="N", help=f"hidden units H {dflt('hidden_size')}")
-    g.add_argument("--seq-length", type=int, metavar="N", help=f"steps T to unroll (backprop through time) "
-                                                  f"{dflt('seq_length')}")
-    g.add_argument("--batch-size", type=int, metavar="N", help=f"parallel streams B {dflt('batch_size')}")
-    g.add_argument("--optimizer", choices=("adagrad", "adam"), help=f"optimiser {dflt('optimizer')}")
-    g.add_argument("--learning-rate", "--lr", type=float, metavar="LR", help=f"learning rate {dflt('learning_rate')}")
-    g.add_argument("--lr-schedule", choices=("constant", "cosine"),
-                   help="constant, or cosine: decay from --learning-rate to --min-lr over the run, by "
-                        "progress = the largest of step/max-steps, epochs done/epochs and "
-                        "elapsed/time-budget that are set (a time-based schedule is not bit-reproducible) "
-                        f"{dflt('lr_schedule')}")
-    g.add_argument("--warmup-steps", type=int, metavar="N", help="raise the learning rate linearly from "
-                   f"almost 0 over the first N steps, then follow --lr-schedule; 0 = off {dflt('warmup_steps')}")
-    g.add_argument("--min-lr", type=float, metavar="LR", help=f"final learning rate of the cosine schedule {dflt('min_lr')}")
-    g.add_argument("--clip", type=float, metavar="X", help=f"clip every gradient entry to [-clip, clip], 0 = off "
-                                              f"{dflt('clip')}")
-    g.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point type {dflt('dtype')}")
-    g.add_argument("--init-scale", type=float, metavar="X", help=f"weights start as N(0,1) * init-scale {dflt('init_scale')}")
-    g.add_argument("--seed", type=int, metavar="N", help=f"random seed for the weights, samples "
-                                            f"and epoch offsets {dflt('seed')}")
-    g.add_argument("--random-offsets", action=argparse.BooleanOptionalAction,
-                   help="start every epoch after the first at a random character of the text, so the "
-                        f"unrolled windows cut it in new places each time {dflt('random_offsets')}")
-    g.add_argument("--ema", type=float, metavar="D", help="also keep a moving average of the weights, "
-                   "avg = D*avg + (1-D)*weights after each step, and evaluate, sample and save it "
-                   f"(0.998: about the last 500 steps); 0 = off {dflt('ema')}")
-    g.add_argument("--dropout", type=float, metavar="P", help="train with dropout P on the connections that "
-                   "carry no memory, the input term Wxh x_t and the output layer's view of h_t (never "
-                   "the recurrence); evaluation, samples and checkpoints use the plain model; 0 = off "
-                   f"{dflt('dropout')}")
-    g.add_argument("--distill", type=float, metavar="A", help="distil a count model into the RNN: train "
-                   f"toward (1-A) x the next character + A x a {DISTILL_ORDER}-gram's distribution for it, the "
-                   "n-gram fitted on the other half of the training split (260 MB and about 8 s more for tiny "
-                   f"Shakespeare); 0 = off {dflt('distill')}")
-    g.add_argument("--ngram-prior", type=float, metavar="B", help="train the RNN as a count model's partner: "
-                   f"every prediction in training is softmax(RNN logits + B x log p) with p a {DISTILL_ORDER}-gram's "
-                   f"distribution, the n-gram fitted on the other {PRIOR_FOLDS - 1} of {PRIOR_FOLDS} parts of the "
-                   "training split, so the RNN learns what the counts miss; the validation loss is then the same "
-                   "product's, with a 7-gram of the whole split (about 0.5 GB and 20-45 s more for tiny "
-                   f"Shakespeare); 0 = off {dflt('ngram_prior')}")
-    g.add_argument("--weight-decay", type=float, metavar="W", help="before each step, shrink the matrices Wxh, "
-                   "Whh and Why (not the biases) by learning_rate x W of themselves (decoupled weight "
-                   f"decay, as in AdamW); 0 = off {dflt('weight_decay')}")
+class _HelpAll(argparse.Action):
+    """--help-all: print the help of every option, grouped, and exit."""
 
-    g = p.add_argument_group("how long")
-    g.add_argument("--epochs", type=int, metavar="N", help=f"stop after this many full passes over the training split "
-                                              f"{dflt('epochs')}")
-    g.add_argument("--max-steps", type=int, metavar="N", help="stop when the run has done this many steps in total, "
-                                                 f"counting those before a --resume {dflt('max_steps')}")
-    g.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="stop after this much training time in total, counting the time before a "
-                        f"--resume {dflt('time_budget')}")
-    g.add_argument("--patience", type=int, metavar="N", help="stop when the validation loss has not improved for this "
-                                                f"many evaluations, 0 = never {dflt('patience')}")
-    g.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint exactly, with "
-                                                    "its settings (flags such as --max-steps override them)")
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
-    g = p.add_argument_group("monitoring")
-    g.add_argument("--sample-every", type=int, metavar="N", help=f"print a sample every N steps, 0 = never {dflt('sample_every')}")
-    g.add_argument("--eval-every", type=int, metavar="N", help="compute the validation loss and save last.npz/best.npz "
-                                                  f"every N steps, 0 = only at the end {dflt('eval_every')}")
-    g.add_argument("--log-every", type=int, metavar="N", help=f"write a train line to log.jsonl every N steps, 0 = never "
-                                                 f"{dflt('log_every')}")
-    g.add_argument("--sample-length", "--length", type=int, metavar="N", dest="sample_length",
-                   help=f"characters per sample {dflt('sample_length')}")
-    g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature: < 1 more likely characters, "
-                                                     f"> 1 more surprises {dflt('temperature')}")
-    g.add_argument("--quiet", action="store_true", help="print only errors (and, with --sample-only, the sample)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar (also off when stderr is "
-                                                              "not a terminal)")
-    g.add_argument("--threads", type=int, metavar="N", help=f"BLAS threads for NumPy (default: ${THREADS_ENV} "
-                   "or 1). One is the default because the matrices here are small: a second thread gains "
-                   "little, and on a machine with other work running the threads wait on each other and "
-                   "training gets many times slower")
+    def __call__(self, parser, namespace, values, option_string=None):
+        build_parser(all_options=True).print_help()
+        parser.exit()
 
-    g = p.add_argument_group("sampling from a checkpoint (no training)")
-    g.add_argument("--sample-only", action="store_true", help="print a sample from --checkpoint and exit")
-    g.add_argument("--checkpoint", metavar="PATH", action="append",
-                   help="checkpoint to sample from (e.g. out/best.npz); with --ngram, the RNN to mix with the "
-                        "n-gram, and given more than once, RNNs whose mean probability (an ensemble) is mixed")
-    m = g.add_mutually_exclusive_group()
-    m.add_argument("--prime", metavar="TEXT", help="text to start from (default: a newline)")
-    m.add_argument("--prime-file", metavar="PATH", help="UTF-8 file whose text to start from")
-    g = p.add_argument_group("n-gram baseline (no training)")
-    g.add_argument("--ngram", action="store_true", help="fit Kneser-Ney character n-grams of --orders on the training "
-                   "split, print their validation loss, sample the best, write --out/ngram.json; with "
-                   "--checkpoint also mix the best with that RNN (or with several, averaged)")
-    g.add_argument("--orders", default="1-10", metavar="A-B", help="n-gram orders for --ngram (default: %(default)s)")
+
+def build_parser(all_options: bool = True) -> argparse.ArgumentParser:
+    """The command line. all_options=False: --help shows the Day-1 options only (the rest are
+    accepted all the same); True: every option, as --help-all prints it."""
+    def shown(text, day1=False):                    # a flag's help, or hidden from the Day-1 help
+        return text if all_options or day1 else argparse.SUPPRESS
+
+    p = ArgumentParser(prog="python train_minimal.py", description=DESCRIPTION,
+                       epilog=epilog_all() if all_options else EPILOG_DAY1)
+    p.add_argument("--help-all", action=_HelpAll, help="show every option, grouped, and exit")
+    groups = {name: p.add_argument_group(name) for name in settings.GROUPS}
+    groups[settings.MODEL].add_argument(
+        "--preset", choices=sorted(PRESETS), help=shown(
+            "starting settings that other flags override: default (the quick start: 12,000 steps of H=256 "
+            "with a warmup, a cosine decay and a moving average of the weights), textbook (min-char-rnn "
+            "exactly: B=1, hidden 100, unroll 25, Adagrad lr 0.1, clip 5, float64, init 0.01), fast (20,000 "
+            "steps of a larger model) or long (the fast preset with dropout 0.05 for 50,000 steps) "
+            "(default: default)", day1=True))
+    for s in settings.SETTINGS:
+        s.add_argument(groups[s.group], shown=all_options or s.day1)
+    add_run_flags(groups, shown)
+    add_sampling_flags(p, shown)
+    add_ngram_flags(p, shown)
     return p
 
 
-CONFIG_FLAGS = ("data", "out", "val_fraction", "hidden_size", "seq_length", "batch_size", "optimizer",
-                "learning_rate", "lr_schedule", "min_lr", "clip", "dtype", "init_scale", "seed",
-                "random_offsets", "ema", "dropout", "weight_decay", "distill", "ngram_prior", "warmup_steps", "epochs",
-                "max_steps", "time_budget", "patience", "sample_every", "eval_every", "log_every",
-                "sample_length", "temperature")
+def add_run_flags(groups: dict, shown) -> None:
+    """The flags of a training run that are not settings (not saved with it, not in a preset)."""
+    g = groups[settings.DATA]
+    g.add_argument("--max-text-mb", type=float, metavar="MB", help=shown(
+        "read at most this many MB of --data (default: 100), so that a wrong file cannot fill the memory"))
+    g.add_argument("--overwrite", action="store_true", help=shown(
+        "replace the previous run in --out (without it, a new run refuses a folder that holds last.npz, "
+        "best.npz, log.jsonl or metrics.json)"))
+    groups[settings.LENGTH].add_argument("--resume", metavar="PATH", help=shown(
+        "continue the run saved in this checkpoint exactly, with its settings (flags such as --max-steps "
+        "override them)"))
+    g = groups[settings.MONITORING]
+    g.add_argument("--quiet", action="store_true", help=shown(
+        "print only errors (and, with --sample-only, the sample)"))
+    g.add_argument("--no-progress", action="store_true", help=shown(
+        "no progress bar (also off when stderr is not a terminal)"))
+    g.add_argument("--threads", type=int, metavar="N", help=shown(
+        f"BLAS threads for NumPy (default: ${THREADS_ENV} or 1). One is the default because the matrices "
+        "here are small: a second thread gains little, and on a machine with other work running the "
+        "threads wait on each other and training gets many times slower"))
+
+
+def add_sampling_flags(p: argparse.ArgumentParser, shown) -> None:
+    g = p.add_argument_group("sampling from a checkpoint (no training)")
+    g.add_argument("--sample-only", action="store_true", help=shown(
+        "print a sample from --checkpoint and exit", day1=True))
+    g.add_argument("--checkpoint", metavar="PATH", action="append", help=shown(
+        "checkpoint to sample from (e.g. out/best.npz); with --ngram, the RNN to mix with the n-gram, and "
+        "given more than once, RNNs whose mean probability (an ensemble) is mixed", day1=True))
+    m = g.add_mutually_exclusive_group()
+    m.add_argument("--prime", metavar="TEXT", help=shown("text to start from (default: a newline)", day1=True))
+    m.add_argument("--prime-file", metavar="PATH", help=shown("UTF-8 file whose text to start from"))
 
 
 def config_from_args(args) -> dict:
     """The resolved settings: the preset (or the resumed checkpoint's settings) plus the given flags."""
-    given = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in settings.NAMES if getattr(args, k) is not None}
     if args.resume is None:
         return resolve_config(args.preset or "default", **given)
     if args.preset is not None:
@@ -1214,8 +1190,8 @@ def config_from_args(args) -> dict:
                         "(no settings in it), so it cannot be resumed here")
     for k in FROZEN_ON_RESUME:
         if k in given and given[k] != base.get(k):
-            raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the checkpoint's {base.get(k)}; "
-                            f"a resumed run keeps {', '.join(FROZEN_ON_RESUME)}")
+            raise UserError(f"{settings.BY_NAME[k].flag} {given[k]} differs from the checkpoint's "
+                            f"{base.get(k)}; a resumed run keeps {', '.join(FROZEN_ON_RESUME)}")
     if "data" not in given:
         stored = base.get("data")
         if not known_corpus_path(stored):
@@ -1226,14 +1202,17 @@ def config_from_args(args) -> dict:
             print(f"data: the checkpoint's {stored} (give --data PATH to use another copy)")
         given["data"] = stored
     given.setdefault("out", str(Path(args.resume).parent))
-    base = {"random_offsets": False, "ema": 0.0, "dropout": 0.0, "weight_decay": 0.0, "distill": 0.0,
-            "ngram_prior": 0.0, "warmup_steps": 0, **base}   # settings older checkpoints did not store
+    base = {**settings.if_absent(), **base}          # what checkpoints saved before a setting existed mean
+    missing = [s.flag for s in settings.SETTINGS if s.name not in base and s.name not in given]
+    if missing:
+        raise UserError(f"--resume {args.resume}: the checkpoint's settings lack {', '.join(missing)}; "
+                        "give them as flags")
     return resolve_config(base=base, **given)
 
 
 def main(argv=None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 2 bad input, 3 diverged, 130 Ctrl-C)."""
-    parser = build_parser()
+    parser = build_parser(all_options=False)            # --help: the Day-1 options; --help-all: every one
     if argv is not None:                            # accept paths and numbers from Python callers
         argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
     try:
@@ -1278,7 +1257,7 @@ def main(argv=None) -> int:
 
 
 # Flags --sample-only does not use: naming them is better than ignoring them.
-SAMPLE_ONLY_IGNORES = tuple(k for k in CONFIG_FLAGS if k not in ("sample_length", "temperature", "seed")) \
+SAMPLE_ONLY_IGNORES = tuple(k for k in settings.NAMES if k not in ("sample_length", "temperature", "seed")) \
     + ("resume", "overwrite")
 
 
@@ -1291,21 +1270,18 @@ def _main_sample(args) -> int:
     if ignored:
         raise UserError(f"--sample-only only samples from --checkpoint; it would ignore {', '.join(ignored)} "
                         "(drop them, or train without --sample-only)")
-    c = resolve_config(args.preset or "default", sample_length=args.sample_length,
-                       temperature=args.temperature, seed=args.seed)
-    if not (isinstance(c["sample_length"], int) and c["sample_length"] > 0):
-        raise UserError(f"--length must be an integer > 0, got {c['sample_length']}")
-    try:
-        rnn.check_temperature(c["temperature"])
-    except ValueError as e:
-        raise UserError(f"--temperature: {e}") from None
-    if c["seed"] is not None:
-        check_seed(c["seed"])
+    config = resolve_config(args.preset or "default", sample_length=args.sample_length,
+                            temperature=args.temperature, seed=args.seed)
+    if not (isinstance(config["sample_length"], int) and config["sample_length"] > 0):
+        raise UserError(f"--length must be an integer > 0, got {config['sample_length']}")
+    for name in ("temperature", "seed"):
+        check_setting(name, config[name])
     prime = args.prime
     if args.prime_file:
         check_regular_file(args.prime_file, "--prime-file")
         prime = safeio.read_text(args.prime_file)
-    text = sample_from_checkpoint(args.checkpoint[0], prime, c["sample_length"], c["temperature"], c["seed"])
+    text = sample_from_checkpoint(args.checkpoint[0], prime, config["sample_length"], config["temperature"],
+                                  config["seed"])
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     return EXIT_OK

@@ -103,11 +103,73 @@ def test_flags_override_the_preset_and_the_resolved_settings_are_logged(text_fil
         assert config[k] == tm.PRESETS["textbook"][k], f"--preset textbook: {k} should stay the textbook's"
 
 
-def test_prints_the_resolved_settings_at_start(text_file, tmp_path, capsys):
-    rc = tm.main([*SMALL[:-2], "--no-progress", "--data", text_file, "--out", tmp_path / "o", "--max-steps", "2"])
+def test_the_first_line_says_what_the_run_will_do_and_the_settings_go_to_the_log(text_file, tmp_path, capsys):
+    out = tmp_path / "o"
+    rc = tm.main([*SMALL[:-2], "--no-progress", "--data", text_file, "--out", out, "--max-steps", "2"])
     assert rc == 0
-    out = capsys.readouterr().out
-    assert "settings:" in out and "'hidden_size': 16" in out, f"the resolved settings should be printed:\n{out}"
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("Training the default preset (hidden size 16; --seq-length 8, --batch-size 2)") \
+        and "for 2 steps" in first and first.endswith("."), f"the first line should say what the run does:\n{first}"
+    assert "{" not in first and "ngram_prior" not in first, f"the settings dict is not the first thing printed: {first}"
+    assert read_log(out)[0]["kind"] == "config" and read_log(out)[0]["hidden_size"] == 16, \
+        "every setting is in the log's first line"
+
+
+def test_the_quick_start_line_says_what_ends_the_run_and_how_long_it_takes():
+    """The README's `--epochs 200` is inert under the default preset's 12,000 steps: the line says so."""
+    config = tm.resolve_config("default", data="data/tiny_shakespeare.txt", epochs=200)
+    line = tm.plan_line(config, "data/tiny_shakespeare.txt", 490)
+    lo, hi = tm.estimated_seconds(config, 12_000)
+    assert line.startswith("Training the default preset (hidden size 256) on data/tiny_shakespeare.txt for "
+                           "12,000 steps (24.5 epochs)"), line
+    assert "the default preset's 12,000 steps end the run long before --epochs 200 (98,000 steps) would" in line
+    assert f"{tm.fmt_duration(lo, hi)} on a 2-core machine" in line and "min" in line, line
+    speed = tm.MEASURED_SPEED["default"]
+    assert (lo, hi) == pytest.approx((12_000 * 32 * 64 / speed[1], 12_000 * 32 * 64 / speed[0])), \
+        "estimated_seconds: steps x streams x unroll characters at the measured speeds"
+    line = tm.plan_line(dict(config, max_steps=300), "data/tiny_shakespeare.txt", 490)
+    assert "--max-steps 300 ends the run long before --epochs 200" in line, line
+    line = tm.plan_line(dict(config, epochs=20), "d.txt", 490)
+    assert "for 20 epochs (9,800 steps)" in line and "--epochs 20 ends the run before the default preset's" in line
+    line = tm.plan_line(dict(config, hidden_size=99), "d.txt", 490)
+    assert "no time estimate" in line, "a shape nobody measured gets no made-up time"
+    line = tm.plan_line(config, "d.txt", 490, 6000, "out/last.npz")
+    assert line.startswith("Continuing out/last.npz from step 6,000: training") and "to step 12,000" in line, line
+
+
+def test_fmt_duration():
+    assert tm.fmt_duration(5, 40) == "under a minute"
+    assert tm.fmt_duration(124, 303) == "about 2-5 min"
+    assert tm.fmt_duration(341, 380) == "about 6 min"
+    assert tm.fmt_duration(4000, 6000) == "about 1.1-1.7 h"
+
+
+def _options(help_text: str) -> list:
+    """The option lines of an argparse help ("  -h, --help ...", "  --data PATH ...")."""
+    return [line.split()[0].rstrip(",") for line in help_text.splitlines() if re.match(r"  --?[a-z]", line)]
+
+
+def test_help_shows_the_day_one_options_and_help_all_shows_every_one(text_file, tmp_path):
+    proc = run_script("--help", cwd=tmp_path)
+    day1 = _options(proc.stdout)
+    assert proc.returncode == 0 and len(day1) <= 12, f"--help should show at most 12 options, got {day1}"
+    for flag in ("--data", "--out", "--preset", "--epochs", "--max-steps", "--sample-only", "--checkpoint",
+                 "--prime", "--temperature", "--help-all"):
+        assert flag in day1, f"--help should show the Day-1 option {flag}"
+    assert "--hidden-size" not in proc.stdout and "--help-all" in proc.stdout
+    proc = run_script("--help-all", cwd=tmp_path)
+    everything = _options(proc.stdout)
+    assert proc.returncode == 0
+    assert {s.flag for s in tm.settings.SETTINGS} <= set(everything), "--help-all shows every setting's flag"
+    flags = {o for a in tm.build_parser()._actions for o in a.option_strings if o.startswith("--")}
+    listed = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", proc.stdout))
+    assert flags <= listed, f"--help-all leaves out {sorted(flags - listed)}"
+    for group in tm.settings.GROUPS:
+        assert f"\n{group}:\n" in proc.stdout, f"--help-all groups the flags as before: no {group!r}"
+    assert "LOG FORMAT" in proc.stdout and "LOG FORMAT" not in run_script("--help", cwd=tmp_path).stdout
+    out = tmp_path / "o"                             # a flag --help does not show still works
+    assert tm.main([*SMALL, "--data", text_file, "--out", out, "--max-steps", "2", "--hidden-size", "12"]) == 0
+    assert read_log(out)[0]["hidden_size"] == 12
 
 
 # -----------------------------------------------------------------------------
@@ -642,7 +704,7 @@ def test_threads_flag_sets_the_blas_threads(text_file, tmp_path, monkeypatch):
     assert "one" in " ".join(tm.build_parser().format_help().split()).lower()
 
 
-def test_the_bar_and_the_validation_line_show_the_same_epoch(text_file, tmp_path, capsys):
+def test_the_bar_shows_steps_of_the_runs_real_length_and_the_same_epoch_as_the_lines(text_file, tmp_path, capsys):
     c = tm.resolve_config("default", data=str(text_file), out=str(tmp_path / "o"), hidden_size=16,
                           batch_size=2, seq_length=8, max_steps=37, epochs=200, eval_every=10, sample_every=0)
     tm.train(c, progress=True)
@@ -652,21 +714,26 @@ def test_the_bar_and_the_validation_line_show_the_same_epoch(text_file, tmp_path
     assert len(val_epochs) == 4, captured.out
     bar = captured.err.replace("\r", "\n")
     for epoch in val_epochs:
-        assert f"epoch {epoch}/" in bar, f"the bar should show epoch {epoch} when the line does:\n{bar}"
+        assert f"epoch {epoch}," in bar, f"the bar should show epoch {epoch} when the line does:\n{bar}"
+    assert "step 37/37" in bar, f"the bar counts steps out of the run's length (37, not 200 epochs):\n{bar}"
+    assert "/200" not in bar, f"--epochs 200 does not end this run; the bar must not count toward it:\n{bar}"
 
 
 def test_the_eta_is_an_upper_bound_when_a_limit_can_come_sooner(text_file, tmp_path):
     # a run that only a time budget or a plateau can stop
     c = {**tm.resolve_config("default", data=str(text_file), out=str(tmp_path / "o"), time_budget=840.0,
-                             patience=5), "epochs": None, "max_steps": None}
+                             patience=5), "epochs": None, "max_steps": None, "lr_schedule": "constant"}
     run = tm.prepare(c, None, print, False)
     show = tm.Progress(quiet=True, bar=False)
     show.open(run)
     eta = show.eta(run, time.perf_counter())
     assert eta.startswith("eta ≤") and "time budget" in eta and "plateau" in eta, eta
-    limits = tm.describe_limits(tm.resolve_config("default", epochs=200, time_budget=840.0, patience=5), 490)
-    assert "14:00" in limits and "patience" in limits and "200 epochs (98,000 steps)" in limits, limits
     show.close()
+    line = tm.plan_line(c, "d.txt", 490)
+    assert "for 14:00 of training (--time-budget), or sooner, once the validation loss has not improved for 5 " \
+           "evaluations (--patience)" in line and "min" not in line.split("(--patience)")[1], line
+    line = tm.plan_line(dict(c, time_budget=None, patience=0), "d.txt", 490)
+    assert "until you press Ctrl-C" in line, line
 
 
 def test_divergence_rules():
@@ -696,12 +763,19 @@ def test_a_sustained_loss_above_a_uniform_guess_stops_the_run(text_file, tmp_pat
     assert checkpoints.load_checkpoint(out / "last.npz")["meta"]["step"] == 400, "the last checkpoint before it is kept"
 
 
-def test_ema_validation_says_the_average_is_still_mostly_the_initial_weights(text_file, tmp_path, capsys):
+def test_the_first_evaluation_of_a_weight_average_says_why_it_lags(text_file, tmp_path, capsys):
     assert tm.main([*SMALL[:-2], "--no-progress", "--data", text_file, "--out", tmp_path / "o", "--ema", "0.9",
                     "--max-steps", "15", "--eval-every", "5", "--sample-every", "0"]) == 0
-    lines = {int(line.split()[1]): line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")}
-    assert f"{0.9 ** 5:.0%} of it is still the initial weights" in lines[5], lines[5]
-    assert "initial weights" not in lines[10] + lines[15], "from 1/(1-d) = 10 steps on, no note"
+    lines = capsys.readouterr().out.splitlines()
+    notes = [i for i, line in enumerate(lines) if line.startswith("note:")]
+    assert len(notes) == 1 and lines[notes[0] - 1].startswith("step 5 "), \
+        "one note, right after the first validation line:\n" + "\n".join(lines)
+    fades = math.ceil(math.log(0.05) / math.log(0.9))          # 0.9^29 < 5% <= 0.9^28
+    assert "--ema 0.9" in lines[notes[0]] and f"{0.9 ** 5:.0%} of it is still the initial weights" in \
+        lines[notes[0]] and f"(5% at step {fades})" in lines[notes[0]], lines[notes[0]]
+    assert tm.main([*SMALL[:-2], "--no-progress", "--data", text_file, "--out", tmp_path / "q", "--ema", "0",
+                    "--max-steps", "5", "--eval-every", "5"]) == 0
+    assert "note:" not in capsys.readouterr().out, "without a weight average there is nothing to explain"
 
 
 # -----------------------------------------------------------------------------
