@@ -732,6 +732,43 @@ def evaluate(params: dict, ids, num_chunks: int = 64, seq_length: int = 256, pri
     return {"nats": nats, "bits": nats / math.log(2), "chars": N}
 
 
+def dynamic_evaluate(params: dict, ids, window: int = 32, learning_rate: float = 2e-4, decay: float = 0.002,
+                     clip: float = 5.0, table: bool = False) -> dict:
+    """Dynamic evaluation (Krause et al. 2018): the model keeps learning from the text it has scored.
+
+    One stream from h = 0, state carried, `window` characters at a time: score them with the
+    weights so far, then step on them: loss_and_grads' gradient g, clipped to [-clip, clip],
+    divided by the root of the mean of g^2 over the windows so far (each weight moves about
+    learning_rate), then w += decay * (w_trained - w). params is never changed (the steps go to
+    a copy); learning_rate=0 gives target_logprobs(params, ids, window) exactly. No randomness.
+    Returns {"nats", "bits", "chars", "logprobs" (N,) of each target, with table=True "table" (N,V)}.
+    """
+    ids, W = np.asarray(ids), int(window)
+    x, tgt = ids[:-1], ids[1:]
+    if x.size < 1 or W < 1 or not (learning_rate >= 0 and 0 <= decay <= 1 and clip > 0):
+        raise ValueError(f"dynamic_evaluate: need >= 2 characters, window >= 1, learning_rate >= 0, decay in "
+                         f"[0, 1], clip > 0; got {ids.size} chars, {window}, {learning_rate}, {decay}, {clip}")
+    w, ms = {k: v.copy() for k, v in params.items()}, zeros_like_params(params)
+    h = np.zeros((params["Whh"].shape[0], 1), dtype=params["Whh"].dtype)      # (H,1)
+    lp, tab = np.empty(x.size), np.empty((x.size, params["Why"].shape[0]) if table else 0)
+    for n, s in enumerate(range(0, x.size, W), start=1):
+        xs, ys = x[s:s + W], tgt[s:s + W]
+        hs, logp = forward(w, xs, h)                                   # (t,V,1) scored before learning from it
+        lp[s:s + xs.size] = logp[np.arange(xs.size), ys, 0]
+        if table:
+            tab[s:s + xs.size] = logp[:, :, 0]
+        grads = loss_and_grads(w, xs, ys, h)[1]
+        clip_grads(grads, clip)                                        # in place, to [-clip, clip]
+        for k in w:
+            ms[k] += (grads[k] ** 2 - ms[k]) / n                       # mean of g^2 over the n windows so far
+            w[k] -= learning_rate * grads[k] / (np.sqrt(ms[k]) + 1e-8)  # RMS-normalised step
+            w[k] += decay * (params[k] - w[k])                         # decay toward the trained weights
+        h = hs[-1]                                                     # carry the state on
+    nats = float(-lp.mean())
+    out = {"nats": nats, "bits": nats / math.log(2), "chars": int(x.size), "logprobs": lp}
+    return {**out, "table": tab} if table else out
+
+
 def _stream_logp(params: dict, ids, seq_length: int):
     """Yield (start, logp (t,V)) over the targets ids[1:], one stream from h = 0, state carried on."""
     x = np.asarray(ids)[:-1]

@@ -399,3 +399,38 @@ def ngram_teacher(ids, vocab_size: int, order: int = 7, dtype=np.float32, block:
             s = max(0, a - order)                                        # enough characters before row a
             out[a:b] = np.exp(m.logprob_table(ids[s:b])[a - s - 1:])    # table row r predicts ids[s+1+r]
     return out
+
+
+def dynamic_ngram(train_ids, ids, vocab_size: int, order: int = 7, block: int = 1000, weight: int = 1,
+                  table: bool = False) -> dict:
+    """The count model's dynamic evaluation: an NGram that adds what it has read to its counts.
+
+    The targets ids[1:] are scored `block` at a time; the targets from ids[s+1] on are
+    predicted by NGram(order) fitted on train_ids followed by `weight` copies of
+    ids[:s+1], the text read so far (the validation text follows the training text, so
+    with weight 1 this is the corpus up to there). block=1 is the exact definition, one
+    refit per character; a larger block refits less often and sees a little less;
+    weight=0 is the static model. Returns {"nats", "bits", "chars", "logprobs" (N,), and
+    with table=True "table" (N,V), like NGram.logprob_table}.
+    """
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    train_ids = np.asarray(train_ids, dtype=np.int64).ravel()
+    if ids.size < 2 or isinstance(block, bool) or int(block) != block or block < 1 or \
+            isinstance(weight, bool) or int(weight) != weight or weight < 0:
+        raise ValueError(f"dynamic_ngram: need >= 2 ids, an integer block >= 1 and weight >= 0; got "
+                         f"{ids.size} ids, block {block!r}, weight {weight!r}")
+    n, block = ids.size - 1, int(block)
+    lp = np.empty(n)
+    tab = np.empty((n, int(vocab_size))) if table else None
+    for s in range(0, n, block):
+        e = min(s + block, n)                                            # targets ids[s+1 .. e]
+        model = NGram(order).fit(np.concatenate([train_ids] + [ids[:s + 1]] * int(weight)), vocab_size)
+        lo = max(0, s - order + 1)                                       # enough characters before ids[s+1]
+        if table:
+            tab[s:e] = model.logprob_table(ids[lo:e + 1])[s - lo:]
+            lp[s:e] = tab[np.arange(s, e), ids[s + 1:e + 1]]
+        else:
+            lp[s:e] = model.logprobs(ids[lo:e + 1])[s - lo:]
+    nats = float(-lp.mean())
+    out = {"nats": nats, "bits": nats / math.log(2), "chars": int(n), "logprobs": lp}
+    return {**out, "table": tab} if table else out
