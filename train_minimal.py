@@ -73,7 +73,8 @@ import implementation as rnn
 import safeio
 import ngram
 import checkpoints
-from analysis import MIX_GRID, ensemble_logprobs, mixture_cross_validated, product_cross_validated
+from analysis import (MIX_GRID, ensemble_logprobs, fit_product, mixture_cross_validated, mixture_nats,
+                      product_cross_validated, product_nats)
 import runlog
 from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
                  UserError, read_data, setup_numpy)
@@ -954,7 +955,7 @@ def parse_orders(spec: str) -> list[int]:
 
 def ngram_baseline(data, out, orders, *, checkpoint_paths=(), val_fraction: float = 0.1,
                    temperature: float = 0.8, seed: int = 1337, sample_length: int = 300,
-                   quiet: bool = False) -> dict:
+                   quiet: bool = False, dynamic: bool = False) -> dict:
     """Fit an n-gram of each order, compare on validation, sample the best; write out/ngram.json.
 
     checkpoint_paths: RNN checkpoint paths to mix with the best order (none: no mixture;
@@ -963,7 +964,8 @@ def ngram_baseline(data, out, orders, *, checkpoint_paths=(), val_fraction: floa
     "val_bits", "fit_seconds", "eval_seconds"}], "best_order", "temperature",
     "seed", "sample", and with checkpoints "mixture": {"checkpoints", "rnn_nats_each",
     "rnn_nats" (of the ensemble, or of the one RNN), "order", "grid", "halves" (the
-    mixture, analysis.mixture_cross_validated), "product" (analysis.product_cross_validated)}}.
+    mixture, analysis.mixture_cross_validated), "product" (analysis.product_cross_validated)}}, and
+    with dynamic=True "dynamic" (dynamic_comparison: both models learning while they read).
     """
     say = (lambda *a: None) if quiet else print
     out = check_out_dir(out)
@@ -986,6 +988,8 @@ def ngram_baseline(data, out, orders, *, checkpoint_paths=(), val_fraction: floa
               "best_order": row["order"], "temperature": temperature, "seed": seed, "sample": sample}
     if loaded:
         result["mixture"] = mix_with_rnns(model, row["order"], loaded, paths, val_ids, say)
+    if dynamic:
+        result["dynamic"] = dynamic_comparison(row["order"], loaded, train_ids, val_ids, len(chars), say)
     out.mkdir(parents=True, exist_ok=True)
     path = atomic_write_text(out / NGRAM_FILE, json.dumps(result, indent=2) + "\n")
     say(f"wrote {path}")
@@ -1052,6 +1056,83 @@ def mix_with_rnns(model, order: int, loaded: list, paths: list, val_ids, say) ->
             "halves": halves, "product": product}
 
 
+# python train_minimal.py --ngram --orders 7 --checkpoint out/best.npz --dynamic
+# lets both models keep learning from the validation text they have scored, read as one
+# stream: rnn.dynamic_evaluate takes a gradient step after each window of characters,
+# ngram.dynamic_ngram refits the counts on the training text plus the text read so far every
+# DYNAMIC_BLOCK characters (weight: how many copies of it). Every setting, like lam and the
+# product's weights, is chosen on one half of the validation text and reported on the other,
+# both ways; the whole-text numbers weigh the two halves by their length.
+DYNAMIC_GRID = tuple((w, lr, d) for w in (32, 64) for lr in (1e-4, 2e-4, 3e-4) for d in (0.001, 0.002))
+DYNAMIC_BLOCK, DYNAMIC_WEIGHTS = 1000, (1, 2)
+
+
+def dynamic_rnns(loaded: list, val_ids, setting: tuple, table: bool = False) -> np.ndarray:
+    """The RNNs' (their ensemble's) dynamic log-probs (M,), or whole (M,V) table, for (window, lr, decay)."""
+    key = "table" if table else "logprobs"
+    return ensemble_logprobs(rnn.dynamic_evaluate(ck["params"], val_ids, *setting, table=table)[key]
+                             for ck in loaded)
+
+
+def dynamic_runs(order: int, loaded: list, train_ids, val_ids, V: int, say) -> tuple[dict, dict, list]:
+    """Every --dynamic setting over the whole validation text: ({weight: (M,V) n-gram table},
+    {(window, lr, decay): (M,) the RNNs' log-probs}, one row per run with its nats and seconds)."""
+    tables, lps, runs = {}, {}, []
+    for weight in DYNAMIC_WEIGHTS:
+        t0 = time.perf_counter()
+        tables[weight] = ngram.dynamic_ngram(train_ids, val_ids, V, order, DYNAMIC_BLOCK, weight, table=True)["table"]
+        runs.append({"model": f"{order}-gram", "block": DYNAMIC_BLOCK, "weight": weight,
+                     "nats": float(-tables[weight][np.arange(len(val_ids) - 1), val_ids[1:]].mean()),
+                     "seconds": time.perf_counter() - t0})
+    for setting in DYNAMIC_GRID if loaded else ():
+        t0 = time.perf_counter()
+        lps[setting] = dynamic_rnns(loaded, val_ids, setting)
+        runs.append({"model": "RNN", **dict(zip(("window", "learning_rate", "decay"), setting)),
+                     "nats": float(-lps[setting].mean()), "seconds": time.perf_counter() - t0})
+    for r in runs:
+        what = f"block {r['block']}, weight {r['weight']}" if "block" in r else \
+            f"window {r['window']}, learning rate {r['learning_rate']:g}, decay {r['decay']:g}"
+        say(f"  {r['model']} ({what}): {r['nats']:.4f} nats/char over the whole text, {r['seconds']:.1f} s")
+    return tables, lps, runs
+
+
+def dynamic_comparison(order: int, loaded: list, train_ids, val_ids, V: int, say) -> dict:
+    """--dynamic (ngram_baseline's "dynamic"): the order-gram and the RNNs (their ensemble if several)
+    learning while they read; alone, mixed and multiplied, each setting chosen on the other half."""
+    say("dynamic evaluation: both models learn from the validation text as they read it")
+    tables, lps, runs = dynamic_runs(order, loaded, train_ids, val_ids, V, say)
+    targets = np.asarray(val_ids[1:], dtype=np.int64)                    # (M,) the characters to predict
+    M = targets.size
+    rows, half = np.arange(M), {"first": slice(0, M // 2), "second": slice(M // 2, M)}
+    out, rnn_tables = [], {}
+    for choose, report in (("first", "second"), ("second", "first")):
+        c, r = half[choose], half[report]
+        weight = max(tables, key=lambda k: tables[k][rows[c], targets[c]].mean())
+        lp_ngram = tables[weight][rows, targets]                         # (M,)
+        h = {"choose_on": choose, "report_on": report, "chars": r.stop - r.start, "ngram_weight": weight,
+             "ngram_nats": float(-lp_ngram[r].mean())}
+        line = f"{order}-gram (weight {weight}) {h['ngram_nats']:.4f}"
+        if lps:
+            s = max(lps, key=lambda k: lps[k][c].mean())                 # (window, lr, decay)
+            if s not in rnn_tables:                                      # its whole distributions, for the product
+                rnn_tables[s] = dynamic_rnns(loaded, val_ids, s, table=True)
+            lam = min(MIX_GRID, key=lambda g: mixture_nats(lps[s][c], lp_ngram[c], g))
+            pair = [rnn_tables[s], tables[weight]]
+            ab = fit_product([t[c] for t in pair], targets[c])
+            h.update({"window": s[0], "learning_rate": s[1], "decay": s[2], "rnn_nats": float(-lps[s][r].mean()),
+                      "lambda": lam, "mix_nats": mixture_nats(lps[s][r], lp_ngram[r], lam),
+                      "product_weights": [float(x) for x in ab],
+                      "product_nats": product_nats([t[r] for t in pair], targets[r], ab)})
+            line = (f"RNN (window {s[0]}, lr {s[1]:g}, decay {s[2]:g}) {h['rnn_nats']:.4f}, {line}, "
+                    f"mixture (lam={lam:.2f}) {h['mix_nats']:.4f}, product {h['product_nats']:.4f}")
+        say(f"  settings from the {choose} half, on the {report} half: {line} nats/char")
+        out.append(h)
+    whole = {k: sum(h[k] * h["chars"] for h in out) / M for k in out[0] if k.endswith("_nats")}
+    say("  whole text (the two halves weighed by length): " + ", ".join(f"{k[:-5]} {v:.4f}" for k, v in whole.items()))
+    return {"order": order, "block": DYNAMIC_BLOCK, "weights": list(DYNAMIC_WEIGHTS),
+            "grid": [list(g) for g in DYNAMIC_GRID], "runs": runs, "halves": out, "whole": whole}
+
+
 def _main_ngram(args) -> int:
     if args.sample_only or args.resume:
         raise UserError("--ngram cannot be combined with --sample-only or --resume")
@@ -1065,7 +1146,8 @@ def _main_ngram(args) -> int:
                         f"got {config['val_fraction']!r}")
     ngram_baseline(config["data"], config["out"], parse_orders(args.orders),
                    checkpoint_paths=args.checkpoint or (), val_fraction=config["val_fraction"],
-                   temperature=config["temperature"], seed=config["seed"], sample_length=length, quiet=args.quiet)
+                   temperature=config["temperature"], seed=config["seed"], sample_length=length, quiet=args.quiet,
+                   dynamic=args.dynamic)
     return EXIT_OK
 
 
@@ -1077,6 +1159,10 @@ def add_ngram_flags(p: argparse.ArgumentParser, shown) -> None:
                    "with --checkpoint also mix the best with that RNN (or with several, averaged)"))
     g.add_argument("--orders", default="1-10", metavar="A-B",
                    help=shown("n-gram orders for --ngram (default: %(default)s)"))
+    g.add_argument("--dynamic", action="store_true", help=shown(
+        "with --ngram: let the best order and the --checkpoint RNNs keep learning from the validation text "
+        "as they read it (dynamic evaluation), each setting chosen on one half and reported on the other; "
+        "minutes, not seconds"))
 
 
 # -----------------------------------------------------------------------------
@@ -1218,6 +1304,8 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         setup_numpy(args.threads)                   # BLAS threads (1 unless --threads / RNN_THREADS), memory reuse
+        if args.dynamic and not args.ngram:
+            raise UserError("--dynamic goes with --ngram: python train_minimal.py --ngram --checkpoint PATH --dynamic")
         if args.ngram:
             return _main_ngram(args)
         if args.sample_only:
