@@ -146,3 +146,62 @@ def test_dynamic_ngram_learns_a_phrase_it_reads_again(counts):
     static = ngram.NGram(5).fit(train, V).evaluate(val)["nats"]
     dynamic = ngram.dynamic_ngram(train, val, V, 5, block=10)["nats"]
     assert dynamic < static - 1.0, f"dynamic_ngram should learn a repeated phrase: {dynamic:.3f} vs {static:.3f}"
+
+
+# -----------------------------------------------------------------------------
+# The command line: python train_minimal.py --ngram --checkpoint PATH --dynamic
+# -----------------------------------------------------------------------------
+
+def test_dynamic_flag_chooses_on_one_half_and_reports_on_the_other(tmp_path, capsys):
+    import checkpoints
+    import train_minimal as tm
+    from analysis import MIX_GRID, fit_product, mixture_nats, product_nats
+
+    text = synthetic_text(n_lines=60)
+    (tmp_path / "play.txt").write_text(text, encoding="utf-8")
+    chars = rnn.build_vocab(text)
+    train, val = rnn.train_val_split(rnn.encode(text, chars), 0.2)
+    params = rnn.init_params(len(chars), 8, np.random.default_rng(4), np.float64, init_scale=0.3)
+    ck = checkpoints.save_checkpoint(tmp_path / "rnn.npz", params, rnn.init_optimizer("adagrad", params), chars,
+                                     np.zeros((8, 1)), {"step": 0, "epoch": 0, "window": 0, "smooth_loss": 4.0})
+    out = tmp_path / "out"
+    code = tm.main(["--ngram", "--orders", "3", "--data", tmp_path / "play.txt", "--out", out, "--val-fraction",
+                    "0.2", "--checkpoint", ck, "--dynamic"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "dynamic evaluation" in printed and "whole text" in printed
+    dyn = json.loads((out / "ngram.json").read_text())["dynamic"]
+    M = val.size - 1
+    half = {"first": slice(0, M // 2), "second": slice(M // 2, M)}
+    lp = {s: rnn.dynamic_evaluate(params, val, *s)["logprobs"] for s in tm.DYNAMIC_GRID}
+    counts = {w: ngram.dynamic_ngram(train, val, len(chars), 3, tm.DYNAMIC_BLOCK, w)["logprobs"]
+              for w in tm.DYNAMIC_WEIGHTS}
+    assert len(dyn["runs"]) == len(tm.DYNAMIC_GRID) + len(tm.DYNAMIC_WEIGHTS)
+    for h in dyn["halves"]:
+        c, r = half[h["choose_on"]], half[h["report_on"]]
+        best = max(lp, key=lambda s: lp[s][c].mean())
+        assert (h["window"], h["learning_rate"], h["decay"]) == best, \
+            "--dynamic: the RNN's settings must be the grid's best on the choose half"
+        assert h["rnn_nats"] == pytest.approx(-lp[best][r].mean(), rel=1e-12), "reported on the other half"
+        w = max(counts, key=lambda k: counts[k][c].mean())
+        assert h["ngram_weight"] == w and h["ngram_nats"] == pytest.approx(-counts[w][r].mean(), rel=1e-12)
+        lam = min(MIX_GRID, key=lambda g: mixture_nats(lp[best][c], counts[w][c], g))
+        assert h["lambda"] == lam and h["mix_nats"] == pytest.approx(mixture_nats(lp[best][r], counts[w][r], lam))
+        tables = [rnn.dynamic_evaluate(params, val, *best, table=True)["table"],
+                  ngram.dynamic_ngram(train, val, len(chars), 3, tm.DYNAMIC_BLOCK, w, table=True)["table"]]
+        ab = fit_product([t[c] for t in tables], val[1:][c])
+        assert h["product_weights"] == pytest.approx(ab) and h["chars"] == r.stop - r.start
+        assert h["product_nats"] == pytest.approx(product_nats([t[r] for t in tables], val[1:][r], ab))
+    for key, value in dyn["whole"].items():
+        assert value == pytest.approx(sum(h[key] * h["chars"] for h in dyn["halves"]) / M), \
+            f"--dynamic: the whole-text {key} is the halves' numbers weighed by their length"
+    for k in params:                                                 # the checkpoint on disk is untouched
+        assert np.array_equal(checkpoints.load_checkpoint(ck)["params"][k], params[k])
+
+
+def test_dynamic_flag_without_ngram_is_a_one_line_error(tmp_path, capsys):
+    import train_minimal as tm
+
+    assert tm.main(["--dynamic", "--data", tmp_path / "none.txt", "--out", tmp_path / "o"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--dynamic goes with --ngram" in err and err.count("\n") == 1, err
