@@ -122,6 +122,12 @@ class Setting:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    def as_flags(self, value) -> str:
+        """The command line that sets `value`: "--hidden-size 16", "--no-random-offsets"."""
+        if self.rule.parse is bool:
+            return self.flag if value else "--no-" + self.flag[2:]
+        return f"{self.flag} {value}"
+
     def value(self, preset: str):
         """The setting's value in `preset`."""
         while preset not in self.values:

@@ -592,13 +592,6 @@ def fmt_duration(lo: float, hi: float) -> str:
 def plan_line(config: dict, data_path, W: int, start_step: int = 0, resume=None) -> str:
     """The run's first line: one sentence of what it will do, what ends it, and about how long it
     takes on a 2-core machine (MEASURED_SPEED). W: steps in one epoch."""
-    preset = config.get("preset")
-    changed = [f"{s.flag} {config[s.name]}" for s in settings.SETTINGS
-               if s.group in (settings.MODEL, settings.DATA) and s.name not in ("data", "out", "hidden_size")
-               and preset in PRESETS and config[s.name] != PRESETS[preset][s.name]]
-    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-    what = (f"the {preset} preset" if preset in PRESETS else "the checkpoint's settings") \
-        + f" (hidden size {config['hidden_size']}" + (f"; {', '.join(changed[:3])}{more}" if changed else "") + ")"
     steps, length, which = run_length(config, W, start_step)
     rules = [length] if length else []
     if config["time_budget"]:
@@ -615,8 +608,22 @@ def plan_line(config: dict, data_path, W: int, start_step: int = 0, resume=None)
         how_long = (f", {fmt_duration(*guess)} on a 2-core machine" if guess else
                     ", no time estimate for this model's shape (the progress bar shows the time left)")
     head = f"Continuing {resume} from step {start_step:,}: training" if resume else "Training"
-    return (f"{head} {what} on {data_path} {', '.join(rules) or 'until you press Ctrl-C (no limit is set)'}"
-            f"{how_long}{': ' + which if which else ''}.")
+    return (f"{head} {describe_model(config)} on {data_path} "
+            f"{', '.join(rules) or 'until you press Ctrl-C (no limit is set)'}{how_long}"
+            f"{': ' + which if which else ''}.")
+
+
+def describe_model(config: dict) -> str:
+    """"the default preset (hidden size 16; --seq-length 8, --batch-size 2)": the preset, the hidden
+    size, and the model's and optimiser's settings that differ from the preset's."""
+    preset = config.get("preset")
+    if preset not in PRESETS:
+        return f"the checkpoint's settings (hidden size {config['hidden_size']})"
+    changed = [s.as_flags(config[s.name]) for s in settings.SETTINGS
+               if s.group in (settings.MODEL, settings.DATA) and s.name not in ("data", "out", "hidden_size")
+               and config[s.name] != PRESETS[preset][s.name]]
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f"the {preset} preset (hidden size {config['hidden_size']}{'; ' + shown if changed else ''})"
 
 
 class Progress:
@@ -1180,6 +1187,15 @@ EPILOG_DAY1 = (f"Example: python train_minimal.py --data {DEFAULT_DATA} --epochs
                "model and optimiser, the schedule, resuming a run, monitoring, the n-gram baseline; and the "
                "exit statuses and the log format.")
 
+def preset_help() -> str:
+    d, tb, fast, long = (PRESETS[p] for p in ("default", "textbook", "fast", "long"))
+    return (f"starting settings that other flags override: default (the quick start: {d['max_steps']:,} steps "
+            f"of H={d['hidden_size']} with a warmup, a cosine decay and a moving average of the weights), "
+            f"textbook (min-char-rnn exactly: B={tb['batch_size']}, hidden {tb['hidden_size']}, unroll "
+            f"{tb['seq_length']}, Adagrad lr {tb['learning_rate']:g}, clip {tb['clip']:g}, {tb['dtype']}, init "
+            f"{tb['init_scale']:g}), fast ({fast['max_steps']:,} steps of a larger model) or long (the fast "
+            f"preset with dropout {long['dropout']:g} for {long['max_steps']:,} steps) (default: default)")
+
 
 def epilog_all() -> str:
     return ("Exit status: 0 done, 2 bad input, 3 training diverged, 130 interrupted (Ctrl-C saves "
@@ -1212,13 +1228,7 @@ def build_parser(all_options: bool = True) -> argparse.ArgumentParser:
                        epilog=epilog_all() if all_options else EPILOG_DAY1)
     p.add_argument("--help-all", action=_HelpAll, help="show every option, grouped, and exit")
     groups = {name: p.add_argument_group(name) for name in settings.GROUPS}
-    groups[settings.MODEL].add_argument(
-        "--preset", choices=sorted(PRESETS), help=shown(
-            "starting settings that other flags override: default (the quick start: 12,000 steps of H=256 "
-            "with a warmup, a cosine decay and a moving average of the weights), textbook (min-char-rnn "
-            "exactly: B=1, hidden 100, unroll 25, Adagrad lr 0.1, clip 5, float64, init 0.01), fast (20,000 "
-            "steps of a larger model) or long (the fast preset with dropout 0.05 for 50,000 steps) "
-            "(default: default)", day1=True))
+    groups[settings.MODEL].add_argument("--preset", choices=sorted(PRESETS), help=shown(preset_help(), day1=True))
     for s in settings.SETTINGS:
         s.add_argument(groups[s.group], shown=all_options or s.day1)
     add_run_flags(groups, shown)

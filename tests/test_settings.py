@@ -62,6 +62,8 @@ def test_a_preset_without_its_own_value_follows_its_parent():
     assert long["hidden_size"] == fast["hidden_size"] and long["dropout"] == 0.05
     assert settings.BY_NAME["hidden_size"].default_text() == "(default: 256; textbook: 100)"
     assert settings.BY_NAME["clip"].default_text() == "(default: 5.0)", "one value in every preset is said once"
+    assert settings.BY_NAME["random_offsets"].as_flags(False) == "--no-random-offsets"
+    assert settings.BY_NAME["learning_rate"].as_flags(0.01) == "--learning-rate 0.01"
 
 
 def test_unknown_settings_and_presets_are_refused_by_name():
