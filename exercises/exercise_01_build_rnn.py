@@ -10,6 +10,11 @@ the pieces you write one at a time:
     clip_gradients          every entry into [-5, 5], on the summed gradient
     loss_and_clipped_grads  all of the above for one window
 
+Time: about 40 minutes. All six are the exercise (no stretch part to skip);
+the stretch is a question for afterwards: swap clip_gradients for norm
+clipping (scale all gradients by 5 / ||g|| when ||g|| > 5) and compare the
+losses the script prints.
+
 Replace each `raise NotImplementedError(...)` with your code. Use NumPy only;
 do not call implementation.loss_and_grads or implementation.forward (the
 tests compare your numbers with theirs).
@@ -20,6 +25,8 @@ Run this file:       python exercises/exercise_01_build_rnn.py
 """
 
 import argparse
+import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -106,6 +113,21 @@ def loss_and_clipped_grads(params, inputs, targets, hprev, limit=5.0):
     raise NotImplementedError("exercise 1: loss_and_clipped_grads — see HINTS.md, exercise 1")
 
 
+# -----------------------------------------------------------------------------
+# Given: the script that runs your functions
+# -----------------------------------------------------------------------------
+
+CORE = ("get_batch", "rnn_step_forward", "forward_loss", "rnn_backward", "clip_gradients",
+        "loss_and_clipped_grads")                                 # the exercise, in order
+STRETCH = ()                                                      # the optional part (none here)
+
+
+def not_written_yet(names):
+    """The functions among `names` whose body still raises this file's NotImplementedError."""
+    gap = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
+    return [name for name in names if gap.search(inspect.getsource(globals()[name]))]
+
+
 @one_line_errors(UserError, OSError)
 def main(argv=None):
     """Gradient-check your functions, then train them min-char-rnn style on a short text."""
@@ -113,12 +135,17 @@ def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = parser.add_argument_group("training")
-    g.add_argument("--hidden-size", type=integer(1), default=32, help="H, the hidden state size")
-    g.add_argument("--seq-length", type=integer(1), default=16, help="T, steps per window")
-    g.add_argument("--iterations", type=integer(1), default=600, help="training iterations")
+    g.add_argument("--hidden-size", type=integer(1, 512), default=32, help="H, the hidden state size (1 to 512)")
+    g.add_argument("--seq-length", type=integer(1, 100), default=16,
+                   help="T, steps per window (1 to 100: the training text is 432 characters)")
+    g.add_argument("--iterations", type=integer(1, 100_000), default=600, help="training iterations (1 to 100,000)")
     g.add_argument("--learning-rate", type=number(0), default=0.1, help="Adagrad learning rate")
     g.add_argument("--seed", type=integer(0), default=0, help="seed of the random generator")
     args = parser.parse_args(argv)
+    if todo := not_written_yet(CORE):
+        print(f"exercise 1: write {todo[0]} in {Path(__file__).name} next (hint: exercises/HINTS.md, exercise 1; "
+              "check: python -m pytest tests/exercises/test_exercise_01_build_rnn.py)", file=sys.stderr)
+        return 1
     print("settings:", vars(args))
     rng = np.random.default_rng(args.seed)
 

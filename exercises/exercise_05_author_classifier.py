@@ -43,6 +43,7 @@ Run this file:       python exercises/exercise_05_author_classifier.py   (about 
 """
 
 import argparse
+import inspect
 import re
 import sys
 import time
@@ -89,7 +90,7 @@ def standard_attribution():
     raise NotImplementedError("exercise 5: standard_attribution — see HINTS.md, exercise 5")
 
 
-def train_author_model(text, chars, init=None, hidden_size=128, steps=3000, learning_rate=5e-3,
+def train_author_model(text, chars, init=None, hidden_size=64, steps=1500, learning_rate=5e-3,
                        seq_length=64, batch_size=16, seed=0):
     """Train a char-RNN on `text` with implementation.Trainer (Adam, float32).
 
@@ -127,49 +128,10 @@ def classify_by_loss(models, chars, text):
     raise NotImplementedError("exercise 5: classify_by_loss — see HINTS.md, exercise 5")
 
 
-def hidden_features(params, chars, text, num_chunks=32):
-    """The model's mean hidden state over `text`: a fixed-length description of it.
-
-    The ids of `text` are cut into num_chunks contiguous chunks of
-    L = len(ids) // num_chunks characters (the remainder at the end is
-    dropped), run side by side as one batch through implementation.forward
-    from h = 0: inputs (L, num_chunks), inputs[:, b] = ids[b*L : (b+1)*L].
-    Returns (H,) float64: the mean of h_t over all L * num_chunks positions
-    (hs[1:] from forward; hs[0] is the initial zero state).
-    """
-    # ---- your code here: reshape into chunks, forward, average ----
-    raise NotImplementedError("exercise 5: hidden_features — see HINTS.md, exercise 5")
-
-
-def fit_logistic_regression(X, y, l2=0.1, steps=5000, balanced=True):
-    """Logistic regression by full-batch gradient descent, in NumPy.
-
-    X: (N,D) features (standardise them first); y: (N,) labels in {0, 1}.
-    Minimises the weighted mean log-loss plus an L2 penalty on w (not on b):
-        J(w, b) = sum_i c_i * -[y_i ln s_i + (1-y_i) ln(1-s_i)] + (l2/2) ||w||^2,
-        s_i = sigmoid(X_i w + b),
-    with weights c_i summing to 1: c_i = 1/N, or with balanced=True c_i
-    proportional to 1 / (number of examples of class y_i), so that both classes
-    weigh the same however many examples each has.
-    Gradient: dJ/dw = X^T (c * (s - y)) + l2 w,  dJ/db = sum(c * (s - y)).
-    Starts from w = 0, b = 0 and takes `steps` steps of size 1/L, where
-    L = l2 + (largest eigenvalue of [X 1]^T diag(c) [X 1]) / 4 bounds how fast the
-    gradient can change: with a larger step, descent can overshoot and diverge.
-    Returns (w, b): (D,) float64 and a float.
-    """
-    # ---- your code here: weights c, then `steps` gradient steps from zeros ----
-    raise NotImplementedError("exercise 5: fit_logistic_regression — see HINTS.md, exercise 5")
-
-
-def predict_proba(w, b, X):
-    """P(y = 1 | x) = sigmoid(X w + b) for each row of X (N,D). Returns (N,)."""
-    # ---- your code here ----
-    raise NotImplementedError("exercise 5: predict_proba — see HINTS.md, exercise 5")
-
-
-def train_and_classify(train_papers, train_labels, test_papers, chars, hidden_size=128,
-                       base_steps=3000, finetune_steps=1000, seed=0):
-    """Train both authors' models on the training papers and classify the test papers both ways.
+def train_and_classify(train_papers, train_labels, test_papers, chars, hidden_size=64,
+                       base_steps=1500, finetune_steps=500, seed=0, by_state=False):
+    """Train both authors' models on the training papers and classify the test papers by loss
+    (and with by_state=True, the stretch part, by state too).
 
     train_papers: {N: text}; train_labels: {N: author}, exactly two authors,
     A < B in sorted order ("Hamilton" < "Madison"); test_papers: {N: text};
@@ -185,99 +147,201 @@ def train_and_classify(train_papers, train_labels, test_papers, chars, hidden_si
     3. Each author's model: train_author_model(his text, chars, init=base,
        steps=finetune_steps, learning_rate=2e-3).
     4. By loss: classify_by_loss on each test paper.
-    5. By state: features = hidden_features under A's model followed by
-       hidden_features under B's model (2H values), standardised with the mean
-       and standard deviation (+ 1e-8) of the training papers' features;
-       fit_logistic_regression on the training papers with y = 1 for author B;
-       predict_proba on the test papers.
-    Returns {N: {"loss": (author, margin), "hidden": (author, p_B)}} for every
-    test paper, where the "hidden" author is B if p_B > 0.5, else A.
+    5. Only if by_state (the stretch part, once hidden_features,
+       fit_logistic_regression and predict_proba are written): features =
+       hidden_features under A's model followed by hidden_features under B's
+       model (2H values), standardised with the mean and standard deviation
+       (+ 1e-8) of the training papers' features; fit_logistic_regression on
+       the training papers with y = 1 for author B; predict_proba on the test papers.
+    Returns {N: {"loss": (author, margin)}} for every test paper; with by_state,
+    each also holds "hidden": (author, p_B), the author B if p_B > 0.5, else A.
     """
     # ---- your code here: the five steps of the docstring ----
     raise NotImplementedError("exercise 5: train_and_classify — see HINTS.md, exercise 5")
 
 
-def cross_validate(papers, labels, chars, k=5, hidden_size=128, base_steps=3000, finetune_steps=1000, seed=0):
-    """k-fold cross-validation of both methods, retraining the models in every fold.
+def cross_validate(papers, labels, chars, k=5, hidden_size=64, base_steps=1500, finetune_steps=500, seed=0,
+                   by_state=False):
+    """k-fold cross-validation, retraining the models in every fold.
 
     papers: {N: text}; labels: {N: author} for the papers to use (two authors);
     chars: the shared vocabulary. Folds are stratified: each author's papers,
     shuffled with np.random.default_rng(seed), are dealt round-robin into k folds.
     Fold f is classified by train_and_classify(all other folds, fold f, chars,
-    hidden_size, base_steps, finetune_steps, seed + f).
-    Returns {"predictions": {N: {"loss": (author, margin), "hidden": (author, p_B)}}
-             for every paper, "accuracy": {"loss": float, "hidden": float}}.
+    hidden_size, base_steps, finetune_steps, seed + f, by_state).
+    Returns {"predictions": {N: train_and_classify's entry} for every paper,
+             "accuracy": {"loss": float}}, with by_state also "hidden": float:
+    for each method, the share of papers whose predicted author is the label.
     """
     # ---- your code here: stratified folds, train_and_classify per fold, accuracies ----
     raise NotImplementedError("exercise 5: cross_validate — see HINTS.md, exercise 5")
 
 
+# -----------------------------------------------------------------------------
+# Stretch (optional): a second classifier, by the mean hidden state
+# -----------------------------------------------------------------------------
+
+
+def hidden_features(params, chars, text, num_chunks=32):
+    """(Stretch.) The model's mean hidden state over `text`: a fixed-length description of it.
+
+    The ids of `text` are cut into num_chunks contiguous chunks of
+    L = len(ids) // num_chunks characters (the remainder at the end is
+    dropped), run side by side as one batch through implementation.forward
+    from h = 0: inputs (L, num_chunks), inputs[:, b] = ids[b*L : (b+1)*L].
+    Returns (H,) float64: the mean of h_t over all L * num_chunks positions
+    (hs[1:] from forward; hs[0] is the initial zero state).
+    """
+    # ---- your code here: reshape into chunks, forward, average ----
+    raise NotImplementedError("exercise 5: hidden_features (optional stretch) — see HINTS.md, exercise 5")
+
+
+def fit_logistic_regression(X, y, l2=0.1, steps=5000, balanced=True):
+    """(Stretch.) Logistic regression by full-batch gradient descent, in NumPy.
+
+    X: (N,D) features (standardise them first); y: (N,) labels in {0, 1}.
+    Minimises the weighted mean log-loss plus an L2 penalty on w (not on b):
+        J(w, b) = sum_i c_i * -[y_i ln s_i + (1-y_i) ln(1-s_i)] + (l2/2) ||w||^2,
+        s_i = sigmoid(X_i w + b),
+    with weights c_i summing to 1: c_i = 1/N, or with balanced=True c_i
+    proportional to 1 / (number of examples of class y_i), so that both classes
+    weigh the same however many examples each has.
+    Gradient: dJ/dw = X^T (c * (s - y)) + l2 w,  dJ/db = sum(c * (s - y)).
+    Starts from w = 0, b = 0 and takes `steps` steps of size 1/L, where
+    L = l2 + (largest eigenvalue of [X 1]^T diag(c) [X 1]) / 4 bounds how fast the
+    gradient can change: with a larger step, descent can overshoot and diverge.
+    Returns (w, b): (D,) float64 and a float.
+    """
+    # ---- your code here: weights c, then `steps` gradient steps from zeros ----
+    raise NotImplementedError("exercise 5: fit_logistic_regression (optional stretch) — see HINTS.md, exercise 5")
+
+
+def predict_proba(w, b, X):
+    """(Stretch.) P(y = 1 | x) = sigmoid(X w + b) for each row of X (N,D). Returns (N,)."""
+    # ---- your code here ----
+    raise NotImplementedError("exercise 5: predict_proba (optional stretch) — see HINTS.md, exercise 5")
+
+
+# -----------------------------------------------------------------------------
+# Given: the script that runs your functions
+# -----------------------------------------------------------------------------
+
+CORE = ("parse_federalist", "standard_attribution", "train_author_model", "cross_entropy", "classify_by_loss",
+        "train_and_classify", "cross_validate")                                      # the exercise
+STRETCH = ("hidden_features", "fit_logistic_regression", "predict_proba")             # optional: by state
+MAX_TEXT_MB = 5             # --data: tiny Shakespeare is 1.1 MB, War and Peace 3.2 MB; a bound on memory
+MAX_VOCAB = 1000            # distinct characters: the output layer, Adam's state and evaluate() grow with each
+METHODS = {"loss": "by loss (lower cross-entropy)", "hidden": "by mean hidden state + logistic regression"}
+
+
+def not_written_yet(names):
+    """The functions among `names` whose body still raises this file's NotImplementedError."""
+    gap = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
+    return [name for name in names if gap.search(inspect.getsource(globals()[name]))]
+
+
+def read_papers(args):
+    """The 85 papers of --data (cut to --max-chars) and their vocabulary, or UserError (one line)."""
+    text, args.data = read_data(args.data, "federalist", max_bytes=MAX_TEXT_MB * 1_000_000)
+    if not re.search(r"^FEDERALIST No\. 85\s*$", text, flags=re.M):
+        raise UserError(f"--data {args.data}: not the Federalist Papers (no heading 'FEDERALIST No. 85'); "
+                        "give Project Gutenberg's etext 1404")
+    return text
+
+
+def split_papers(text, args):
+    """parse_federalist's papers, cut to --max-chars, and their shared vocabulary (with the "\\n" that joins them)."""
+    try:
+        papers = parse_federalist(text)
+    except ValueError as e:                                        # not the 85 papers after all
+        raise UserError(f"--data {args.data}: {e}") from None
+    if args.max_chars:
+        papers = {n: t[:args.max_chars] for n, t in papers.items()}
+    chars = build_vocab("\n".join(papers.values()))
+    if len(chars) > MAX_VOCAB:
+        raise UserError(f"--data {args.data}: {len(chars):,} distinct characters; this script trains on at most "
+                        f"{MAX_VOCAB:,}")
+    return papers, chars
+
+
+def print_results(cv, final, labels, attribution, args, start):
+    """Cross-validated accuracies, the joint papers, and the table of the twelve disputed ones."""
+    counts = {a: sum(1 for x in labels.values() if x == a) for a in ("Hamilton", "Madison")}
+    print(f"\n{args.folds}-fold cross-validation on the {len(labels)} undisputed papers "
+          f"(always guessing Hamilton would score {max(counts.values()) / len(labels):.1%}):")
+    for method in cv["accuracy"]:
+        per = {a: np.mean([cv["predictions"][n][method][0] == a for n in labels if labels[n] == a]) for a in counts}
+        wrong = sorted(n for n in labels if cv["predictions"][n][method][0] != labels[n])
+        print(f"  {METHODS[method]:<44} accuracy {cv['accuracy'][method]:6.1%}  (Hamilton {per['Hamilton']:.0%}, "
+              f"Madison {per['Madison']:.0%}; wrong: {wrong})")
+    if "hidden" not in cv["accuracy"]:
+        print(f"  (the second classifier, by mean hidden state, is the optional stretch part: {', '.join(STRETCH)}; "
+              "see HINTS.md, exercise 5)")
+    disputed = [n for n, a in attribution.items() if a == "disputed"]
+    joint = [n for n, a in attribution.items() if a == "joint"]
+    state = "hidden" in cv["accuracy"]
+    print("\njoint papers (Madison with Hamilton's help; not used for training):")
+    for n in joint:
+        (a, margin) = final[n]["loss"]
+        print(f"  No. {n}: {a} by loss (margin {margin:.4f})"
+              + (f", {final[n]['hidden'][0]} by state (P(Madison) {final[n]['hidden'][1]:.2f})" if state else ""))
+    for method in cv["accuracy"]:
+        madison = sum(final[n][method][0] == "Madison" for n in disputed)
+        print(f"disputed papers given to Madison {('by ' + method).replace('hidden', 'state') + ':':<9} "
+              f"{madison} of {len(disputed)}")
+    print(f"(Mosteller and Wallace, 1964: all {len(disputed)} Madison.)  total time {time.time() - start:.0f} s")
+    print(f"\nThe {len(disputed)} disputed papers, trained on all {len(labels)} undisputed ones "
+          "(margin: the other model's cross-entropy minus the winner's, nats/char):")
+    print(f"{'paper':>5}  {'by loss':<9}{'margin':>8}" + (f"   {'by state':<9}{'P(Madison)':>10}" if state else ""))
+    for n in sorted(disputed):
+        (a, margin) = final[n]["loss"]
+        print(f"{n:5d}  {a:<9}{margin:8.4f}"
+              + (f"   {final[n]['hidden'][0]:<9}{final[n]['hidden'][1]:10.2f}" if state else ""))
+
+
 @one_line_errors(UserError, OSError)
 def main(argv=None):
-    """Cross-validate both classifiers on the undisputed papers, then attribute the twelve disputed ones."""
+    """Cross-validate the classifiers on the undisputed papers, then attribute the twelve disputed ones."""
     setup_numpy()                                                 # BLAS threads (1 unless RNN_THREADS), memory reuse
     parser = ArgumentParser(description=__doc__.splitlines()[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")
     d.add_argument("--data", default=None,
-                   help="the Gutenberg text (default: data.download's federalist.txt, fetched if missing)")
-    d.add_argument("--max-chars", type=integer(1), default=None,
-                   help="keep only the first MAX_CHARS characters of each paper (quick trial runs)")
+                   help=f"the Gutenberg text, at most {MAX_TEXT_MB} MB (default: data.download's federalist.txt, "
+                        "fetched if missing)")
+    d.add_argument("--max-chars", type=integer(200), default=None,
+                   help="keep only the first MAX_CHARS characters of each paper (200 or more; quick trial runs)")
     m = parser.add_argument_group("models")
-    m.add_argument("--hidden-size", type=integer(1), default=128, help="H of the char-RNNs")
-    m.add_argument("--base-steps", type=integer(1), default=3000, help="steps of the shared base model (Adam, float32)")
-    m.add_argument("--finetune-steps", type=integer(1), default=1000, help="steps of each author's fine-tuning")
-    m.add_argument("--folds", type=integer(2), default=5, help="k of the k-fold cross-validation")
+    m.add_argument("--hidden-size", type=integer(1, 512), default=64, help="H of the char-RNNs (1 to 512)")
+    m.add_argument("--base-steps", type=integer(1, 1_000_000), default=1500,
+                   help="steps of the shared base model (Adam, float32; 1 to 1,000,000)")
+    m.add_argument("--finetune-steps", type=integer(1, 1_000_000), default=500,
+                   help="steps of each author's fine-tuning (1 to 1,000,000)")
+    m.add_argument("--folds", type=integer(2, 14), default=5,
+                   help="k of the k-fold cross-validation (2 to 14: each fold holds one of Madison's 14 papers or more)")
     m.add_argument("--seed", type=integer(0), default=0, help="seed of the folds, the sampling and the weights")
     args = parser.parse_args(argv)
+    text = read_papers(args)
+    if todo := not_written_yet(CORE):
+        print(f"exercise 5: write {todo[0]} in {Path(__file__).name} next (hint: exercises/HINTS.md, exercise 5; "
+              "check: python -m pytest tests/exercises/test_exercise_05_author_classifier.py)", file=sys.stderr)
+        return 1
     print("settings:", vars(args))
     start = time.time()
-
-    text, args.data = read_data(args.data, "federalist")
-    if not re.search(r"^FEDERALIST No\. 85\s*$", text, flags=re.M):
-        raise UserError(f"--data {args.data}: not the Federalist Papers (no heading 'FEDERALIST No. 85'); "
-                        "give Project Gutenberg's etext 1404")
-    papers = parse_federalist(text)
-    if args.max_chars:
-        papers = {n: t[:args.max_chars] for n, t in papers.items()}
+    papers, chars = split_papers(text, args)
     attribution = standard_attribution()
-    chars = build_vocab("".join(papers.values()))
     labels = {n: a for n, a in attribution.items() if a in ("Hamilton", "Madison")}
-    counts = {a: sum(1 for x in labels.values() if x == a) for a in ("Hamilton", "Madison")}
+    by_state = not not_written_yet(STRETCH)
     print(f"{len(papers)} papers, vocabulary of {len(chars)} characters; undisputed: "
-          f"{counts['Hamilton']} Hamilton, {counts['Madison']} Madison")
-
-    cv = cross_validate(papers, labels, chars, args.folds, args.hidden_size, args.base_steps,
-                        args.finetune_steps, args.seed)
-    majority = max(counts.values()) / len(labels)
-    print(f"\n{args.folds}-fold cross-validation on the {len(labels)} undisputed papers "
-          f"(always guessing Hamilton would score {majority:.1%}):")
-    for method, name in (("loss", "by loss (lower cross-entropy)"), ("hidden", "by mean hidden state + logistic regression")):
-        per = {a: np.mean([cv["predictions"][n][method][0] == a for n in labels if labels[n] == a]) for a in counts}
-        wrong = sorted(n for n in labels if cv["predictions"][n][method][0] != labels[n])
-        print(f"  {name:<44} accuracy {cv['accuracy'][method]:6.1%}  (Hamilton {per['Hamilton']:.0%}, "
-              f"Madison {per['Madison']:.0%}; wrong: {wrong})")
-    print(f"  [{time.time() - start:.0f} s]")
-
-    disputed = [n for n, a in attribution.items() if a == "disputed"]
-    joint = [n for n, a in attribution.items() if a == "joint"]
-    final = train_and_classify({n: papers[n] for n in labels}, labels,
-                               {n: papers[n] for n in disputed + joint}, chars, args.hidden_size,
-                               args.base_steps, args.finetune_steps, args.seed + args.folds)
-    print("\njoint papers (Madison with Hamilton's help; not used for training):")
-    for n in joint:
-        (a, margin), (b, p) = final[n]["loss"], final[n]["hidden"]
-        print(f"  No. {n}: {a} by loss (margin {margin:.4f}), {b} by state (P(Madison) {p:.2f})")
-    for method, name in (("loss", "by loss: "), ("hidden", "by state:")):
-        madison = sum(final[n][method][0] == "Madison" for n in disputed)
-        print(f"disputed papers given to Madison {name} {madison} of {len(disputed)}")
-    print(f"(Mosteller and Wallace, 1964: all {len(disputed)} Madison.)  total time {time.time() - start:.0f} s")
-    print(f"\nThe {len(disputed)} disputed papers, trained on all {len(labels)} undisputed ones "
-          "(margin: the other model's cross-entropy minus the winner's, nats/char):")
-    print(f"{'paper':>5}  {'by loss':<9}{'margin':>8}   {'by state':<9}{'P(Madison)':>10}")
-    for n in sorted(disputed):
-        (a, margin), (b, p) = final[n]["loss"], final[n]["hidden"]
-        print(f"{n:5d}  {a:<9}{margin:8.4f}   {b:<9}{p:10.2f}")
+          f"{sum(a == 'Hamilton' for a in labels.values())} Hamilton, {sum(a == 'Madison' for a in labels.values())} "
+          "Madison")
+    cv = cross_validate(papers, labels, chars, args.folds, args.hidden_size, args.base_steps, args.finetune_steps,
+                        args.seed, by_state=by_state)
+    others = [n for n, a in attribution.items() if a in ("disputed", "joint")]
+    final = train_and_classify({n: papers[n] for n in labels}, labels, {n: papers[n] for n in others}, chars,
+                               args.hidden_size, args.base_steps, args.finetune_steps, args.seed + args.folds,
+                               by_state=by_state)
+    print_results(cv, final, labels, attribution, args, start)
     return 0
 
 

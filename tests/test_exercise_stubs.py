@@ -77,6 +77,11 @@ def skip_if_learners_progress(n, path=None):
                     f"published stubs (it runs under CI=true)")
 
 
+def stretch_mark(n, name):
+    """What the stub's message adds for a function of the optional stretch part (the solution's STRETCH)."""
+    return " (optional stretch)" if name in load(EXERCISES[n].solution_path).STRETCH else ""
+
+
 def check_gaps_raise(n, path=None):
     """Every gap of exercise n's stub raises the stub's NotImplementedError when called."""
     ex = EXERCISES[n]
@@ -91,7 +96,7 @@ def check_gaps_raise(n, path=None):
         params = inspect.signature(fn).parameters.values()
         args = [None for p in params if p.default is inspect.Parameter.empty
                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        want = f"exercise {n}: {name} — see HINTS.md, exercise {n}"
+        want = f"exercise {n}: {name}{stretch_mark(n, name)} — see HINTS.md, exercise {n}"
         try:
             fn(*args)
         except NotImplementedError as exc:
@@ -130,6 +135,58 @@ def test_the_gaps_are_exactly_the_listed_functions(n):
                     f"{sorted(raising - set(ex.functions))}", pytrace=False)
 
 
+@pytest.mark.parametrize("n", NUMBERS)
+def test_core_and_stretch_split_the_gaps(n):
+    """CORE (the exercise) and STRETCH (optional) name every gap once; the stub marks the stretch part."""
+    ex = EXERCISES[n]
+    sol = load(ex.solution_path)
+    core, stretch = list(sol.CORE), list(sol.STRETCH)
+    assert sorted(core + stretch) == sorted(ex.functions) and not set(core) & set(stretch), \
+        f"exercise {n}: CORE {core} and STRETCH {stretch} must split the gaps {list(ex.functions)}"
+    assert sol.not_written_yet(core + stretch) == [], f"{ex.solution_path.name}: not_written_yet finds a gap"
+    skip_if_learners_progress(n)
+    stub = load(ex.stub_path)
+    assert stub.not_written_yet(core + stretch) == core + stretch, \
+        f"{ex.stub_path.name}: not_written_yet should name every gap of a pristine stub"
+    text = ex.stub_path.read_text(encoding="utf-8")
+    if stretch:
+        assert "# Stretch (optional)" in text and all(
+            inspect.getdoc(getattr(stub, f)).startswith("(Stretch.)") for f in stretch), \
+            f"{ex.stub_path.name}: a banner '# Stretch (optional) ...' and docstrings starting '(Stretch.)' mark " \
+            "the optional part"
+
+
+def _first_gap_line(n):
+    ex = EXERCISES[n]
+    return (rf"exercise {n}: write {load(ex.solution_path).CORE[0]} in {ex.stub_path.name} next \(hint: "
+            rf"exercises/HINTS\.md, exercise {n}; check: python -m pytest tests/exercises/{ex.test_path.name}\)")
+
+
+def test_an_unsolved_stub_says_in_one_line_what_to_write(tmp_path):
+    """Run as a script, a pristine stub names the first function to write and the hint, exit status 1, and
+    stops before any training (given a small text, so no corpus is needed)."""
+    small = tmp_path / "small.txt"
+    small.write_text("the cat sat on the mat and the dog ran to its red ball.\n" * 100, encoding="utf-8")
+    fake = tmp_path / "federalist.txt"
+    fake.write_text("FEDERALIST No. 85\n\nnot really the papers\n", encoding="utf-8")
+    args = {1: [], 2: ["--data", small], 3: [], 4: ["--data", small, "--plot", ""], 5: ["--data", fake]}
+    numbers = [n for n in NUMBERS if raising_functions(EXERCISES[n].stub_path) == set(EXERCISES[n].functions)]
+    if not numbers and not under_ci():
+        pytest.skip("every stub is under way in your copy — well done; this check only guards the published stubs")
+    procs = {n: subprocess.Popen([sys.executable, str(EXERCISES[n].stub_path), *map(str, args[n])], cwd=tmp_path,
+                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for n in numbers}
+    problems = []
+    for n, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode != 1 or out or not re.fullmatch(_first_gap_line(n) + "\n", err):
+            problems.append(f"{EXERCISES[n].stub_path.name}: exit status {proc.returncode}, stdout {out[-300:]!r}, "
+                            f"stderr {err[-600:]!r}")
+    assert not problems, "an unsolved stub should print one line naming the function to write and the hint, " \
+        "and exit with status 1:\n" + "\n".join(problems)
+    assert not under_ci() or len(numbers) == len(NUMBERS), "under CI every stub is pristine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["federalist.txt", "small.txt"], "a stub wrote a file"
+
+
 def _solved_copy(tmp_path, n=2):
     """A learner's copy of exercise n with only its first gap filled in (made from the solution, so it
     does not depend on the state of the stub in this checkout)."""
@@ -138,7 +195,8 @@ def _solved_copy(tmp_path, n=2):
     lines = src.split("\n")
     gaps = [f for f in ast.parse(src).body if isinstance(f, ast.FunctionDef) and f.name in ex.functions[1:]]
     for f in sorted(gaps, key=lambda f: -f.lineno):                 # bottom up: line numbers stay valid
-        raise_line = f'    raise NotImplementedError("exercise {n}: {f.name} — see HINTS.md, exercise {n}")'
+        raise_line = f'    raise NotImplementedError("exercise {n}: {f.name}{stretch_mark(n, f.name)} — see HINTS.md, ' \
+                     f'exercise {n}")'
         lines[f.body[0].end_lineno:f.end_lineno] = [raise_line]     # keep the signature and the docstring
     copy = tmp_path / ex.stub_path.name
     copy.write_text("\n".join(lines), encoding="utf-8")            # implementation is on sys.path already

@@ -5,26 +5,34 @@ the model learned that is specific to the domain. The default corpus needs no
 download: this repository's own Python source, every *.py file concatenated,
 like the post's Linux-source experiment.
 
-Is the structure in the samples learned, or would any text with the same
-characters show it? Every measure is taken three times: on the training text
-(the real thing), on the model's sample, and on the training text with its
-characters shuffled (same letters, same frequencies, no structure):
+The exercise (about 25 minutes): collect the corpus, train on it, and compare
+the model's validation loss with the unigram entropy of the text, the best
+loss possible without any context (all that shuffled text allows):
+
+    collect_source, unigram_entropy, train_on_text
+
+Stretch (optional, about 25 minutes): is the structure in the samples learned,
+or would any text with the same characters show it? Three measures, each taken
+on the training text (the real thing), on the model's sample, and on the
+training text with its characters shuffled (same letters, same frequencies, no
+structure):
 
     balanced_brackets     share of lines with brackets whose ( ) [ ] { } all match
     indent_multiple_of_4  share of indented lines indented by a multiple of 4 spaces
     known_words           share of the sample's words (3+ letters) that occur in the training text
 
-and the model's validation loss is compared with the unigram entropy of the
-text, the best loss possible without any context (what shuffled text allows).
-With --data federalist.txt the code measures have nothing to count (no
-brackets, no indentation) and the words carry the story.
+(shuffle_characters, balanced_bracket_share, indent_share, known_word_share,
+domain_report). With --data federalist.txt the code measures have nothing to
+count (no brackets, no indentation) and the words carry the story.
 
 Check your version:  python -m pytest tests/exercises/test_exercise_03_own_data.py
 Run this file:       python exercises/solutions/exercise_03_solution.py [--data any.txt]
 """
 
 import argparse
+import inspect
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -67,16 +75,6 @@ def collect_source(root, pattern="*.py"):
     return "\n\n".join(pieces)
 
 
-def shuffle_characters(text, rng):
-    """The same characters in random order: a text with no structure at all.
-
-    rng: np.random.Generator. Returns a str of the same length and with the
-    same character counts as `text`.
-    """
-    chars = np.array(list(text))
-    return "".join(rng.permutation(chars))
-
-
 def unigram_entropy(text):
     """Entropy of the character frequencies of `text`, in nats per character.
 
@@ -84,72 +82,10 @@ def unigram_entropy(text):
     cross-entropy a model that ignores context can reach on this text, and all
     a model can learn from shuffled text.
     """
-    _, counts = np.unique(np.array(list(text)), return_counts=True)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)   # (N,) one code point per character
+    _, counts = np.unique(codes, return_counts=True)
     f = counts / counts.sum()
     return float(-(f * np.log(f)).sum())
-
-
-def balanced_bracket_share(text):
-    """Share of lines containing a bracket whose brackets all match, within the line.
-
-    Brackets are ( ) [ ] { }; a line is balanced if every closing bracket
-    closes the most recent unclosed opening one of the same kind and none is
-    left open at the end of the line. Lines without brackets are not counted.
-    Returns a float in [0, 1], or nan if no line has a bracket.
-    """
-    pairs = {")": "(", "]": "[", "}": "{"}
-    counted = balanced = 0
-    for line in text.split("\n"):
-        stack, ok, seen = [], True, False
-        for c in line:
-            if c in "([{":
-                stack.append(c)
-                seen = True
-            elif c in pairs:
-                seen = True
-                if not stack or stack.pop() != pairs[c]:
-                    ok = False
-                    break
-        if seen:
-            counted += 1
-            balanced += ok and not stack
-    return balanced / counted if counted else math.nan
-
-
-def indent_share(text, unit=4):
-    """Share of indented lines whose indentation is a multiple of `unit` spaces.
-
-    A line is indented if it starts with a space and has some other character
-    after its leading spaces (blank lines do not count). Its indentation is the
-    number of leading spaces. Returns a float in [0, 1], or nan if no line is indented.
-    """
-    depths = [len(line) - len(line.lstrip(" ")) for line in text.split("\n")
-              if line.startswith(" ") and line.strip(" ")]
-    if not depths:
-        return math.nan
-    return sum(d % unit == 0 for d in depths) / len(depths)
-
-
-def known_word_share(generated, training_text, min_length=3):
-    """Share of the words in `generated` (of min_length+ characters) that occur in `training_text`.
-
-    Words as in exercise 2: words(text) (imported from analysis: runs of
-    letters, inner apostrophes kept, lower-cased), and the last word of
-    `generated` is left out when the text ends in the middle of it. Then only
-    words of at least min_length characters count: shorter ones such as "a",
-    "in" or "x" turn up by chance even in shuffled text. Counts every occurrence
-    (word tokens). Returns a float in [0, 1]; nan if no word is left. With
-    min_length=1 this is visualization.real_word_share(generated,
-    set(words(training_text)))[0] (the test compares).
-    """
-    ws = words(generated)
-    if ws and generated[-1].isalpha():                            # cut off in the middle of its last word
-        ws = ws[:-1]
-    ws = [w for w in ws if len(w) >= min_length]
-    if not ws:
-        return math.nan
-    vocab = set(words(training_text))
-    return sum(w in vocab for w in ws) / len(ws)
 
 
 def train_on_text(text, hidden_size=128, seq_length=64, batch_size=32, steps=3000,
@@ -176,8 +112,86 @@ def train_on_text(text, hidden_size=128, seq_length=64, batch_size=32, steps=300
             "val_nats": evaluate(params, val_ids)["nats"]}
 
 
+# -----------------------------------------------------------------------------
+# Stretch (optional): is the structure learned, or would shuffled text show it too?
+# -----------------------------------------------------------------------------
+
+
+def shuffle_characters(text, rng):
+    """(Stretch.) The same characters in random order: a text with no structure at all.
+
+    rng: np.random.Generator. Returns a str of the same length and with the
+    same character counts as `text`.
+    """
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)   # (N,) one code point per character
+    return rng.permutation(codes).tobytes().decode("utf-32-le")     # 4 bytes a character, not a str object each
+
+
+def balanced_bracket_share(text):
+    """(Stretch.) Share of lines containing a bracket whose brackets all match, within the line.
+
+    Brackets are ( ) [ ] { }; a line is balanced if every closing bracket
+    closes the most recent unclosed opening one of the same kind and none is
+    left open at the end of the line. Lines without brackets are not counted.
+    Returns a float in [0, 1], or nan if no line has a bracket.
+    """
+    pairs = {")": "(", "]": "[", "}": "{"}
+    counted = balanced = 0
+    for line in text.split("\n"):
+        stack, ok, seen = [], True, False
+        for c in line:
+            if c in "([{":
+                stack.append(c)
+                seen = True
+            elif c in pairs:
+                seen = True
+                if not stack or stack.pop() != pairs[c]:
+                    ok = False
+                    break
+        if seen:
+            counted += 1
+            balanced += ok and not stack
+    return balanced / counted if counted else math.nan
+
+
+def indent_share(text, unit=4):
+    """(Stretch.) Share of indented lines whose indentation is a multiple of `unit` spaces.
+
+    A line is indented if it starts with a space and has some other character
+    after its leading spaces (blank lines do not count). Its indentation is the
+    number of leading spaces. Returns a float in [0, 1], or nan if no line is indented.
+    """
+    depths = [len(line) - len(line.lstrip(" ")) for line in text.split("\n")
+              if line.startswith(" ") and line.strip(" ")]
+    if not depths:
+        return math.nan
+    return sum(d % unit == 0 for d in depths) / len(depths)
+
+
+def known_word_share(generated, training_text, min_length=3):
+    """(Stretch.) Share of the words in `generated` (of min_length+ characters) that occur in `training_text`.
+
+    Words as in exercise 2: words(text) (imported from analysis: runs of
+    letters, inner apostrophes kept, lower-cased), and the last word of
+    `generated` is left out when the text ends in the middle of it. Then only
+    words of at least min_length characters count: shorter ones such as "a",
+    "in" or "x" turn up by chance even in shuffled text. Counts every occurrence
+    (word tokens). Returns a float in [0, 1]; nan if no word is left. With
+    min_length=1 this is visualization.real_word_share(generated,
+    set(words(training_text)))[0] (the test compares).
+    """
+    ws = words(generated)
+    if ws and generated[-1].isalpha():                            # cut off in the middle of its last word
+        ws = ws[:-1]
+    ws = [w for w in ws if len(w) >= min_length]
+    if not ws:
+        return math.nan
+    vocab = set(words(training_text))
+    return sum(w in vocab for w in ws) / len(ws)
+
+
 def domain_report(params, chars, training_text, n_chars, temperature, rng):
-    """Sample from the model and measure it against real and shuffled text.
+    """(Stretch.) Sample from the model and measure it against real and shuffled text.
 
     Samples n_chars characters with implementation.sample_text at `temperature`
     (rng: np.random.Generator), primed with "\\n" if the vocabulary has it, else
@@ -202,6 +216,63 @@ def domain_report(params, chars, training_text, n_chars, temperature, rng):
             "model": measures(sample), "shuffled": measures(shuffled)}
 
 
+# -----------------------------------------------------------------------------
+# Given: the script that runs your functions
+# -----------------------------------------------------------------------------
+
+CORE = ("collect_source", "unigram_entropy", "train_on_text")                        # the exercise
+STRETCH = ("shuffle_characters", "balanced_bracket_share", "indent_share", "known_word_share",
+           "domain_report")                                                          # optional
+MAX_TEXT_MB = 5             # --data: tiny Shakespeare is 1.1 MB, War and Peace 3.2 MB; a bound on memory
+MAX_VOCAB = 1000            # distinct characters: the output layer, Adam's state and evaluate() grow with each
+
+
+def not_written_yet(names):
+    """The functions among `names` whose body still raises this file's NotImplementedError."""
+    gap = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
+    return [name for name in names if gap.search(inspect.getsource(globals()[name]))]
+
+
+def check_corpus(text, args):
+    """`text` if this script can train on it with these settings, else UserError (one line)."""
+    source = f"--data {args.data}" if args.data else f"the *.py files under {REPO_ROOT}"
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEXT_MB * 1_000_000:                             # --data is capped when read; this is the source
+        raise UserError(f"{source} come to {size / 1e6:,.0f} MB, over this script's {MAX_TEXT_MB} MB (a virtual "
+                        "environment inside the folder?); give a smaller text with --data")
+    vocab = len(set(text))
+    if vocab > MAX_VOCAB:
+        raise UserError(f"{source}: {vocab:,} distinct characters; this script trains on at most {MAX_VOCAB:,} "
+                        "(the output layer, its gradients and evaluate()'s tables grow with each)")
+    need = args.batch_size * (args.seq_length + 2)                 # one window per stream, from 90% of the text
+    if int(0.9 * len(text)) < need:
+        raise UserError(f"{source}: {len(text)} characters is too short for --batch-size {args.batch_size} x "
+                        f"--seq-length {args.seq_length} (90% of it must hold {need})")
+    return text
+
+
+def report(text, run, args):
+    """Sample the model and print it; with the stretch part, the three measures on three texts."""
+    rng = np.random.default_rng(args.seed + 1)
+    if not_written_yet(STRETCH):
+        prime = "\n" if "\n" in run["chars"] else text[0]
+        sample = sample_text(run["params"], run["chars"], prime, args.sample_chars, args.temperature, rng)
+        rep = None
+    else:
+        rep = domain_report(run["params"], run["chars"], text, args.sample_chars, args.temperature, rng)
+        sample = rep["sample"]
+    print(f"\n--- sample at temperature {args.temperature:g}: its first 20 lines, cut at 100 characters ---")
+    print("\n".join(line[:100] for line in sample.split("\n")[:20]))
+    if rep is None:
+        print(f"\n(the table of measures on the training text, the sample and shuffled text is the optional "
+              f"stretch part: {', '.join(STRETCH)}; see HINTS.md, exercise 3)")
+        return
+    print(f"\n{'measure':<22}{'training text':>15}{'model sample':>15}{'shuffled text':>15}")
+    for key in ("balanced_brackets", "indent_multiple_of_4", "known_words"):
+        cells = [rep[c][key] for c in ("training", "model", "shuffled")]
+        print(f"{key:<22}" + "".join(f"{'n/a':>15}" if math.isnan(v) else f"{v:15.1%}" for v in cells))
+
+
 @one_line_errors(UserError, OSError)
 def main(argv=None):
     """Train on the repository's Python source (or --data) and report what the model learned."""
@@ -210,26 +281,31 @@ def main(argv=None):
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = parser.add_argument_group("data")
     d.add_argument("--data", default=None,
-                   help="any UTF-8 text file (default: this repository's *.py files, concatenated)")
+                   help=f"any UTF-8 text file, at most {MAX_TEXT_MB} MB and {MAX_VOCAB:,} distinct characters "
+                        "(default: this repository's *.py files, concatenated)")
     m = parser.add_argument_group("model and training")
-    m.add_argument("--hidden-size", type=integer(1), default=128, help="H, the hidden state size")
-    m.add_argument("--seq-length", type=integer(1), default=64, help="T, steps per window")
-    m.add_argument("--batch-size", type=integer(1), default=32, help="B, parallel streams")
-    m.add_argument("--steps", type=integer(1), default=4000, help="training steps (Adam, float32)")
+    m.add_argument("--hidden-size", type=integer(1, 512), default=128, help="H, the hidden state size (1 to 512)")
+    m.add_argument("--seq-length", type=integer(1, 256), default=64, help="T, steps per window (1 to 256)")
+    m.add_argument("--batch-size", type=integer(1, 128), default=32, help="B, parallel streams (1 to 128)")
+    m.add_argument("--steps", type=integer(1, 1_000_000), default=4000,
+                   help="training steps (Adam, float32; 1 to 1,000,000)")
     m.add_argument("--learning-rate", type=number(0), default=3e-3, help="Adam learning rate")
     m.add_argument("--seed", type=integer(0), default=0, help="seed for the weights and the samples")
     s = parser.add_argument_group("report")
-    s.add_argument("--sample-chars", type=integer(1), default=5000, help="characters to sample and measure")
+    s.add_argument("--sample-chars", type=integer(1, 100_000), default=5000,
+                   help="characters to sample and measure (1 to 100,000)")
     s.add_argument("--temperature", type=number(0), default=0.8, help="sampling temperature")
     args = parser.parse_args(argv)
+    if args.data:
+        text = check_corpus(read_data(args.data, max_bytes=MAX_TEXT_MB * 1_000_000)[0], args)
+    if todo := not_written_yet(CORE):
+        print(f"exercise 3: write {todo[0]} in {Path(__file__).name} next (hint: exercises/HINTS.md, exercise 3; "
+              "check: python -m pytest tests/exercises/test_exercise_03_own_data.py)", file=sys.stderr)
+        return 1
     print("settings:", vars(args))
     start = time.time()
-
-    text = read_data(args.data)[0] if args.data else collect_source(REPO_ROOT)
-    need = args.batch_size * (args.seq_length + 2)                 # one window per stream, from 90% of the text
-    if int(0.9 * len(text)) < need:
-        raise UserError(f"--data {args.data}: {len(text)} characters is too short for --batch-size "
-                        f"{args.batch_size} x --seq-length {args.seq_length} (90% of it must hold {need})")
+    if not args.data:
+        text = check_corpus(collect_source(REPO_ROOT), args)
     source = args.data or f"{REPO_ROOT.name}/**/*.py"
     print(f"corpus: {source}, {len(text):,} characters, {len(set(text))} distinct")
     run = train_on_text(text, args.hidden_size, args.seq_length, args.batch_size, args.steps,
@@ -238,15 +314,7 @@ def main(argv=None):
     print(f"trained {args.steps} steps in {time.time() - start:.0f} s: train loss {last:.3f}, "
           f"validation {run['val_nats']:.3f} nats/char; unigram entropy {unigram_entropy(text):.3f} "
           f"nats/char (the best possible without context, all that shuffled text allows)")
-
-    rep = domain_report(run["params"], run["chars"], text, args.sample_chars, args.temperature,
-                        np.random.default_rng(args.seed + 1))
-    print(f"\n--- sample at temperature {args.temperature:g}: its first 20 lines, cut at 100 characters ---")
-    print("\n".join(line[:100] for line in rep["sample"].split("\n")[:20]))
-    print(f"\n{'measure':<22}{'training text':>15}{'model sample':>15}{'shuffled text':>15}")
-    for key in ("balanced_brackets", "indent_multiple_of_4", "known_words"):
-        cells = [rep[c][key] for c in ("training", "model", "shuffled")]
-        print(f"{key:<22}" + "".join(f"{'n/a':>15}" if math.isnan(v) else f"{v:15.1%}" for v in cells))
+    report(text, run, args)
     print(f"\ntotal time {time.time() - start:.0f} s")
     return 0
 

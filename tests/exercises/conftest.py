@@ -5,10 +5,12 @@
 
 In your mode, a function you have not written yet (its stub still raises
 NotImplementedError("exercise N: ... — see HINTS.md, exercise N")) makes the
-test an expected failure, reported as "not attempted yet" with the hint; a
-wrong answer fails with a message that says what is off; a right one passes.
-In --solutions mode nothing is excused. (The --solutions option itself is
-registered in tests/conftest.py, so it also works from the repository root.)
+test an expected failure, reported as "not attempted yet" with the hint, or as
+"stretch, not attempted" for a function of the optional stretch part (its
+message says "(optional stretch)"); a wrong answer fails with a message that
+says what is off; a right one passes. In --solutions mode nothing is excused.
+(The --solutions option itself is registered in tests/conftest.py, so it also
+works from the repository root.)
 
 The list of exercises and their files is tests/helpers.py's EXERCISES.
 """
@@ -23,8 +25,9 @@ from .exercise_checks import crash_report
 
 # (One BLAS thread for these many small matrices: set in tests/conftest.py.)
 
-# the message every stub gap raises: "exercise 3: collect_source — see HINTS.md, exercise 3"
-STUB_MESSAGE = re.compile(r"^exercise (\d): (\w+) — see HINTS\.md, exercise \1$")
+# the message every stub gap raises: "exercise 3: collect_source — see HINTS.md, exercise 3", or for a
+# function of the optional stretch part "exercise 3: indent_share (optional stretch) — see HINTS.md, exercise 3"
+STUB_MESSAGE = re.compile(r"^exercise (\d): (\w+)( \(optional stretch\))? — see HINTS\.md, exercise \1$")
 
 
 def solutions_mode(config) -> bool:
@@ -54,10 +57,12 @@ def load_exercise(request):
 
 
 def _not_attempted(exc: BaseException):
-    """The stub's message if exc is a stub's NotImplementedError, else None."""
-    if isinstance(exc, NotImplementedError) and STUB_MESSAGE.match(str(exc)):
-        return str(exc)
-    return None
+    """The xfail reason if exc is a stub's NotImplementedError ("not attempted yet: ..." or, for the
+    optional stretch part, "stretch, not attempted: ..."), else None."""
+    match = STUB_MESSAGE.match(str(exc)) if isinstance(exc, NotImplementedError) else None
+    if match is None:
+        return None
+    return f"{'stretch, not attempted' if match.group(3) else 'not attempted yet'}: {exc}"
 
 
 def _excuse_stub(item):
@@ -69,7 +74,7 @@ def _excuse_stub(item):
         message = _not_attempted(exc)
         if message is None or solutions_mode(item.config):
             raise
-        pytest.xfail(f"not attempted yet: {message}")
+        pytest.xfail(message)
     except Exception as exc:
         message = None if solutions_mode(item.config) else crash_report(exc)
         if message is None:

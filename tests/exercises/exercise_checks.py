@@ -25,6 +25,15 @@ def run_main(ex, argv, capsys) -> str:
     return out
 
 
+def needs(ex, *names):
+    """Raise the stub's NotImplementedError for the first of these functions of `ex` not written yet: in
+    your mode the test then reports "not attempted yet" (or "stretch, not attempted") instead of failing."""
+    number = int(re.search(r"exercise_0(\d)", Path(ex.__file__).name).group(1))
+    for name in ex.not_written_yet(names):
+        stretch = " (optional stretch)" if name in ex.STRETCH else ""
+        raise NotImplementedError(f"exercise {number}: {name}{stretch} — see HINTS.md, exercise {number}")
+
+
 def failure_of(check, *args):
     """Run a check; its failure message (a str), or None if it passed. Nothing is re-raised."""
     try:

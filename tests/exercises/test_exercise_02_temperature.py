@@ -14,7 +14,7 @@ import pytest
 import implementation as rnn
 from visualization import real_word_share, words
 from . import exercise_checks
-from .exercise_checks import check_close, fail, failure_of, run_main
+from .exercise_checks import check_close, fail, failure_of, needs, run_main
 from helpers import load_module
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "its", "red", "ball"]
@@ -277,13 +277,25 @@ def test_temperature_sweep_trends(ex, word_model):
              f"{by_T[0.1]['repetition']:.2f} vs T=2 {by_T[2.0]['repetition']:.2f}")
 
 
-def test_main_runs_on_a_small_text(ex, tmp_path, capsys):
+def small_run(ex, tmp_path, capsys):
     path = tmp_path / "words.txt"
     path.write_text(("the cat sat on the mat and the dog ran to its red ball. " * 60), encoding="utf-8")
-    out = run_main(ex, ["--data", str(path), "--hidden-size", "16", "--steps", "5",
-             "--temperatures", "0.1", "1.0", "--chars", "100"], capsys)
-    if "repeated 3-grams" not in out or "low-temperature loop" not in out:
-        fail("main() should print the temperature table and the low-temperature explanation")
+    return run_main(ex, ["--data", str(path), "--hidden-size", "16", "--steps", "5",
+                         "--temperatures", "0.1", "1.0", "--chars", "100"], capsys)
+
+
+def test_main_runs_on_a_small_text(ex, tmp_path, capsys):
+    needs(ex, *ex.CORE)                                            # main() stops at the first one not written yet
+    out = small_run(ex, tmp_path, capsys)
+    if "entropy (nats)" not in out or "low-temperature loop" not in out:
+        fail("main() should print the table of entropies and the low-temperature explanation")
+
+
+def test_main_with_the_stretch_part_measures_the_samples(ex, tmp_path, capsys):
+    needs(ex, *ex.CORE, *ex.STRETCH)
+    out = small_run(ex, tmp_path, capsys)
+    if "known words" not in out or "repeated 3-grams" not in out or "optional stretch" in out:
+        fail("with the stretch part written, main() should print the known words and repeated 3-grams columns")
 
 
 # ----------------------------------------------------------------------------- checks of these tests

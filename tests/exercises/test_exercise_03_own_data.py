@@ -14,7 +14,7 @@ import pytest
 
 import implementation as rnn
 from visualization import real_word_share, words
-from .exercise_checks import check_close, fail, run_main
+from .exercise_checks import check_close, fail, needs, run_main
 
 
 @pytest.fixture(scope="module")
@@ -215,19 +215,33 @@ def test_model_shows_more_structure_than_shuffled_text(ex, trained):
     if not m["balanced_brackets"] > s["balanced_brackets"] + 0.2:
         fail(f"the model should balance brackets more often than shuffled text: "
              f"model {m['balanced_brackets']:.2f}, shuffled {s['balanced_brackets']:.2f}")
+
+
+def test_model_beats_the_unigram_entropy(ex, trained):
+    text, run = trained
     if not run["val_nats"] < ex.unigram_entropy(text) - 0.5:
         fail(f"validation loss {run['val_nats']:.3f} should be well below the unigram entropy "
              f"{ex.unigram_entropy(text):.3f}: the model has learned nothing beyond letter frequencies")
 
 
 def test_main_on_the_default_corpus(ex, capsys):
+    needs(ex, *ex.CORE)                                            # main() stops at the first one not written yet
     out = run_main(ex, ["--steps", "5", "--hidden-size", "16", "--sample-chars", "300", "--batch-size", "8"], capsys)
-    for needle in ("corpus:", "unigram entropy", "balanced_brackets", "indent_multiple_of_4", "shuffled text"):
+    for needle in ("corpus:", "unigram entropy", "--- sample at temperature"):
         if needle not in out:
-            fail(f"main() should print the report; {needle!r} is missing from:\n{out}")
+            fail(f"main() should print the corpus, the losses and a sample; {needle!r} is missing from:\n{out}")
+
+
+def test_main_with_the_stretch_part_prints_the_measures(ex, capsys):
+    needs(ex, *ex.CORE, *ex.STRETCH)
+    out = run_main(ex, ["--steps", "5", "--hidden-size", "16", "--sample-chars", "300", "--batch-size", "8"], capsys)
+    for needle in ("balanced_brackets", "indent_multiple_of_4", "shuffled text"):
+        if needle not in out:
+            fail(f"main() should print the table of measures; {needle!r} is missing from:\n{out}")
 
 
 def test_main_on_any_text(ex, tmp_path, capsys):
+    needs(ex, *ex.CORE, *ex.STRETCH)
     path = tmp_path / "prose.txt"
     path.write_text("It was the best of times, it was the worst of times. " * 80, encoding="utf-8")
     out = run_main(ex, ["--data", str(path), "--steps", "10", "--hidden-size", "8", "--sample-chars", "200",

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import implementation as rnn
-from .exercise_checks import check_close, fail, failure_of, run_main
+from .exercise_checks import check_close, fail, failure_of, needs, run_main
 
 SETTINGS = dict(hidden_size=48, seq_length=16, batch_size=8, steps=200, eval_every=10, learning_rate=1e-2, seed=0)
 
@@ -196,14 +196,29 @@ def test_plot_curves_draws_the_log(ex, overfit_log):
         fail("plot_curves(log) without `best` should not draw the best-validation line")
 
 
-def test_main_runs_and_saves_the_figure(ex, tmp_path, capsys):
+def small_run(ex, tmp_path, capsys, plot):
     path = tmp_path / "text.txt"
     path.write_text("to be or not to be, that is the question. " * 70, encoding="utf-8")
+    return run_main(ex, ["--data", str(path), "--chars", "2500", "--hidden-size", "16", "--steps", "30",
+                         "--eval-every", "10", "--plot", str(plot)], capsys)
+
+
+def test_main_reports_where_validation_stops_improving(ex, tmp_path, capsys):
+    needs(ex, *ex.CORE)                                            # main() stops at the first one not written yet
+    out = small_run(ex, tmp_path, capsys, "")
+    if "validation stops improving at step" not in out:
+        fail("main() should report where validation stops improving")
+
+
+def test_main_with_the_stretch_part_saves_the_figure(ex, tmp_path, capsys):
+    needs(ex, *ex.CORE, *ex.STRETCH)
     png = tmp_path / "curves.png"
-    out = run_main(ex, ["--data", str(path), "--chars", "2500", "--hidden-size", "16", "--steps", "30",
-             "--eval-every", "10", "--plot", str(png)], capsys)
+    out = small_run(ex, tmp_path, capsys, png)
     if "validation stops improving at step" not in out or not png.is_file():
         fail("main() should report where validation stops improving and save the figure to --plot")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    if png.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n" or left != ["curves.png", "text.txt"]:
+        fail("main() should write a complete PNG to --plot and leave no other file behind")
 
 
 # ----------------------------------------------------------------------------- checks of these tests

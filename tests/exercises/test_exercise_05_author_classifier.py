@@ -3,7 +3,7 @@
 The parser runs on the real Gutenberg text (the `federalist_path` fixture from
 tests/conftest.py: skipped on a machine without the corpus, a failure under
 CI=true). The classifiers are checked on a tiny synthetic two-author problem,
-small enough to train in a second, never on the full 10-minute run.
+small enough to train in a second, never on the full run.
 """
 
 import re
@@ -13,7 +13,7 @@ import pytest
 
 import implementation as rnn
 import safeio
-from .exercise_checks import check_close, check_returned, fail, run_main
+from .exercise_checks import check_close, check_returned, fail, needs, run_main
 
 HAMILTON = [1, *range(6, 10), *range(11, 14), *range(15, 18), *range(21, 37), *range(59, 62), *range(65, 86)]
 MADISON = [10, 14, *range(37, 49)]
@@ -276,18 +276,34 @@ def test_balanced_weights_help_the_small_class(ex):
 
 # ----------------------------------------------------------------------------- the pipeline
 
-def test_train_and_classify_two_authors(ex, two_authors):
+def classify_four(ex, two_authors, by_state):
     papers, labels, chars = two_authors
     test = [1, 2, 9, 10]
     train = [n for n in papers if n not in test]
     out = ex.train_and_classify({n: papers[n] for n in train}, {n: labels[n] for n in train},
-                                {n: papers[n] for n in test}, chars, seed=0, **TINY)
+                                {n: papers[n] for n in test}, chars, seed=0, by_state=by_state, **TINY)
+    check_returned(out, f"train_and_classify(..., by_state={by_state})")
     if sorted(out) != test:
         fail(f"train_and_classify must return one entry per test paper {test}, got {sorted(out)}")
     for n in test:
-        (a, margin), (b, p) = out[n]["loss"], out[n]["hidden"]
+        a, margin = out[n]["loss"]
         if a != labels[n] or margin <= 0:
             fail(f"train_and_classify: by loss, paper {n} by {labels[n]} went to {a} (margin {margin:.4f})")
+    return out, labels, test
+
+
+def test_train_and_classify_two_authors(ex, two_authors):
+    classify_four(ex, two_authors, by_state=False)
+
+
+def test_train_and_classify_by_state_two_authors(ex, two_authors):
+    needs(ex, "train_author_model", "classify_by_loss", "train_and_classify", *ex.STRETCH)   # step 5: the stretch part
+    out, labels, test = classify_four(ex, two_authors, by_state=True)
+    for n in test:
+        if "hidden" not in out[n]:
+            fail(f"train_and_classify(..., by_state=True): paper {n} has no 'hidden' entry; step 5 of the "
+                 f"docstring adds (author, P(second author)) by the mean hidden state")
+        b, p = out[n]["hidden"]
         if not 0 <= p <= 1 or b != ("Bob" if p > 0.5 else "Ann"):
             fail(f"train_and_classify: 'hidden' must be (author, P(second author)), with the second author "
                  f"('Bob', sorted order) exactly when P > 0.5; got {out[n]['hidden']}")
@@ -295,12 +311,20 @@ def test_train_and_classify_two_authors(ex, two_authors):
             fail(f"train_and_classify: by state, paper {n} by {labels[n]} went to {b} (P(Bob) = {p:.2f})")
 
 
-def test_cross_validate_two_authors(ex, two_authors):
+@pytest.mark.parametrize("by_state", [False, True], ids=["by loss", "by state too"])
+def test_cross_validate_two_authors(ex, two_authors, by_state):
+    if by_state:
+        needs(ex, "train_author_model", "classify_by_loss", "train_and_classify", "cross_validate", *ex.STRETCH)
     papers, labels, chars = two_authors
-    cv = ex.cross_validate(papers, labels, chars, k=2, seed=0, **TINY)
+    cv = ex.cross_validate(papers, labels, chars, k=2, seed=0, by_state=by_state, **TINY)
+    check_returned(cv, "cross_validate")
     if set(cv) < {"predictions", "accuracy"} or sorted(cv["predictions"]) != sorted(labels):
         fail("cross_validate must return {'predictions': one entry per paper, 'accuracy': {...}}")
-    for method in ("loss", "hidden"):
+    methods = ["loss", "hidden"] if by_state else ["loss"]
+    if sorted(cv["accuracy"]) != sorted(methods):
+        fail(f"cross_validate(..., by_state={by_state}): accuracy must have the keys {methods}, "
+             f"got {sorted(cv['accuracy'])}")
+    for method in methods:
         acc = np.mean([cv["predictions"][n][method][0] == labels[n] for n in labels])
         check_close(cv["accuracy"][method], acc, f"cross_validate: accuracy['{method}'] vs its own predictions")
     if cv["accuracy"]["loss"] < 0.9:
@@ -309,6 +333,7 @@ def test_cross_validate_two_authors(ex, two_authors):
 
 
 def test_main_quick_run_ends_with_the_disputed_table(ex, federalist_path, capsys):
+    needs(ex, *ex.CORE)                                            # main() stops at the first one not written yet
     out = run_main(ex, ["--data", federalist_path, "--max-chars", "300", "--hidden-size", "8",
                         "--base-steps", "3", "--finetune-steps", "2", "--folds", "2"], capsys)
     lines = out.rstrip().split("\n")
