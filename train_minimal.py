@@ -98,16 +98,16 @@ PRESETS = settings.PRESETS                          # {preset: {setting: value}}
 FROZEN_ON_RESUME = settings.frozen_on_resume()      # a resumed run keeps these
 
 # How fast each preset's model trains on this project's 2-core machine (Intel Xeon), one BLAS
-# thread, for the run's first line: characters per second of training, as (while other jobs kept
-# both cores busy, with the machine (nearly) to itself). Measured with the preset's own command,
-# `python train_minimal.py --preset NAME` (its chars/s, or its log's chars and times):
-#   textbook   24k: 20,000 steps beside other jobs;  83k: 300 steps beside one other run
-#   default    72k: 600 steps beside other jobs;     198k: the quick start's 12,000 steps, 2 min 12 s
-#   fast       49k and 89k: the slowest and the fastest 2,000 steps of a 20,000-step run (5 min 5 s)
-#   long       25k and 71k: the same, of a 50,000-step run
+# thread, for the run's first line: characters per second of training, (the slowest, the fastest)
+# seen, from a machine shared with other jobs to one nearly to itself. Measured with the preset's
+# own command, `python train_minimal.py --preset NAME` (its chars/s, or its log's chars and times):
+#   textbook   24k, 48k: 20,000 steps beside other jobs on both cores, then beside one other job
+#   default    65k: 600 steps beside other jobs; 198k: the quick start's 12,000 steps, 2 min 12 s in all
+#   fast       49k, 89k: the slowest and the fastest 2,000 steps of a 20,000-step run (5 min 5 s in all)
+#   long       23k, 71k: the same, of a 50,000-step run (24 min 10 s in all)
 # A model of another shape (SPEED_SETTINGS) gets no estimate.
-MEASURED_SPEED = {"textbook": (24e3, 83e3), "default": (72e3, 198e3), "fast": (49e3, 89e3),
-                  "long": (25e3, 71e3)}
+MEASURED_SPEED = {"textbook": (24e3, 48e3), "default": (65e3, 198e3), "fast": (49e3, 89e3),
+                  "long": (23e3, 71e3)}
 SPEED_SETTINGS = ("hidden_size", "batch_size", "seq_length", "dtype", "optimizer", "dropout", "distill",
                   "ngram_prior")
 
