@@ -50,10 +50,10 @@ import ngram
 # -----------------------------------------------------------------------------
 
 # The largest table of next-character probabilities (characters x vocabulary) that is
-# built at once: 16.8 million numbers, 128 MB in float64. A few copies of it are alive
+# built at once: 8.4 million numbers, 64 MB in float64. A few copies of it are alive
 # while it is made, so this bounds the memory a text can make a function here use;
-# with 65 characters it is 258,000 characters of text, with 70,000 only 239.
-TABLE_MAX_ENTRIES = 1 << 24
+# with 65 characters it is 129,055 characters of text, with 70,000 only 119.
+TABLE_MAX_ENTRIES = 1 << 23
 
 
 def max_table_chars(vocab_size: int) -> int:
@@ -533,7 +533,7 @@ POSITION_KINDS = ("all", "line start", "speaker line", "word start", "inside wor
 def per_char_losses(params: dict, ngram: ngram.NGram, ids) -> dict:
     """{"rnn": (M,), "ngram": (M,)}: -log p of each target ids[t+1], M = len(ids) - 1, in nats.
 
-    The RNN reads 256 characters at a time (fewer for a vocabulary over 65,536, to keep
+    The RNN reads 256 characters at a time (fewer for a vocabulary over 32,768, to keep
     each table within TABLE_MAX_ENTRIES)."""
     seq_length = min(256, max_table_chars(params["Why"].shape[0]))
     return {"rnn": -rnn.target_logprobs(params, ids, seq_length), "ngram": -ngram.logprobs(ids)}

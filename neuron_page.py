@@ -31,7 +31,7 @@ import numpy as np
 from analysis import max_table_chars, model_on_text, rank_units, text_features, top_k
 from safeio import atomic_write_text
 
-MAX_CHARS = 2000      # characters of text on the page (fewer for a vocabulary above 8,388: see neuron_page_data)
+MAX_CHARS = 2000      # characters of text on the page (fewer for a vocabulary above 4,194: see neuron_page_data)
 MAX_UNITS = 1024      # hidden units offered by default (the strongest), to bound the page's size
 TOP_K = 5             # guesses shown for the next character (fewer for a smaller vocabulary)
 

@@ -256,8 +256,8 @@ def loss_curves(chars, loss, val_chars=(), val_loss=(), *, vocab_size: int | Non
         ax.axhline(lnv, color="gray", ls="--", lw=1)
         ax.text(0.3, lnv, f"ln V = ln {vocab_size} = {lnv:.2f}: the loss of a uniform guess",
                 transform=ax.get_yaxis_transform(), ha="left", va="bottom", fontsize=9, color="dimgray")
-    lo = np.nanmin(np.concatenate([smoothed, val_loss])) if loss.size else 0
-    hi = max(lnv or 0, np.nanmax(smoothed) if loss.size else 1)
+    lo = np.nanmin(np.concatenate([smoothed, val_loss, [] if lnv is None else [lnv]])) if loss.size else 0
+    hi = max(lnv or 0, np.nanmax(smoothed) if loss.size else 1)      # ln V stays in view, below or above
     pad = 0.08 * (hi - lo if hi > lo else 1)
     ax.set_ylim(max(0.0, lo - 1.5 * pad), hi + 1.5 * pad)
     ax.set_xlabel("characters seen during training")
@@ -937,12 +937,17 @@ NGRAM_FIGURE_FILE = "9_ngram_comparison.png"     # drawn when the training text 
 NGRAM_ORDER = 7                                  # the best Kneser-Ney order on tiny Shakespeare
 
 # How much of a text the figures read. The window figures (3, 4, 6a) read a window of
-# n_chars; the features (6b) are ranked over FEATURE_CHARS; the gradient flow (8) follows
-# the loss GRADIENT_FLOW_STEPS back over 8 windows; figure 9 scores the whole text. The
-# text is cut to TEXT_MAX_CHARS (the validation part of every known corpus is shorter),
-# and figure 9 is drawn only for a training text of at most TRAIN_MAX_CHARS, whose
-# n-gram counts it needs (War and Peace's is 2.9 million).
+# n_chars; the features (6b) are ranked over FEATURE_CHARS; the temperature figure (5)
+# samples TEMPERATURE_CHARS at each temperature; the gradient flow (8) follows the loss
+# GRADIENT_FLOW_STEPS back over 8 windows; figure 9 scores the whole text. The text is
+# cut to TEXT_MAX_CHARS (the validation part of every known corpus is shorter), and
+# figure 9 is drawn only for a training text of at most TRAIN_MAX_CHARS, whose n-gram
+# counts it needs (War and Peace's is 2.9 million). A vocabulary so large that a table
+# of probabilities for FEATURE_CHARS or TEMPERATURE_CHARS characters would pass
+# analysis.TABLE_MAX_ENTRIES (over 419 or 8,388 characters) reads fewer
+# (analysis.max_table_chars), so time and memory stay bounded.
 FEATURE_CHARS = 20_000
+TEMPERATURE_CHARS = 1000
 GRADIENT_FLOW_STEPS = 100
 MIN_TEXT_CHARS = GRADIENT_FLOW_STEPS + 2
 TEXT_MAX_CHARS = 500_000
@@ -1085,7 +1090,8 @@ def _figure_makers(checkpoint: dict, log: dict, text: str, train_text, n_chars: 
     a = log_arrays(log)
     start = _line_start(text)
     window = text[start:start + n_chars]
-    long_text = text[:FEATURE_CHARS]
+    fits = max_table_chars(len(chars))                       # characters per table of probabilities
+    long_text = text[:min(FEATURE_CHARS, fits)]
     vocabulary_text = train_text[:TRAIN_MAX_CHARS] if train_text else None
     prime = prime if prime is not None else (window.split("\n", 1)[0][:60] + ("\n" if "\n" in chars else ""))
     unit, note = _pick_unit(params, chars, long_text, unit)
@@ -1098,7 +1104,8 @@ def _figure_makers(checkpoint: dict, log: dict, text: str, train_text, n_chars: 
         lambda: gradient_health(a["grad_step"], a["grad_norm"], a["clip_frac"], config.get("clip", 5.0)),
         lambda: hidden_heatmap(params, chars, window),
         lambda: next_char_probs(params, chars, window),
-        lambda: temperature_figure(params, chars, prime, seed=seed, train_text=vocabulary_text),
+        lambda: temperature_figure(params, chars, prime, n=min(TEMPERATURE_CHARS, fits), seed=seed,
+                                   train_text=vocabulary_text),
         lambda: neuron_view(params, chars, window, unit, note=note),
         lambda: feature_neurons(params, chars, long_text),
         lambda: training_samples([e["step"] for e in samples], [e["text"] for e in samples],
