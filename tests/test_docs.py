@@ -94,8 +94,9 @@ def test_section_links_point_at_a_heading(doc):
 
 def help_texts():
     out = []
+    exercises = [[str(p.relative_to(ROOT))] for p in sorted((ROOT / "exercises" / "solutions").glob("exercise_*.py"))]
     for cmd in (["train_minimal.py"], ["visualization.py"], ["tests/benchmarks/bench_speed.py"],
-                ["tests/test_notebook.py"], ["-m", "data.download"]):
+                ["tests/test_notebook.py"], ["-m", "data.download"], *exercises):
         r = subprocess.run([sys.executable, *cmd, "--help-all"], cwd=ROOT, capture_output=True, text=True)
         if r.returncode != 0:                                    # no --help-all: --help lists every flag
             r = subprocess.run([sys.executable, *cmd, "--help"], cwd=ROOT, capture_output=True, text=True)
