@@ -186,7 +186,8 @@ def model_to_sample(args, text, rng):
 
 def print_sweep(rows, chars, stretch):
     """The table of the sweep, three samples, and what the lowest temperature shows."""
-    print(f"\n{'T':>5}  {'entropy (nats)':>14}" + (f"  {'known words':>11}  {'repeated 3-grams':>16}" if stretch else ""))
+    measures = f"  {'known words':>11}  {'repeated 3-grams':>16}" if stretch else ""
+    print(f"\n{'T':>5}  {'entropy (nats)':>14}{measures}")
     for r in rows:
         print(f"{r['temperature']:5.2f}  {r['entropy']:14.3f}"
               + (f"  {r['known_words']:11.1%}  {r['repetition']:16.1%}" if stretch else ""))

@@ -30,7 +30,7 @@ implementation.py (already imported below), never re-implement it.
 
 Check your version:  python -m pytest tests/exercises/test_exercise_03_own_data.py
 Stuck?               exercises/HINTS.md, exercise 3 (then exercises/solutions/)
-Run this file:       python exercises/exercise_03_own_data.py [--data any.txt]
+Run this file:       python exercises/exercise_03_own_data.py [--data any.txt]   (trains for about half a minute)
 """
 
 import argparse

@@ -195,8 +195,8 @@ def _solved_copy(tmp_path, n=2):
     lines = src.split("\n")
     gaps = [f for f in ast.parse(src).body if isinstance(f, ast.FunctionDef) and f.name in ex.functions[1:]]
     for f in sorted(gaps, key=lambda f: -f.lineno):                 # bottom up: line numbers stay valid
-        raise_line = f'    raise NotImplementedError("exercise {n}: {f.name}{stretch_mark(n, f.name)} — see HINTS.md, ' \
-                     f'exercise {n}")'
+        gap = f"exercise {n}: {f.name}{stretch_mark(n, f.name)} — see HINTS.md, exercise {n}"
+        raise_line = f'    raise NotImplementedError("{gap}")'
         lines[f.body[0].end_lineno:f.end_lineno] = [raise_line]     # keep the signature and the docstring
     copy = tmp_path / ex.stub_path.name
     copy.write_text("\n".join(lines), encoding="utf-8")            # implementation is on sys.path already

@@ -26,7 +26,7 @@ domain_report). With --data federalist.txt the code measures have nothing to
 count (no brackets, no indentation) and the words carry the story.
 
 Check your version:  python -m pytest tests/exercises/test_exercise_03_own_data.py
-Run this file:       python exercises/solutions/exercise_03_solution.py [--data any.txt]
+Run this file:       python exercises/solutions/exercise_03_solution.py [--data any.txt]   (trains for about half a minute)
 """
 
 import argparse

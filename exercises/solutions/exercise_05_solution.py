@@ -3,7 +3,9 @@
 Twelve of the 85 Federalist Papers (49-58, 62, 63) were claimed by both
 Hamilton and Madison. Mosteller and Wallace (1964) settled it with word
 frequencies: all twelve are Madison's. Here a character-level RNN gets the
-same question, two ways:
+same question, two ways: by loss is the exercise (about 35 minutes), by state
+the optional stretch part (about 30 minutes: hidden_features,
+fit_logistic_regression, predict_proba, and step 5 of train_and_classify).
 
     by loss     one char-RNN per author, trained on his undisputed papers; a
                 paper goes to the author whose model predicts it better, i.e.
@@ -35,7 +37,7 @@ Trained separately from scratch, the same models mostly picked whichever author'
 model happened to train better.
 
 Check your version:  python -m pytest tests/exercises/test_exercise_05_author_classifier.py
-Run this file:       python exercises/solutions/exercise_05_solution.py   (about 1.5 minutes on 2 cores)
+Run this file:       python exercises/solutions/exercise_05_solution.py   (about 40 seconds)
 """
 
 import argparse
@@ -405,7 +407,8 @@ def main(argv=None):
     m.add_argument("--finetune-steps", type=integer(1, 1_000_000), default=500,
                    help="steps of each author's fine-tuning (1 to 1,000,000)")
     m.add_argument("--folds", type=integer(2, 14), default=5,
-                   help="k of the k-fold cross-validation (2 to 14: each fold holds one of Madison's 14 papers or more)")
+                   help="k of the k-fold cross-validation (2 to 14: each fold holds one of Madison's 14 papers "
+                        "or more)")
     m.add_argument("--seed", type=integer(0), default=0, help="seed of the folds, the sampling and the weights")
     args = parser.parse_args(argv)
     text = read_papers(args)
