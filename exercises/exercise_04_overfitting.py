@@ -22,7 +22,7 @@ implementation.py (already imported below), never re-implement it.
 
 Check your version:  python -m pytest tests/exercises/test_exercise_04_overfitting.py
 Stuck?               exercises/HINTS.md, exercise 4 (then exercises/solutions/)
-Run this file:       python exercises/exercise_04_overfitting.py
+Run this file:       python exercises/exercise_04_overfitting.py   (about ten seconds)
 """
 
 import argparse

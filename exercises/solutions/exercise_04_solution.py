@@ -18,7 +18,7 @@ the table of evaluations only.
     plot_curves            the picture, from the log (returns a Figure, never shows it)
 
 Check your version:  python -m pytest tests/exercises/test_exercise_04_overfitting.py
-Run this file:       python exercises/solutions/exercise_04_solution.py
+Run this file:       python exercises/solutions/exercise_04_solution.py   (about ten seconds)
 """
 
 import argparse
