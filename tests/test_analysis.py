@@ -78,6 +78,24 @@ def test_model_on_text_is_implementation_forward(trained_model):
     np.testing.assert_allclose(r["p_next"], [p[t, ids[t + 1]] for t in range(len(ids) - 1)])
 
 
+def test_hidden_states_read_in_blocks_are_forwards_states(trained_model, monkeypatch):
+    params, chars, text = trained_model["params"], trained_model["chars"], trained_model["val_text"][:300]
+    whole = rnn.forward(params, rnn.encode(text, chars))[0][1:, :, 0]            # (N,H) in one pass
+    monkeypatch.setattr(an, "TABLE_MAX_ENTRIES", 7 * len(chars))
+    assert an.max_table_chars(len(chars)) == 7
+    np.testing.assert_array_equal(an.hidden_states(params, chars, text), whole,
+                                  err_msg="hidden_states in blocks of 7 characters must carry h from block to block")
+
+
+def test_model_on_text_refuses_a_table_over_the_limit_in_one_line(trained_model, monkeypatch):
+    params, chars, text = trained_model["params"], trained_model["chars"], trained_model["val_text"]
+    monkeypatch.setattr(an, "TABLE_MAX_ENTRIES", 50 * len(chars))
+    assert an.model_on_text(params, chars, text[:50])["probs"].shape == (50, len(chars))
+    with pytest.raises(ValueError) as e:
+        an.model_on_text(params, chars, text[:51])
+    assert "\n" not in str(e.value) and "pass at most 50 characters" in str(e.value), str(e.value)
+
+
 def test_top_k_and_similarity_order():
     probs = np.array([[0.1, 0.5, 0.4], [0.3, 0.3, 0.4]])
     idx, val = an.top_k(probs, 2)
@@ -108,8 +126,11 @@ def test_real_word_share():
     assert an.words("Élan, naïve! It's 42 o'clock") == ["élan", "naïve", "it's", "o'clock"]
 
 
-def test_temperature_data_matches_sampling_and_softmax_over_T(trained_model):
+@pytest.mark.parametrize("block", [None, 6], ids=["one pass", "blocks of 6 characters"])
+def test_temperature_data_matches_sampling_and_softmax_over_T(trained_model, monkeypatch, block):
     params, chars, prime = trained_model["params"], trained_model["chars"], "the cat"
+    if block:
+        monkeypatch.setattr(an, "TABLE_MAX_ENTRIES", block * len(chars))
     d = an.temperature_data(params, chars, prime, [0.5, 1.0], n=40, seed=7, train_text=trained_model["train_text"])
     H = params["Whh"].shape[0]
     for T, sample, ent in zip(d["temperatures"], d["samples"], d["entropy"]):
@@ -304,6 +325,18 @@ def test_quote_profile_is_the_mean_activation_by_distance():
 # -----------------------------------------------------------------------------
 # Gradient flow
 # -----------------------------------------------------------------------------
+
+def test_gradient_flow_data_takes_fewer_windows_when_their_table_would_be_too_large(trained_model, monkeypatch):
+    params, chars, text = trained_model["params"], trained_model["chars"], trained_model["val_text"]
+    T = 21
+    want = an.gradient_flow_data(params, chars, text, k_max=T - 1, streams=2)
+    monkeypatch.setattr(an, "TABLE_MAX_ENTRIES", 2 * T * len(chars) + T)         # room for two windows
+    got = an.gradient_flow_data(params, chars, text, k_max=T - 1, streams=8)
+    assert got["inputs"].shape == (T, 2), "gradient_flow_data: (T,V,B) probabilities must fit TABLE_MAX_ENTRIES"
+    np.testing.assert_array_equal(got["trained"], want["trained"])
+    monkeypatch.setattr(an, "TABLE_MAX_ENTRIES", 1)                             # one window at least
+    assert an.gradient_flow_data(params, chars, text, k_max=T - 1)["inputs"].shape == (T, 1)
+
 
 def test_per_step_factor_of_a_geometric_decay():
     assert an.per_step_factor(0.5 ** np.arange(20) * 3.0) == pytest.approx(0.5)

@@ -118,6 +118,26 @@ def test_compare_models_numbers_are_the_models_own():
     assert nov["ngram"]["text"] == ngram.sample_text(chars, "\n", 120, 0.8, np.random.default_rng(3))
 
 
+def test_per_char_losses_in_short_reads_for_a_huge_vocabulary_are_the_same(monkeypatch):
+    rng = np.random.default_rng(5)
+    params, ngram, chars, _, val = rnn_and_ngram("".join(rng.choice(list("abc de\n"), 3000)), 3, rng)
+    ids = rnn.encode(val, chars)
+    want = analysis.per_char_losses(params, ngram, ids)
+    monkeypatch.setattr(analysis, "TABLE_MAX_ENTRIES", 10 * len(chars))          # 10 characters per read
+    got = analysis.per_char_losses(params, ngram, ids)
+    np.testing.assert_allclose(got["rnn"], want["rnn"], rtol=1e-12)
+    np.testing.assert_array_equal(got["ngram"], want["ngram"])
+
+
+def test_sample_novelty_primes_with_a_character_of_a_vocabulary_without_newlines():
+    rng = np.random.default_rng(6)
+    params, ngram, chars, train, val = rnn_and_ngram("".join(rng.choice(list("ab cd"), 2000)), 3, rng)
+    assert "\n" not in chars
+    r = analysis.sample_novelty(params, ngram, chars, train, val, length=60, seed=1)
+    assert r["rnn"]["text"] == rnn.sample_text(params, chars, chars[0], 60, 1.0, np.random.default_rng(1))
+    assert len(r["ngram"]["text"]) == 60
+
+
 def test_ngram_comparison_figure_holds_its_numbers():
     labels = list(analysis.FREQUENCY_LABELS)
     count = np.array([10, 5, 0, 40, 30, 15])

@@ -126,6 +126,24 @@ def test_text_is_cut_and_units_can_be_chosen(untrained_model):
         page_html(untrained_model, units=[0, HIDDEN])
 
 
+def test_a_small_vocabulary_gets_as_many_guesses_as_it_has_characters():
+    chars, text = ["a", "b", "c"], "abcab" * 10
+    params = rnn.init_params(3, 6, np.random.default_rng(2), np.float64, INIT_SCALE)
+    data = neuron_page.neuron_page_data(params, chars, text)
+    assert data["k"] == 3 and np.shape(data["top_ids"]) == (len(text), 3)
+    assert all(sorted(row) == [0, 1, 2] for row in data["top_ids"]), "all three characters, best first"
+    with pytest.raises(ValueError, match="k=0 must be a whole number >= 1"):
+        neuron_page.neuron_page_data(params, chars, text, k=0)
+
+
+def test_a_huge_vocabulary_puts_as_much_text_on_the_page_as_one_table_holds(untrained_model, monkeypatch):
+    V = len(untrained_model["chars"])
+    monkeypatch.setattr(analysis, "TABLE_MAX_ENTRIES", 30 * V)
+    data = page_json(page_html(untrained_model))
+    assert data["text"] == untrained_model["text"][:30], \
+        "neuron_page_data: the text is cut to analysis.max_table_chars(V) characters"
+
+
 def test_page_loads_nothing_from_outside(untrained_model):
     page = page_html(untrained_model)
     for pattern in (r"\b(src|href|action|srcset|poster)\s*=", r"url\(", r"@import", r"https?:", r"<link\b"):

@@ -222,6 +222,15 @@ def test_next_char_probs_draws_the_probability_of_each_actual_next_char(run, pas
         np.testing.assert_allclose(bars[:4], want)
 
 
+def test_next_char_probs_of_a_two_character_text_shows_its_one_prediction():
+    chars = ["a", "b"]
+    params = rnn.init_params(2, 4, np.random.default_rng(0), np.float64, 0.5)
+    fig = viz.next_char_probs(params, chars, "ab")
+    p = np.exp(rnn.forward(params, rnn.encode("ab", chars))[1][0, :, 0])      # (V,) after reading "a"
+    assert fig.data["positions"] == [0], "one position has a next character; it is the only one to show"
+    np.testing.assert_allclose(fig.data["p_next"], [p[1]])
+
+
 def test_next_char_probs_rejects_a_position_without_a_next_char(run, passage):
     with pytest.raises(ValueError, match="position"):
         viz.next_char_probs(run["params"], run["chars"], passage, positions=[len(passage) - 1])
@@ -259,6 +268,17 @@ def test_neuron_view_colours_each_char_by_the_units_activation(run, passage):
     t = 10
     assert fig.data["top_chars"][t] == [run["chars"][i] for i in np.argsort(-p[t], kind="stable")[:5]]
     np.testing.assert_allclose(fig.data["top_p"][t], np.sort(p[t])[::-1][:5])
+
+
+def test_neuron_view_of_a_two_character_vocabulary_shows_both_guesses():
+    chars, text = ["a", "b"], "abba" * 20
+    params = rnn.init_params(2, 4, np.random.default_rng(1), np.float64, 0.5)
+    fig = viz.neuron_view(params, chars, text, 0, k=5, width=40)
+    p = np.exp(rnn.forward(params, rnn.encode(text, chars))[1][:, :, 0])      # (N,V)
+    assert fig.data["top_ids"].shape == (len(text), 2), "k=5 over a vocabulary of 2 shows the 2 there are"
+    np.testing.assert_allclose(fig.data["top_p"], np.sort(p, axis=1)[:, ::-1])
+    assert fig.axes[0].images[0].get_array().shape[:2] == (2 * (2 + 2) - 1, 40), \
+        "each line of text has one row for the text and one per guess, and a blank row between lines"
 
 
 def test_feature_neurons_shows_the_best_unit_per_feature(run):
