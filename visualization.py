@@ -954,9 +954,9 @@ TEXT_MAX_CHARS = 500_000
 TRAIN_MAX_CHARS = 4_000_000
 
 
-def _ngram_figure(params, chars, train_text: str, text: str) -> Figure:
-    """Figure 9: the RNN against a Kneser-Ney n-gram fitted on the training text, on `text`."""
-    counts = ngram.NGram(NGRAM_ORDER).fit(rnn.encode(train_text, chars), len(chars))
+def _ngram_figure(params, chars, train_ids, text: str) -> Figure:
+    """Figure 9: the RNN against a Kneser-Ney n-gram fitted on the training text's ids, on `text`."""
+    counts = ngram.NGram(NGRAM_ORDER).fit(train_ids, len(chars))
     ids = rnn.encode(text, chars)
     d = loss_by_context_frequency(counts.context_counts(ids), per_char_losses(params, counts, ids))
     return ngram_comparison(d["labels"], d["count"], d["mean_loss"], order=NGRAM_ORDER)
@@ -1082,9 +1082,10 @@ def _init_scale(config: dict) -> float:
     return float(s) if ok else 0.01
 
 
-def _figure_makers(checkpoint: dict, log: dict, text: str, train_text, n_chars: int, seed: int,
+def _figure_makers(checkpoint: dict, log: dict, text: str, train_text, train_ids, n_chars: int, seed: int,
                    unit, prime) -> list:
-    """[(file name, make)]: every figure render_all draws, each made when make() is called."""
+    """[(file name, make)]: every figure render_all draws, each made when make() is called;
+    figure 9 if train_ids (the training text's ids) are given."""
     params, chars = checkpoint["params"], checkpoint["chars"]
     config = {**log.get("config", {}), **checkpoint["meta"].get("config", {})}
     a = log_arrays(log)
@@ -1115,8 +1116,8 @@ def _figure_makers(checkpoint: dict, log: dict, text: str, train_text, n_chars: 
                               init_scale=_init_scale(config), seed=seed),
     ]
     named = list(zip(FIGURE_FILES, makers))
-    if train_text and len(train_text) <= TRAIN_MAX_CHARS:     # the count model needs the training text
-        named.append((NGRAM_FIGURE_FILE, lambda: _ngram_figure(params, chars, train_text, text)))
+    if train_ids is not None:                                 # the count model needs the training text
+        named.append((NGRAM_FIGURE_FILE, lambda: _ngram_figure(params, chars, train_ids, text)))
     return named
 
 
@@ -1145,9 +1146,10 @@ def render_all(checkpoint: dict, log: dict, text: str, out, train_text: str | No
     start = _line_start(text)
     _check_text_length(text, start)
     rnn.encode(text, chars)                  # ValueError naming a character outside the vocabulary, if any
+    train_ids = rnn.encode(train_text, chars) if train_text and len(train_text) <= TRAIN_MAX_CHARS else None
     check_dpi(figure_sizes(min(n_chars, len(text) - start), H), dpi)
     out = check_output_folder(out)
-    named = _figure_makers(checkpoint, log, text, train_text, n_chars, seed, unit, prime)
+    named = _figure_makers(checkpoint, log, text, train_text, train_ids, n_chars, seed, unit, prime)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, make in named:
@@ -1315,8 +1317,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--html", default=None, metavar="PATH", type=_non_empty("a file path"),
                    help="also write the neuron view as one self-contained web page (opens offline): pick any "
                         "unit, rest the pointer on a character for the next-character guesses "
-                        f"(the first {neuron_page.MAX_CHARS:,} characters of the text window); a new or "
-                        "regular file in an existing folder (or in --out)")
+                        f"(the first {neuron_page.MAX_CHARS:,} characters of the text, from where the window "
+                        "starts); a new or regular file in an existing folder (or in --out)")
     return p
 
 

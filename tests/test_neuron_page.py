@@ -197,12 +197,19 @@ def test_cli_html_writes_the_page_for_the_resolved_text(tmp_path, capsys):
     assert data["text"] == text[viz._line_start(text):][:neuron_page.MAX_CHARS]
 
 
+def test_cli_html_into_the_out_folder_it_creates(tmp_path, capsys):
+    argv, text = _checkpoint_and_log(tmp_path)                     # --out tmp_path/plots, not there yet
+    assert viz.main(argv + ["--html", str(tmp_path / "plots" / "neurons.html")]) == 0, capsys.readouterr().err
+    assert page_json((tmp_path / "plots" / "neurons.html").read_text(encoding="utf-8"))["text"].strip()
+
+
 def test_cli_html_into_a_missing_folder_is_one_line_exit_2(tmp_path, capsys):
     argv, _ = _checkpoint_and_log(tmp_path)
     code = viz.main(argv + ["--html", str(tmp_path / "no" / "such" / "folder" / "neurons.html")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error:") and err.count("\n") == 1, \
         f"main(--html into a missing folder) should print one error line and return 2, got {code}: {err!r}"
+    assert "does not exist" in err and not (tmp_path / "plots").exists(), "refused before any figure is drawn"
 
 
 # -----------------------------------------------------------------------------

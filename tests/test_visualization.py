@@ -418,7 +418,7 @@ def test_cli_with_a_bare_log_still_draws_every_figure(run, tmp_path, capsys):
 def test_ngram_figure_compares_the_two_models_on_the_text(run):
     """Figure 9's numbers: each model's mean loss per context-frequency bin, recomputed here."""
     train_text = run["text"][:len(run["text"]) - len(run["val_text"])]
-    fig = viz._ngram_figure(run["params"], run["chars"], train_text, run["val_text"])
+    fig = viz._ngram_figure(run["params"], run["chars"], rnn.encode(train_text, run["chars"]), run["val_text"])
     ids = rnn.encode(run["val_text"], run["chars"])
     ngram = NGram(viz.NGRAM_ORDER).fit(rnn.encode(train_text, run["chars"]), len(run["chars"]))
     rnn_loss = -rnn.target_logprobs(run["params"], ids)

@@ -197,6 +197,18 @@ def test_figure_9_is_left_out_for_a_training_text_over_its_limit(run, model, tmp
     assert "figure 9 not drawn: the training text has" in out and "more than the 1,000" in out, out
 
 
+def test_a_training_text_outside_the_vocabulary_is_refused_before_any_figure(run, model, tmp_path, capsys):
+    data = run[run.index("--data") + 1]
+    with open(data, "w", encoding="utf-8") as f:
+        f.write("Zebra\n" + model["text"])                        # Z: not in the model's vocabulary
+    before = snapshot(tmp_path)
+    code = viz.main(run + ["--out", str(tmp_path / "plots")] + QUICK)
+    err = capsys.readouterr().err
+    one_line_error(code, err)
+    assert "not in the vocabulary: 'Z'" in err, err
+    assert snapshot(tmp_path) == before, "figure 9 needs the training text: checked before the first figure"
+
+
 def test_a_two_character_text_is_one_line_saying_what_the_figures_need(run, tmp_path, capsys):
     (tmp_path / "two.txt").write_text("ab")
     before = snapshot(tmp_path)
