@@ -935,48 +935,23 @@ class Trainer:
 
     An epoch is one full pass over the training ids: len(streams) windows.
 
-    random_offsets=True starts every epoch after the first at a random offset
-    into the text (Streams' offset, drawn from seed and the epoch number, so a
-    resumed run draws the same ones). Truncated backprop then cuts the text at
-    different characters in each epoch and the streams start elsewhere, so a
-    model that sees the same text many times does not see the same windows;
-    it costs nothing. Off by default (the textbook walk).
-
-    dropout=p > 0 trains with dropout on the non-recurrent connections (see
-    dropout_masks), masks drawn from (seed, step number), so a resumed run
-    draws the same ones. Evaluation, sampling and checkpoints use the plain
-    model: dropout changes only how the weights are trained. Off by default.
-
-    distill=a > 0 (with teacher, ngram_teacher's table of the training ids)
-    trains toward the blend (1 - a) onehot + a teacher at every target
-    (loss_and_grads_options' soft): knowledge distillation from a count model. Only the
-    training targets change; the model is the same. Off by default.
-
-    prior=b > 0 (with teacher, ngram_teacher's table, best with folds > 2)
-    trains the RNN as the count model's partner: every prediction in training
-    is the product softmax(y_t + b log teacher_t) (loss_and_grads_options' prior), so
-    the RNN learns what the counts miss, not what they already know. Alone it
-    is then a poor model; with the counts (evaluate's prior, or the product of
-    experts of analysis.product_halves) it is the point. Off by default.
-
-    weight_decay=w > 0 shrinks the three matrices (never the biases) toward zero
-    a little before each optimiser step, in proportion to that step's learning
-    rate ("decoupled" weight decay, as AdamW does):
-
-        W -= lr * w * W          for W in Wxh, Whh, Why
-
-    Unlike an L2 term added to the loss, this shrink is not divided by Adam's
-    running gradient size, so every weight feels the same pull. Off by default.
-
-    ema=d > 0 also keeps an exponential moving average of the weights (Polyak
-    averaging), updated after every step:
-
-        ema_params = d * ema_params + (1 - d) * params
-
-    With a learning rate large enough to learn fast, each step overshoots a
-    little and the weights jitter around the valley floor; their average over
-    the last ~1/(1-d) steps sits closer to its bottom. model_params is the model
-    to evaluate, sample and save: the average if there is one, else the weights.
+    The options, all off by default (the textbook); the random ones draw from
+    (seed, epoch) or (seed, step), so a resumed run draws the same:
+    random_offsets  each epoch after the first starts at a random offset into the
+                    text (Streams' offset), so repeated epochs do not see the same windows.
+    dropout=p       dropout on the non-recurrent connections (dropout_masks);
+                    evaluation, sampling and checkpoints use the plain model.
+    distill=a       with teacher (ngram_teacher's table of the training ids): train toward
+                    the blend (1 - a) onehot + a teacher (loss_and_grads_options' soft).
+    prior=b         with teacher: train the RNN as the count model's partner, every
+                    prediction the product softmax(y_t + b log teacher_t)
+                    (loss_and_grads_options' prior); with the counts it is the point.
+    weight_decay=w  before each step W -= lr * w * W for Wxh, Whh, Why ("decoupled", as
+                    AdamW: not divided by Adam's running gradient size).
+    ema=d           also keep ema_params = d * ema_params + (1 - d) * params after each
+                    step (Polyak averaging): the weights jitter around the valley floor,
+                    their average sits closer to its bottom. model_params is the model to
+                    evaluate, sample and save: the average if there is one, else the weights.
     """
 
     def __init__(self, params: dict, train_ids, batch_size: int = 1, seq_length: int = 25,
