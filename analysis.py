@@ -1076,8 +1076,3 @@ def memory_horizon_data(params: dict, ngram: ngram.NGram, chars, val_text: str) 
     ids = rnn.encode(val_text, chars)
     losses = per_char_losses(params, ngram, ids)
     return {"order": ngram.order, "losses": losses, "quotes": loss_at_quotes(val_text, losses)}
-
-
-# TEMPORARY old names, removed in the final rename pass
-mixture_halves, product_halves, shift_null, memory_horizon = (
-    mixture_cross_validated, product_cross_validated, shifted_feature_correlations, memory_horizon_data)
