@@ -233,7 +233,7 @@ class NGram:
 
         Row t is the whole next-character distribution that logprobs(ids)[t] picks
         one entry from (column ids[t+1]), for every position at once: what a
-        product of models needs (analysis.product_halves). `block` bounds the
+        product of models needs (analysis.product_cross_validated). `block` bounds the
         rows updated at once (rows * V <= block), and so the temporaries of the
         scatter below; the (len(ids)-1, V) result itself is one array.
 

@@ -395,7 +395,7 @@ def test_product_gradient_and_hessian_against_central_differences():
 
 
 def test_product_functions_reject_mismatched_or_infinite_tables():
-    from analysis import fit_product, product_halves, product_nats
+    from analysis import fit_product, product_cross_validated, product_nats
 
     la, lb = _random_tables(np.random.default_rng(23), 20, 4)
     t = np.zeros(20, dtype=int)
@@ -405,8 +405,8 @@ def test_product_functions_reject_mismatched_or_infinite_tables():
         fit_product([la, lb], t[:5])
     bad = lb.copy()
     bad[3, 1] = -np.inf
-    with pytest.raises(ValueError, match="product_halves: the tables must be finite"):
-        product_halves([la, bad], t)
+    with pytest.raises(ValueError, match="product_cross_validated: the tables must be finite"):
+        product_cross_validated([la, bad], t)
 
 
 # ----------------------------------------------------------------------------- real data
