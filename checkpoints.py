@@ -154,10 +154,8 @@ def rng_from_json(s: str) -> np.random.Generator:
 # --- The schema of meta ------------------------------------------------------
 
 # Each check is (test, what the value must be); the error message quotes the second.
-_COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
 _STEPS = (lambda v: _is_int(v) and 0 <= v < META_MAX_COUNT, "an integer in [0, 10**12)")
 _SECONDS = (lambda v: _is_number(v) and 0 <= v < META_MAX_SECONDS, "a number of seconds in [0, 1e9)")
-_POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "an integer > 0")
 _NUMBER = (_is_number, "a finite number")
 _POSITIVE = (lambda v: _is_number(v) and v > 0, "a finite number > 0")
 _NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
@@ -187,15 +185,10 @@ META_SCHEMA = {
     "best_val_loss": _or_none(_NUMBER), "best_step": _or_none(_STEPS), "evals_since_best": _STEPS,
     "elapsed": _SECONDS, "train_seconds": _SECONDS,
 }
-# config: the run's settings, each checked as settings.py declares it, and the preset's
-# name and the data sizes train_minimal.py logs; each checked when present
+# config: the run's settings and the data sizes train_minimal.py logs, each checked as
+# settings.py declares it, and the preset's name; each checked when present
 # (train_minimal.py writes them all); other keys are ignored.
-CONFIG_SCHEMA = {
-    **config_schema(),
-    "preset": _TEXT,
-    "vocab_size": _POSITIVE_INT, "train_chars": _COUNT, "val_chars": _COUNT,
-    "chars_per_epoch": _COUNT, "windows_per_epoch": _COUNT,
-}
+CONFIG_SCHEMA = {**config_schema(), "preset": _TEXT}
 
 
 def _check_fields(d, schema: dict, required, where: str) -> None:

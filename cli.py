@@ -39,6 +39,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line ("error: ... (see --help)") and exit status 2."""
 
     def error(self, message):
+        flag, sep, rest = message.partition(": must be ")             # a type's check: "--seed must be ..."
+        if sep and flag.startswith("argument "):
+            message = f"{flag[len('argument '):]} must be {rest}"
         self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
 
 

@@ -60,7 +60,7 @@ DEFAULT_OUT = "out"
 # -----------------------------------------------------------------------------
 
 class Rule(NamedTuple):
-    """A test of a value and what the value must be ("an integer > 0"), for error messages.
+    """A test of a value and what the value must be ("an integer from 1 to 10,000"), for error messages.
 
     parse: what argparse turns the flag's text into (int, float, str, or bool for an
     --x/--no-x switch); choices: the allowed values, if a fixed few.
@@ -79,11 +79,35 @@ def is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
-POSITIVE_INT = Rule(lambda v: is_int(v) and v > 0, "an integer > 0", int)
-COUNT = Rule(lambda v: is_int(v) and v >= 0, "an integer >= 0", int)
+# Every count has an upper bound, so that no setting (typed, or read from a checkpoint someone
+# sent) can make a run allocate or loop without end. Steps, epochs and character counts stay
+# below COUNT_LIMIT, as a checkpoint's counters do (checkpoints.META_MAX_COUNT); sizes (hidden
+# units, streams, unrolled steps, and the vocabulary) are at most MAX_DIM, what a checkpoint may
+# declare (checkpoints.CHECKPOINT_MAX_DIM); a sample is at most MAX_SAMPLE characters, so that its
+# log line stays far below the 1 MB a log line may hold (runlog.MAX_LINE_BYTES: 10,000 characters
+# take at most 120 kB, each written \uXXXX\uXXXX); a seed is below SEED_LIMIT, the largest
+# whole number a log line keeps exactly (runlog.MAX_COUNT); a time budget is below
+# SECONDS_LIMIT (about 32 years; checkpoints.META_MAX_SECONDS).
+COUNT_LIMIT = 10**12
+MAX_DIM = 100_000
+MAX_SAMPLE = 10_000
+SEED_LIMIT = 2**53
+SECONDS_LIMIT = 1e9
+
+
+def integers(lo: int, hi: int, what: Optional[str] = None) -> Rule:
+    """Whole numbers from lo to hi, both included."""
+    return Rule(lambda v: is_int(v) and lo <= v <= hi, what or f"an integer from {lo:,} to {hi:,}", int)
+
+
+POSITIVE_INT = integers(1, COUNT_LIMIT - 1, "an integer from 1 to 10**12 - 1")
+COUNT = integers(0, COUNT_LIMIT - 1, "an integer from 0 to 10**12 - 1")
+SIZE = integers(1, MAX_DIM)
+SEED = integers(0, SEED_LIMIT - 1, "an integer from 0 to 2**53 - 1")
 NUMBER = Rule(is_number, "a finite number", float)
 POSITIVE = Rule(lambda v: is_number(v) and v > 0, "a finite number > 0", float)
 NON_NEGATIVE = Rule(lambda v: is_number(v) and v >= 0, "a finite number >= 0", float)
+SECONDS = Rule(lambda v: is_number(v) and 0 < v < SECONDS_LIMIT, "a number of seconds > 0 and below 1e9", float)
 FRACTION = Rule(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", float)
 UNIT = Rule(lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]", float)
 TEXT = Rule(lambda v: isinstance(v, str), "a string", str)
@@ -144,7 +168,21 @@ class Setting:
         """Why `value` cannot be this setting's (one line naming the flag), or None if it can."""
         if (value is None and self.optional) or self.rule.test(value):
             return None
-        return f"{self.flag} must be {self.rule.what}{f' ({self.note})' if self.note else ''}, got {value!r}"
+        return f"{self.flag} {self.must()}, got {value!r:.60}"
+
+    def must(self) -> str:
+        """"must be an integer from 1 to 10,000", with the note if the row has one."""
+        return f"must be {self.rule.what}{f' ({self.note})' if self.note else ''}"
+
+    def parse(self, raw: str):
+        """argparse's type for the flag: the value, or one line saying what it must be."""
+        try:
+            value = self.rule.parse(raw)
+        except ValueError:                           # not a number, or a whole number of over 4,300 digits
+            value = None
+        if value is None or not self.rule.test(value):
+            raise argparse.ArgumentTypeError(f"{self.must()}, got {raw[:40]!r}")
+        return value
 
     def default_text(self) -> str:
         """"(default: 256; textbook: 100)", or "(default: out)" when every preset agrees."""
@@ -163,7 +201,7 @@ class Setting:
         elif self.rule.choices:
             kw["choices"] = self.rule.choices
         else:
-            kw.update(type=self.rule.parse, metavar=self.metavar or "N")
+            kw.update(type=self.parse, metavar=self.metavar or "N")
         group.add_argument(self.flag, *self.aliases, **kw)
 
 
@@ -189,11 +227,11 @@ SETTINGS = (
             help="the last fraction of the text held out for validation, 0 = none"),
 
     # --- model and optimiser ---
-    Setting("hidden_size", MODEL, POSITIVE_INT, per_preset(100, 256, fast=384), frozen=True,
+    Setting("hidden_size", MODEL, SIZE, per_preset(100, 256, fast=384), frozen=True,
             help="hidden units H"),
-    Setting("seq_length", MODEL, POSITIVE_INT, per_preset(25, 64), frozen=True,
+    Setting("seq_length", MODEL, SIZE, per_preset(25, 64), frozen=True,
             help="steps T to unroll (backprop through time)"),
-    Setting("batch_size", MODEL, POSITIVE_INT, per_preset(1, 32, fast=16), frozen=True,
+    Setting("batch_size", MODEL, SIZE, per_preset(1, 32, fast=16), frozen=True,
             help="parallel streams B"),
     Setting("optimizer", MODEL, one_of("adagrad", "adam"), per_preset("adagrad", "adam"), frozen=True,
             help="optimiser"),
@@ -214,7 +252,7 @@ SETTINGS = (
             help="floating-point type"),
     Setting("init_scale", MODEL, POSITIVE, per_preset(0.01, 0.01), metavar="X", frozen=True,
             help="weights start as N(0,1) * init-scale"),
-    Setting("seed", MODEL, COUNT, per_preset(1337, 1337), frozen=True,
+    Setting("seed", MODEL, SEED, per_preset(1337, 1337), frozen=True,
             help="random seed for the weights, samples and epoch offsets"),
     Setting("random_offsets", MODEL, SWITCH, per_preset(False, True), frozen=True, if_absent=False,
             help="start every epoch after the first at a random character of the text, so the unrolled "
@@ -253,7 +291,7 @@ SETTINGS = (
     Setting("max_steps", LENGTH, POSITIVE_INT, per_preset(None, 12_000, fast=20_000, long=50_000), optional=True,
             day1=True, help="stop when the run has done this many steps in total, counting those before a "
                             "--resume"),
-    Setting("time_budget", LENGTH, POSITIVE, per_preset(None, None), optional=True, metavar="SECONDS",
+    Setting("time_budget", LENGTH, SECONDS, per_preset(None, None), optional=True, metavar="SECONDS",
             help="stop after this much training time in total, counting the time before a --resume"),
     Setting("patience", LENGTH, COUNT, per_preset(0, 0), note="0 = never",
             help="stop when the validation loss has not improved for this many evaluations, 0 = never"),
@@ -266,8 +304,8 @@ SETTINGS = (
             help="compute the validation loss and save last.npz/best.npz every N steps, 0 = only at the end"),
     Setting("log_every", MONITORING, COUNT, per_preset(100, 10), note="0 = never",
             help="write a train line to log.jsonl every N steps, 0 = never"),
-    Setting("sample_length", MONITORING, POSITIVE_INT, per_preset(200, 200), aliases=("--length",), day1=True,
-            help="characters per sample"),
+    Setting("sample_length", MONITORING, integers(1, MAX_SAMPLE), per_preset(200, 200), aliases=("--length",),
+            day1=True, help=f"characters per sample, at most {MAX_SAMPLE:,}"),
     Setting("temperature", MONITORING, POSITIVE, per_preset(1.0, 0.8), metavar="T", day1=True,
             note="small values such as 0.01 approach greedy argmax sampling",
             help="sampling temperature: < 1 more likely characters, > 1 more surprises"),
@@ -275,6 +313,13 @@ SETTINGS = (
 
 BY_NAME = {s.name: s for s in SETTINGS}
 NAMES = tuple(BY_NAME)
+
+# What train_minimal.py stores beside the settings (the log's config entry, a checkpoint's
+# meta.config): the sizes of the run's text, checked as the settings are.
+DATA_SIZES = {
+    "vocab_size": integers(1, MAX_DIM, f"an integer from 1 to {MAX_DIM:,} (distinct characters)"),
+    **{name: COUNT for name in ("train_chars", "val_chars", "chars_per_epoch", "windows_per_epoch")},
+}
 
 
 # -----------------------------------------------------------------------------
@@ -319,8 +364,10 @@ def frozen_on_resume(settings=SETTINGS) -> tuple:
 
 
 def config_schema(settings=SETTINGS) -> dict:
-    """{setting: (test, what)}: how checkpoints.py checks the settings a checkpoint stores."""
-    return {s.name: s.schema_rule() for s in settings}
+    """{key: (test, what)}: how checkpoints.py checks the settings a checkpoint stores, and the
+    sizes stored with them (DATA_SIZES)."""
+    return {**{s.name: s.schema_rule() for s in settings},
+            **{name: (rule.test, rule.what) for name, rule in DATA_SIZES.items()}}
 
 
 def if_absent(settings=SETTINGS) -> dict:

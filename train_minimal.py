@@ -29,7 +29,7 @@ format of log.jsonl. This file owns the rest of a training run:
     the output folder one run at a time (a lock), never a previous run replaced by accident
     the learning-rate schedule (constant or cosine, with warmup): learning_rate_at
     the divergence policy: divergence()
-    when to stop: stop_reason(); Ctrl-C: StopOnSigint
+    when to stop: stop_reason(); Ctrl-C, SIGTERM, SIGHUP: StopSignals
     the loop, train() and run_loop(), with its named pieces: TrainingRun (the run's
     settings, data and trainer), RunCounters (its counters), plan_line() and Progress
     (what the user sees), evaluate_and_save(), finish() (metrics.json)
@@ -39,17 +39,20 @@ From Python (a notebook, an exercise): ``train(resolve_config("fast", data=...))
 """
 
 if __name__ == "__main__":
-    # Ctrl-C while the imports below load (NumPy alone takes a moment): one line, exit 130.
-    # This is the file's first statement (so no `from __future__ import`: importing that module
-    # is itself a moment in which Ctrl-C would print a traceback).
-    # _signal is the interpreter's built-in module, already loaded; `signal` itself takes time.
+    # Ctrl-C, kill or a closed terminal while the imports below load (NumPy alone takes a
+    # moment): one line, exit 128 + the signal's number (130 for Ctrl-C). This is the file's
+    # first statement (so no `from __future__ import`: importing that module is itself a moment
+    # in which Ctrl-C would print a traceback). _signal is the interpreter's built-in module,
+    # already loaded; `signal` itself takes time. StopSignals takes over before main() runs.
     import _signal
     import os as _os
 
     def _interrupted_while_starting(signum, frame):
         _os.write(2, b"error: interrupted while starting; nothing was written\n")
-        _os._exit(130)
-    _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+        _os._exit(128 + signum)
+    for _name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(_signal, _name):
+            _signal.signal(getattr(_signal, _name), _interrupted_while_starting)
 
 import os
 import signal
@@ -57,6 +60,7 @@ import sys
 
 import argparse
 import collections
+import contextlib
 import json
 import math
 import stat
@@ -76,12 +80,13 @@ import checkpoints
 from analysis import (MIX_GRID, ensemble_logprobs, fit_product, mixture_cross_validated, mixture_nats,
                       product_cross_validated, product_nats)
 import runlog
-from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, THREADS_ENV, ArgumentParser,
+import cli
+from cli import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, READ_LIMIT_MAX, THREADS_ENV, ArgumentParser,
                  UserError, read_data, setup_numpy)
 import settings
 from settings import DEFAULT_DATA, DISTILL_ORDER, PRIOR_FOLDS
 from safeio import atomic_write_text
-from data.download import CORPORA, DATA_DIR, DownloadError, ensure_data_file
+from data.download import CORPORA, DATA_DIR, DownloadError, ensure_data_file, known_corpus
 
 try:
     import fcntl                                     # POSIX; elsewhere runs are not locked
@@ -216,30 +221,62 @@ def load_data(path, val_fraction: float, progress: bool = True, max_text_mb: Opt
     return Path(path), chars, train_ids, val_ids
 
 
-def known_corpus_path(path) -> bool:
-    """True if `path` names a corpus of data/download.py in its usual place (data/NAME.txt)."""
-    allowed = {f"data/{corpus.filename}" for corpus in CORPORA.values()} | \
-        {str(DATA_DIR / corpus.filename) for corpus in CORPORA.values()}
-    return isinstance(path, str) and path in allowed
+# Validation (rnn.evaluate) runs EVAL_CHUNKS pieces of the text side by side, EVAL_STEPS steps
+# at a time: (V, 64 x 256) logits and two arrays like them, 13 MB for tiny Shakespeare. With a
+# large vocabulary that grows with V (9 GB at V = 70,000), so fewer steps are taken at a time
+# once V x 64 x 256 would pass EVAL_MAX_ENTRIES: below V = 1,025, nothing changes.
+EVAL_CHUNKS, EVAL_STEPS, EVAL_MAX_ENTRIES = 64, 256, 2**24
+# memory_needed: a training step's arrays of shape (V, T*B), without and with a teacher; the rows
+# ngram.ngram_teacher scores at a time (its block); the freed memory the C library may keep for
+# reuse (cli.keep_freed_memory: up to cli.TRIM_THRESHOLD at the top of the heap, and freed blocks below).
+STEP_ARRAYS = {False: 5, True: 9}
+TEACHER_BLOCK = 1 << 17
+FREED_KEPT = 2 * cli.TRIM_THRESHOLD
+
+
+def eval_steps(V: int) -> int:
+    """The steps rnn.evaluate takes at a time for a vocabulary of V characters."""
+    return max(1, min(EVAL_STEPS, EVAL_MAX_ENTRIES // (V * EVAL_CHUNKS)))
 
 
 def memory_needed(config: dict, V: int, n_train: int = 0, n_val: int = 0) -> int:
-    """Bytes a run with settings `config` and V characters needs, before it allocates them.
+    """Bytes a run with settings `config` and V characters needs at its peak, before it allocates them.
 
-    Parameters (Wxh, Whh, Why, bh, by), their gradients, the optimiser state (Adagrad one
-    copy, Adam two), the weight average (--ema), and one window's activations: T+1 hidden
-    states of shape (H,B) and the logits and probabilities, each (V,B) for T steps; plus
-    the float64 weights init_params draws before converting them to the dtype; with
-    --distill or --ngram-prior, the teacher's float32 table, one row of V per training
-    character (n_train); with --ngram-prior, the validation text's too (n_val).
+    Kept all along: the parameters (Wxh, Whh, Why, bh, by), their gradients, the optimiser
+    state (Adagrad one copy, Adam two), the weight average (--ema), and the float64 weights
+    init_params draws; the text (n_train + n_val characters: the text, its int64 ids, their
+    rotated copy); with --distill or --ngram-prior, the teacher's float32 table, one row of V
+    per training character, and with --ngram-prior the validation text's.
+    Plus the largest of what comes and goes, and that much again up to FREED_KEPT (freed memory
+    the C library keeps for reuse, cli.keep_freed_memory):
+      a training step: the T+1 hidden states (H,B), the output mask (--dropout) and STEP_ARRAYS
+        arrays of shape (V, T*B): logits, exponentials, probabilities, one-hot inputs, and with
+        a teacher its rows and their logarithms;
+      a validation: four (V, C) arrays, C the columns of one slice (eval_steps); with
+        --ngram-prior, float64 log-probabilities of the validation text's table (three copies
+        while they are made) and three float64 (V, C) arrays more;
+      fitting the teacher: a float64 table of V per character and its exponentials, one part of
+        the training split at a time (at most TEACHER_BLOCK characters), then for the validation
+        text (--ngram-prior).
     """
     H, B, T = int(config["hidden_size"]), int(config["batch_size"]), int(config["seq_length"])
+    size = np.dtype(config["dtype"]).itemsize
+    teacher, prior = bool(config["distill"] or config["ngram_prior"]), bool(config["ngram_prior"])
     n_params = 2 * H * V + H * H + H + V
     copies = 2 + (1 if config["optimizer"] == "adagrad" else 2) + (1 if config["ema"] else 0)
-    window = (T + 1) * H * B + 2 * V * T * B + (H * T * B if config["dropout"] else 0)   # + the output mask
-    teacher = 4 * V * (n_train * bool(config["distill"] or config["ngram_prior"])
-                       + n_val * bool(config["ngram_prior"]))
-    return np.dtype(config["dtype"]).itemsize * (copies * n_params + window) + 8 * n_params + teacher
+    kept = (size * copies * n_params + 8 * n_params + 24 * (n_train + n_val)
+            + 4 * V * (n_train * teacher + n_val * prior))
+    step = size * ((T + 1) * H * B + (H * T * B if config["dropout"] else 0) + STEP_ARRAYS[teacher] * V * T * B)
+    validation = 0
+    if n_val >= 2:
+        chunks = min(EVAL_CHUNKS, n_val - 1)
+        columns = chunks * min(eval_steps(V), -(-(n_val - 1) // chunks))
+        validation = (4 * size * V * columns if not prior else
+                      max(24 * V * n_val, 8 * V * n_val + (size + 24) * V * columns))
+    part = -(-n_train // (PRIOR_FOLDS if prior else 2)) + DISTILL_ORDER
+    fitting = 16 * V * max(min(TEACHER_BLOCK, part) * teacher, n_val * prior)
+    comes_and_goes = max(step, validation, fitting)
+    return kept + comes_and_goes + min(comes_and_goes, FREED_KEPT)
 
 
 def physical_memory() -> Optional[int]:
@@ -249,14 +286,37 @@ def physical_memory() -> Optional[int]:
         return None
 
 
-def check_memory(config: dict, V: int, n_train: int = 0, n_val: int = 0) -> None:
+def checkpoint_bytes(config: dict, V: int) -> int:
+    """The memory a checkpoint of this run takes once loaded, as checkpoints.load_checkpoint counts
+    it: the parameters, the optimiser state, the average's training weights, the hidden state, the
+    vocabulary, and meta at its largest."""
+    H, B = int(config["hidden_size"]), int(config["batch_size"])
+    copies = 1 + (1 if config["optimizer"] == "adagrad" else 2) + (1 if config["ema"] else 0)
+    size = np.dtype(config["dtype"]).itemsize
+    return size * (copies * (2 * H * V + H * H + H + V) + H * B) + 8 * V + 4 * checkpoints.META_MAX_CHARS
+
+
+def check_sizes(config: dict, V: int, n_train: int = 0, n_val: int = 0) -> None:
+    """UserError (one line, with the numbers) if the vocabulary, the checkpoints or the memory this run
+    needs are beyond what a checkpoint may hold or this machine can give, before anything is allocated."""
+    shape = f"--hidden-size {config['hidden_size']:,} and a vocabulary of {V:,} characters"
+    if V > checkpoints.CHECKPOINT_MAX_DIM:
+        raise UserError(f"--data {config['data']} has {V:,} distinct characters; a model here has at most "
+                        f"{checkpoints.CHECKPOINT_MAX_DIM:,} (checkpoints.CHECKPOINT_MAX_DIM)")
+    ck = checkpoint_bytes(config, V)
+    if ck > checkpoints.CHECKPOINT_MAX_BYTES:
+        state = {"adagrad": "Adagrad's sums", "adam": "Adam's two moments"}[config["optimizer"]]
+        raise UserError(f"{shape} make checkpoints of about {ck / 1e6:,.0f} MB in memory (the weights, {state}"
+                        f"{' and the average' if config['ema'] else ''} in {config['dtype']}), more than the {checkpoints.CHECKPOINT_MAX_BYTES / 1e6:,.0f} MB a "
+                        "checkpoint may hold; use a smaller --hidden-size or a text with fewer distinct characters")
     need, have = memory_needed(config, V, n_train, n_val), physical_memory()
     if have and need > MEMORY_SHARE * have:
         teacher = ", and the n-gram teacher" if config["distill"] or config["ngram_prior"] else ""
-        raise UserError(f"--hidden-size {config['hidden_size']}, --batch-size {config['batch_size']}, "
-                        f"--seq-length {config['seq_length']} would need about {need / 1e9:.3g} GB of memory (weights, "
-                        f"gradients, optimiser state and one window's activations in {config['dtype']}{teacher}), "
-                        f"more than {MEMORY_SHARE:.0%} of this machine's {have / 1e9:.3g} GB; make them smaller")
+        raise UserError(f"{shape}, --batch-size {config['batch_size']:,} and --seq-length {config['seq_length']:,} "
+                        f"would need about {need / 1e9:,.3g} GB of memory (weights, gradients, optimiser state "
+                        f"and one window's or one validation slice's arrays in {config['dtype']}{teacher}), more "
+                        f"than {MEMORY_SHARE:.0%} of this machine's {have / 1e9:.3g} GB; make them smaller or use "
+                        "a text with fewer distinct characters")
 
 
 # -----------------------------------------------------------------------------
@@ -298,11 +358,19 @@ class OutputLock:
         return False
 
 
-def claim_output_folder(out: Path, resuming: bool, overwrite: bool) -> None:
-    """With the lock held: refuse to replace a previous run, and sweep its stale temporary files."""
+def claim_output_folder(out: Path, resume, overwrite: bool) -> None:
+    """With the lock held: refuse to replace a previous run, and sweep its stale temporary files.
+
+    A resumed run (resume: its checkpoint's path) writes into the folder of its checkpoint, or
+    into a new or empty one: another run's folder is refused as a new run's is.
+    """
     found = [name for name in RUN_FILES if (out / name).exists()]
-    if found and not resuming:
+    if found and not (resume is not None and same_folder(out, Path(resume).parent)):
         if not overwrite:
+            if resume is not None:
+                raise UserError(f"--out {out} holds another run ({', '.join(found)}); a resumed run writes into "
+                                f"its checkpoint's folder ({Path(resume).parent}) or a new or empty one: choose "
+                                "another --out, or replace that run with --overwrite")
             raise UserError(f"--out {out} holds a previous run ({', '.join(found)}); continue it with "
                             f"--resume {out / 'last.npz'}, choose a new --out, or replace it with --overwrite")
         for name in found:
@@ -310,6 +378,14 @@ def claim_output_folder(out: Path, resuming: bool, overwrite: bool) -> None:
     for p in out.iterdir():                          # left by a run killed while writing a file
         if p.name.endswith(".tmp") and p.name.lstrip(".").startswith(tuple(f"{n}." for n in RUN_FILES)):
             p.unlink(missing_ok=True)
+
+
+def same_folder(a, b) -> bool:
+    """True if the paths a and b name the same existing folder."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:                                  # one of them does not exist
+        return False
 
 
 # -----------------------------------------------------------------------------
@@ -358,9 +434,9 @@ def divergence(loss: float, recent, steps_done: int, lnV: float) -> Optional[str
     return None
 
 
-def stop_reason(config: dict, trainer, counters, sigint) -> Optional[str]:
+def stop_reason(config: dict, trainer, counters, signals) -> Optional[str]:
     """Why the run stops before the next step, or None to go on."""
-    if sigint.requested:
+    if signals.requested:
         return "interrupted"
     if config["max_steps"] and trainer.step_count >= config["max_steps"]:
         return "max_steps"
@@ -373,26 +449,121 @@ def stop_reason(config: dict, trainer, counters, sigint) -> Optional[str]:
     return None
 
 
-class StopOnSigint:
-    """First Ctrl-C: ask the loop to stop after the current step. Second: stop right away."""
+# The signals that stop a run as Ctrl-C does: Ctrl-C, `kill` or `timeout`, a closed terminal.
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal ended the command at once; .status is its exit status, 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal_name(signum))
+        self.signum, self.status = signum, 128 + signum
+
+
+def signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+class StopSignals:
+    """What Ctrl-C (SIGINT), kill (SIGTERM) and a closed terminal (SIGHUP) do; one object per process.
+
+    Outside training the first signal stops the command at once (Interrupted) and later ones are
+    ignored, so that the clean-up the first one started (removing a temporary file) finishes.
+    While training (`with signals.training():`) the first asks the loop to stop after the current
+    step, save last.npz and exit; a second stops at once, unless a file is being written (`with
+    writing():`): that write finishes first. Once the loop has ended (hold()), signals are only
+    noted: the last save and metrics.json finish. `first` is the first signal's number.
+    """
+    installed: Optional["StopSignals"] = None        # the object whose handlers are in place
 
     def __init__(self):
-        self.requested = False
-        self._old = None
+        self.first: Optional[int] = None              # the first signal's number
+        self.again = self.raised = self.graceful = self.held = False
+        self.shield, self.depth, self._old = 0, 0, {}
+
+    @classmethod
+    def get(cls) -> "StopSignals":
+        return cls.installed or cls()
+
+    @property
+    def requested(self) -> bool:                     # stop_reason's question
+        return self.first is not None
 
     def _handler(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._old)     # a second Ctrl-C interrupts immediately
+        if self.first is None:
+            self.first = signum
+            if self.graceful:
+                return                               # stop after this step
+        else:
+            self.again = True
+            if not self.graceful:
+                return                               # the first one is already stopping the command
+        if not (self.shield or self.held):
+            self._raise()
+
+    def _raise(self):
+        if not self.raised:
+            self.raised = True
+            raise Interrupted(self.first)
+
+    @contextlib.contextmanager
+    def writing(self):
+        """A file write that no signal interrupts; a stop-at-once that came meanwhile follows it."""
+        self.shield += 1
+        try:
+            yield
+        finally:
+            self.shield -= 1
+        if self.first is not None and (self.again or not self.graceful) and not (self.shield or self.held):
+            self._raise()
+
+    @contextlib.contextmanager
+    def training(self):
+        self.graceful = True
+        try:
+            yield self
+        finally:
+            self.graceful = False
+
+    def hold(self) -> None:
+        """From now on signals are only noted: the run is saving and finishing."""
+        self.held = True
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+        self.depth += 1
+        if self.depth == 1 and threading.current_thread() is threading.main_thread():
+            with blocked(STOP_SIGNALS):              # a signal meanwhile waits for all handlers to be in place
+                StopSignals.installed = self
+                self._old = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        self.depth -= 1
+        if self.depth == 0 and self._old:
+            with blocked(STOP_SIGNALS):
+                for s, old in self._old.items():
+                    signal.signal(s, old)
+                self._old, StopSignals.installed = {}, None
         return False
+
+
+@contextlib.contextmanager
+def blocked(signals):
+    """Hold back `signals` (POSIX) until the block ends; then the handlers in place take them."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def writing():
+    """StopSignals.writing() of the signals in place, if any."""
+    return StopSignals.installed.writing() if StopSignals.installed else contextlib.nullcontext()
 
 
 # -----------------------------------------------------------------------------
@@ -507,7 +678,7 @@ def prepare(config: dict, resume, warn, progress: bool, max_text_mb: Optional[fl
     """Read and check the data, the memory, the checkpoint and the log; say what the run will do
     (plan_line); build the trainer. Writes nothing."""
     data_path, chars, train_ids, val_ids = load_data(config["data"], config["val_fraction"], progress, max_text_mb)
-    check_memory(config, len(chars), len(train_ids), len(val_ids))
+    check_sizes(config, len(chars), len(train_ids), len(val_ids))
     B, T = config["batch_size"], config["seq_length"]
     if len(train_ids) < B * (T + 2):                # Streams' rule: every stream needs one window
         raise UserError(f"--data {data_path} is too short: its training split has {len(train_ids):,} characters, "
@@ -535,7 +706,9 @@ def prepare(config: dict, resume, warn, progress: bool, max_text_mb: Optional[fl
         counters.saved_step = counters.last_eval_step = trainer.step_count
         run.resume = str(resume)
         config_line = runlog.json_line("config", **config, **run.log_info())
-        run.log_cut = runlog.plan_resume(run.out / runlog.LOG_NAME, trainer.step_count, config_line, warn)
+        # the log of the checkpoint's own run, cut back to its step (written into --out, wherever that is)
+        run.log_cut = runlog.plan_resume(Path(resume).parent / runlog.LOG_NAME, trainer.step_count,
+                                         config_line, warn)
     return run
 
 
@@ -713,14 +886,15 @@ def save(run: TrainingRun, name: str) -> None:
     meta = {**t.state(), "config": run.config, "best_val_loss": counters.best_val_loss,
             "best_step": counters.best_step, "evals_since_best": counters.evals_since_best,
             "elapsed": counters.elapsed(), "train_seconds": counters.step_seconds_before + counters.step_seconds}
-    checkpoints.save_checkpoint(run.out / name, *t.checkpoint_arrays(), run.chars, t.h, meta, run.rng)
+    with writing():                                  # a second Ctrl-C waits for the file to be whole
+        checkpoints.save_checkpoint(run.out / name, *t.checkpoint_arrays(), run.chars, t.h, meta, run.rng)
 
 
 def evaluate_and_save(run: TrainingRun, log, show: Progress) -> None:
     """Validation loss now; save best.npz if it is the best so far, and last.npz; log and print it."""
     t, counters = run.trainer, run.counters
     prior = None if run.val_prior is None else (run.config["ngram_prior"], run.val_prior)
-    r = rnn.evaluate(t.model_params, run.val_ids, prior=prior)
+    r = rnn.evaluate(t.model_params, run.val_ids, EVAL_CHUNKS, eval_steps(len(run.chars)), prior=prior)
     if not math.isfinite(r["nats"]):
         raise _Diverged(f"the validation loss is {r['nats']:.4g} nats/char")
     first = counters.last_eval_step is None
@@ -811,7 +985,8 @@ def finish(run: TrainingRun, log, reason: str, message: Optional[str], lr: float
         | {"steps": t.step_count}                    # the schema's types; NaN/inf as null
     metrics.pop("kind")
     log.write("end", **{**run.stamp(), **{k: v for k, v in metrics.items() if k != "steps"}}, lr=lr)
-    atomic_write_text(run.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    with writing():
+        atomic_write_text(run.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -820,16 +995,17 @@ def finish(run: TrainingRun, log, reason: str, message: Optional[str], lr: float
 # -----------------------------------------------------------------------------
 
 def train(config: dict, resume=None, *, quiet: bool = False, progress: Optional[bool] = None,
-          overwrite: bool = True, max_text_mb: Optional[float] = None) -> dict:
+          overwrite: bool = True, max_text_mb: Optional[float] = None, data_from_checkpoint: bool = False) -> dict:
     """Train with the settings dict `config` (see resolve_config); returns the final metrics.
 
     resume: path of a checkpoint to continue from (its vocabulary must match the data).
     progress: show a tqdm bar (None: only if stderr is a terminal and not quiet).
     overwrite: False refuses an --out that holds a previous run (the command line's default).
     max_text_mb: the largest text to read (default: safeio.TEXT_MAX_BYTES, 100 MB).
+    data_from_checkpoint: the data is the known corpus the resumed checkpoint names (said so).
     The metrics' "reason" says why training stopped: epochs, max_steps, time_budget,
-    plateau, interrupted (Ctrl-C; a checkpoint was saved) or diverged (no new checkpoint;
-    the previous checkpoint is kept; "message" explains).
+    plateau, interrupted (Ctrl-C, SIGTERM or SIGHUP; a checkpoint was saved) or diverged (no
+    new checkpoint; the previous checkpoint is kept; "message" explains).
     Raises UserError / CheckpointError / LogError / ValueError (one-line messages) before
     any file is written if the settings, the data, the checkpoint or the log cannot be used.
     """
@@ -837,26 +1013,30 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: Optional[
     check_config(config)
     show = Progress(quiet, (sys.stderr.isatty() and not quiet) if progress is None else progress)
     warn = lambda w: print(w, file=sys.stderr)       # noqa: E731
-    run = prepare(config, resume, warn, show.show_bar, max_text_mb, say=show.say)    # writes nothing
-    t, counters, info = run.trainer, run.counters, run.log_info()
-    show.say(f"data: {run.data_path}, {len(run.train_ids) + len(run.val_ids):,} chars, {info['vocab_size']} "
-             f"distinct; train {info['train_chars']:,}, validation {info['val_chars']:,}; one epoch = "
-             f"{info['windows_per_epoch']} steps of {config['batch_size']} streams x {config['seq_length']} chars "
-             f"= {info['chars_per_epoch']:,} chars; every setting is in {run.out / runlog.LOG_NAME}")
-    with OutputLock(run.out), StopOnSigint() as sigint:
-        claim_output_folder(run.out, resuming=resume is not None, overwrite=overwrite)
-        log_path = run.out / runlog.LOG_NAME
-        if resume is not None:                       # the log cut back to the checkpoint's step
-            runlog.rewrite(log_path, run.log_cut)
-        with runlog.RunLogWriter(log_path, fresh=resume is None) as log:
-            if resume is None:
-                log.write("config", **config, **info)
-            else:
-                log.write("resume", step=t.step_count, checkpoint=run.resume, config=config)
-                show.say(f"resumed from {resume} at step {t.step_count} (epoch {epochs_done(t):.2f}, "
-                         f"{counters.elapsed_before:.0f} s trained so far)")
-            reason, message, lr = run_loop(run, log, show, sigint)
-            metrics = finish(run, log, reason, message, lr)
+    with StopSignals.get() as signals:
+        run = prepare(config, resume, warn, show.show_bar, max_text_mb, say=show.say)    # writes nothing
+        t, counters, info = run.trainer, run.counters, run.log_info()
+        source = " (the checkpoint's corpus; --data PATH reads another copy)" if data_from_checkpoint else ""
+        show.say(f"data: {run.data_path}{source}, "
+                 f"{len(run.train_ids) + len(run.val_ids):,} chars, {info['vocab_size']} distinct; train "
+                 f"{info['train_chars']:,}, validation {info['val_chars']:,}; one epoch = {info['windows_per_epoch']} "
+                 f"steps of {config['batch_size']} streams x {config['seq_length']} chars = "
+                 f"{info['chars_per_epoch']:,} chars; every setting is in {run.out / runlog.LOG_NAME}")
+        with OutputLock(run.out), signals.training():
+            with writing():                          # no signal leaves a half-claimed folder or a cut log
+                claim_output_folder(run.out, resume, overwrite)
+                if resume is not None:               # the log cut back to the checkpoint's step
+                    runlog.rewrite(run.out / runlog.LOG_NAME, run.log_cut)
+            with runlog.RunLogWriter(run.out / runlog.LOG_NAME, fresh=resume is None) as writer:
+                log = ShieldedLog(writer)
+                if resume is None:
+                    log.write("config", **config, **info)
+                else:
+                    log.write("resume", step=t.step_count, checkpoint=run.resume, config=config)
+                    show.say(f"resumed from {resume} at step {t.step_count} (epoch {epochs_done(t):.2f}, "
+                             f"{counters.elapsed_before:.0f} s trained so far)")
+                reason, message, lr = run_loop(run, log, show, signals)
+                metrics = finish(run, log, reason, message, lr)
     if reason not in ("diverged", "interrupted"):
         best_txt = (f"best val {metrics['best_val_loss']:.4f} nats/char ({metrics['best_val_bits']:.4f} bits) "
                     f"at step {counters.best_step}; " if counters.best_val_loss is not None else "")
@@ -865,7 +1045,18 @@ def train(config: dict, resume=None, *, quiet: bool = False, progress: Optional[
     return metrics
 
 
-def run_loop(run: TrainingRun, log, show: Progress, sigint) -> tuple[str, Optional[str], float]:
+class ShieldedLog:
+    """A run's log whose every line is written whole, whatever signal comes (StopSignals.writing)."""
+
+    def __init__(self, log: "runlog.RunLogWriter"):
+        self.log = log
+
+    def write(self, kind: str, **fields) -> None:
+        with writing():
+            self.log.write(kind, **fields)
+
+
+def run_loop(run: TrainingRun, log, show: Progress, signals: StopSignals) -> tuple[str, Optional[str], float]:
     """The training loop: one step, then whatever is due at this step; then a last evaluation and
     checkpoint. Returns (why it stopped, what went wrong or None, the last learning rate)."""
     config, t, counters, lnV = run.config, run.trainer, run.counters, math.log(len(run.chars))
@@ -874,7 +1065,7 @@ def run_loop(run: TrainingRun, log, show: Progress, sigint) -> tuple[str, Option
     reason, message, lr = None, None, config["learning_rate"]
     due = lambda every: every and t.step_count % every == 0    # noqa: E731 (every N steps; 0 = never)
     try:
-        while not (reason := stop_reason(config, t, counters, sigint)):
+        while not (reason := stop_reason(config, t, counters, signals)):
             lr = learning_rate_at(config, t.step_count, epochs_done(t), counters.elapsed())
             log_now = bool(config["log_every"]) and (t.step_count + 1) % config["log_every"] == 0
             t0 = time.perf_counter()
@@ -892,7 +1083,8 @@ def run_loop(run: TrainingRun, log, show: Progress, sigint) -> tuple[str, Option
                 sample_and_log(run, log, show)
             if len(run.val_ids) and due(config["eval_every"]):
                 evaluate_and_save(run, log, show)
-        # --- the end: a last evaluation and checkpoint ---
+        # --- the end: a last evaluation and checkpoint, which signals no longer interrupt ---
+        signals.hold()
         if reason != "interrupted" and len(run.val_ids) and counters.last_eval_step != t.step_count:
             evaluate_and_save(run, log, show)
         if counters.saved_step != t.step_count:
@@ -901,6 +1093,7 @@ def run_loop(run: TrainingRun, log, show: Progress, sigint) -> tuple[str, Option
     except _Diverged as e:
         reason, message = "diverged", diverged_message(run, str(e), lr)
     finally:
+        signals.hold()
         show.close()
     return reason, message, lr
 
@@ -909,9 +1102,14 @@ def run_loop(run: TrainingRun, log, show: Progress, sigint) -> tuple[str, Option
 # Sampling from a checkpoint
 # -----------------------------------------------------------------------------
 
+# The largest --prime-file: priming is linear in time and flat in memory (rnn.sample_text), about
+# 6 s a MB at H=256 on this 2-core machine (1 s at H=16), so 10 MB is a minute.
+PRIME_MAX_BYTES = 10_000_000
+
 def sample_from_checkpoint(checkpoint, prime: Optional[str] = None, length: int = 200,
                            temperature: float = 1.0, seed: Optional[int] = None) -> str:
-    """prime + `length` sampled characters from a saved checkpoint."""
+    """prime + `length` sampled characters (settings.MAX_SAMPLE at most) from a saved checkpoint."""
+    check_setting("sample_length", length)
     ck = checkpoints.load_checkpoint(checkpoint)
     chars = ck["chars"]
     if prime is None:
@@ -1198,13 +1396,16 @@ def preset_help() -> str:
 
 
 def epilog_all() -> str:
-    return ("Exit status: 0 done, 2 bad input, 3 training diverged, 130 interrupted (Ctrl-C saves "
-            "out/last.npz first). The loss is the cross-entropy per character, in nats "
+    return ("Exit status: 0 done, 2 bad input, 3 training diverged, 128 + the signal's number when stopped: "
+            "130 Ctrl-C, 143 SIGTERM (kill, timeout), 129 SIGHUP (a closed terminal). The first saves "
+            "out/last.npz after the current step; a second stops at once, after any file being written is "
+            "whole. The loss is the cross-entropy per character, in nats "
             "(bits = nats / ln 2); the progress bar shows the mean of the last "
             f"{DISPLAY_STEPS} steps and the time left to the nearest limit: with a --time-budget or "
             "--patience that is an upper bound (eta <=), since a plateau can stop the run sooner. "
             f"{DIVERGENCE_HELP} One run at a time per --out folder (a lock file, out/{LOCK_NAME}); a "
-            "new run refuses an --out that holds a previous run unless --overwrite. " + runlog.format_help())
+            "new run, or a run resumed outside its checkpoint's folder, refuses an --out that holds another "
+            "run unless --overwrite. " + runlog.format_help())
 
 
 class _HelpAll(argparse.Action):
@@ -1240,21 +1441,22 @@ def build_parser(all_options: bool = True) -> argparse.ArgumentParser:
 def add_run_flags(groups: dict, shown) -> None:
     """The flags of a training run that are not settings (not saved with it, not in a preset)."""
     g = groups[settings.DATA]
-    g.add_argument("--max-text-mb", type=float, metavar="MB", help=shown(
-        "read at most this many MB of --data (default: 100), so that a wrong file cannot fill the memory"))
+    g.add_argument("--max-text-mb", type=cli.number(0, READ_LIMIT_MAX / 1e6), metavar="MB", help=shown(
+        f"read at most this many MB of --data (default: 100; at most {READ_LIMIT_MAX / 1e6:,.0f}), so that a "
+        "wrong file cannot fill the memory"))
     g.add_argument("--overwrite", action="store_true", help=shown(
-        "replace the previous run in --out (without it, a new run refuses a folder that holds last.npz, "
-        "best.npz, log.jsonl or metrics.json)"))
+        "replace the run in --out (without it, a new run, or a run resumed into another run's folder, "
+        "refuses a folder that holds last.npz, best.npz, log.jsonl or metrics.json)"))
     groups[settings.LENGTH].add_argument("--resume", metavar="PATH", help=shown(
         "continue the run saved in this checkpoint exactly, with its settings (flags such as --max-steps "
-        "override them)"))
+        "override them), in the checkpoint's folder, or in a new or empty --out"))
     g = groups[settings.MONITORING]
     g.add_argument("--quiet", action="store_true", help=shown(
         "print only errors (and, with --sample-only, the sample)"))
     g.add_argument("--no-progress", action="store_true", help=shown(
         "no progress bar (also off when stderr is not a terminal)"))
-    g.add_argument("--threads", type=int, metavar="N", help=shown(
-        f"BLAS threads for NumPy (default: ${THREADS_ENV} or 1). One is the default because the matrices "
+    g.add_argument("--threads", type=cli.integer(1, cli.MAX_THREADS), metavar="N", help=shown(
+        f"BLAS threads for NumPy, 1 to {cli.MAX_THREADS:,} (default: ${THREADS_ENV} or 1). One is the default because the matrices "
         "here are small: a second thread gains little, and on a machine with other work running the "
         "threads wait on each other and training gets many times slower"))
 
@@ -1268,7 +1470,8 @@ def add_sampling_flags(p: argparse.ArgumentParser, shown) -> None:
         "given more than once, RNNs whose mean probability (an ensemble) is mixed", day1=True))
     m = g.add_mutually_exclusive_group()
     m.add_argument("--prime", metavar="TEXT", help=shown("text to start from (default: a newline)", day1=True))
-    m.add_argument("--prime-file", metavar="PATH", help=shown("UTF-8 file whose text to start from"))
+    m.add_argument("--prime-file", metavar="PATH", help=shown(
+        f"UTF-8 file whose text to start from, at most {PRIME_MAX_BYTES / 1e6:g} MB"))
 
 
 def config_from_args(args) -> dict:
@@ -1284,73 +1487,85 @@ def config_from_args(args) -> dict:
     if not isinstance(base, dict):
         raise UserError(f"{args.resume}: this checkpoint was not saved by train_minimal.py "
                         "(no settings in it), so it cannot be resumed here")
-    for k in FROZEN_ON_RESUME:
-        if k in given and given[k] != base.get(k):
-            raise UserError(f"{settings.BY_NAME[k].flag} {given[k]} differs from the checkpoint's "
-                            f"{base.get(k)}; a resumed run keeps {', '.join(FROZEN_ON_RESUME)}")
-    if "data" not in given:
-        stored = base.get("data")
-        if not known_corpus_path(stored):
-            raise UserError(f"--resume {args.resume}: give the text it was trained on with --data PATH (the "
-                            "checkpoint's own data setting is used only for the known corpora "
-                            f"{', '.join(f'data/{k.filename}' for k in CORPORA.values())})")
-        if not args.quiet:
-            print(f"data: the checkpoint's {stored} (give --data PATH to use another copy)")
-        given["data"] = stored
-    given.setdefault("out", str(Path(args.resume).parent))
     base = {**settings.if_absent(), **base}          # what checkpoints saved before a setting existed mean
     missing = [s.flag for s in settings.SETTINGS if s.name not in base and s.name not in given]
     if missing:
         raise UserError(f"--resume {args.resume}: the checkpoint's settings lack {', '.join(missing)}; "
                         "give them as flags")
-    return resolve_config(base=base, **given)
+    for k in FROZEN_ON_RESUME:
+        if k in given and k in base and given[k] != base[k]:
+            raise UserError(f"{settings.BY_NAME[k].flag} {given[k]} differs from the checkpoint's "
+                            f"{base[k]}; a resumed run keeps {', '.join(FROZEN_ON_RESUME)}")
+    if "data" not in given:
+        given["data"] = known_corpus_copy(args.resume, base["data"])
+    given.setdefault("out", str(Path(args.resume).parent))
+    return resolve_config(base={**dict.fromkeys(given), **base}, **given)      # a flag fills a missing setting
+
+
+def known_corpus_copy(resume, stored) -> str:
+    """The path of the verified copy in data/ of the known corpus that a resumed checkpoint's data
+    setting names (data.download.known_corpus: by its file name), fetched if missing. The path the
+    checkpoint stores is never read: it could name any file. UserError for any other text."""
+    corpus = known_corpus(stored) if isinstance(stored, str) else None
+    if corpus is None:
+        raise UserError(f"--resume {resume}: give the text it was trained on with --data PATH (the "
+                        "checkpoint's own data setting is used only for the known corpora "
+                        f"{', '.join(c.filename for c in CORPORA.values())})")
+    return str(DATA_DIR / corpus.filename)
 
 
 def main(argv=None) -> int:
-    """Command-line entry point; returns the exit status (0 ok, 2 bad input, 3 diverged, 130 Ctrl-C)."""
+    """Command-line entry point; returns the exit status (0 ok, 2 bad input, 3 diverged, 128 + the
+    signal's number when Ctrl-C (130), SIGTERM (143) or SIGHUP (129) stopped it)."""
     parser = build_parser(all_options=False)            # --help: the Day-1 options; --help-all: every one
     if argv is not None:                            # accept paths and numbers from Python callers
         argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
-    try:
-        args = parser.parse_args(argv)
-        setup_numpy(args.threads)                   # BLAS threads (1 unless --threads / RNN_THREADS), memory reuse
-        if args.dynamic and not args.ngram:
-            raise UserError("--dynamic goes with --ngram: python train_minimal.py --ngram --checkpoint PATH --dynamic")
-        if args.ngram:
-            return _main_ngram(args)
-        if args.sample_only:
-            return _main_sample(args)
-        if args.checkpoint or args.prime is not None or args.prime_file:
-            raise UserError("--checkpoint, --prime and --prime-file go with --sample-only "
-                            "(to continue training from a checkpoint, use --resume)")
-        config = config_from_args(args)
-        if args.max_text_mb is not None and not (math.isfinite(args.max_text_mb) and args.max_text_mb > 0):
-            raise UserError(f"--max-text-mb must be a number of megabytes > 0, got {args.max_text_mb!r}")
-        metrics = train(config, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
-                        max_text_mb=args.max_text_mb,
-                        progress=False if (args.no_progress or args.quiet) else None)
-    except (UserError, checkpoints.CheckpointError, DownloadError, ValueError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return EXIT_USAGE
-    except MemoryError:
-        print("error: out of memory; use a smaller --hidden-size, --batch-size or --seq-length", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:                            # a read-only folder, a full disk
-        where = f" {e.filename}" if e.filename else ""
-        print(f"error: cannot read or write{where}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("error: interrupted (a second Ctrl-C stops without saving; the previous checkpoint, "
-              "if any, is intact)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    with StopSignals.get() as signals:
+        try:
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as e:                 # --help, or a bad flag: its one line is printed
+                return e.code or 0
+            return run_command(args, signals)
+        except (UserError, checkpoints.CheckpointError, DownloadError, ValueError) as e:
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+            return EXIT_USAGE
+        except MemoryError:
+            print("error: out of memory; use a smaller --hidden-size, --batch-size or --seq-length", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as e:                        # a read-only folder, a full disk
+            where = f" {e.filename}" if e.filename else ""
+            print(f"error: cannot read or write{where}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt as e:              # a second signal while training, or one outside it
+            print(f"error: interrupted ({signal_name(getattr(e, 'signum', signal.SIGINT))}) before the command "
+                  "could finish; the last checkpoint saved, if any, is intact", file=sys.stderr)
+            return getattr(e, "status", EXIT_INTERRUPTED)
+
+
+def run_command(args, signals: StopSignals) -> int:
+    """What main() does with the parsed flags: train, resume, sample or --ngram."""
+    setup_numpy(args.threads)                       # BLAS threads (1 unless --threads / RNN_THREADS), memory reuse
+    if args.dynamic and not args.ngram:
+        raise UserError("--dynamic goes with --ngram: python train_minimal.py --ngram --checkpoint PATH --dynamic")
+    if args.ngram:
+        return _main_ngram(args)
+    if args.sample_only:
+        return _main_sample(args)
+    if args.checkpoint or args.prime is not None or args.prime_file:
+        raise UserError("--checkpoint, --prime and --prime-file go with --sample-only "
+                        "(to continue training from a checkpoint, use --resume)")
+    metrics = train(config_from_args(args), resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
+                    max_text_mb=args.max_text_mb, progress=False if (args.no_progress or args.quiet) else None,
+                    data_from_checkpoint=args.resume is not None and args.data is None)
     if metrics["reason"] == "diverged":
         print(f"error: {metrics['message']}", file=sys.stderr)
         return EXIT_DIVERGED
     if metrics["reason"] == "interrupted":
-        ck = metrics["checkpoint"]
-        print(f"interrupted at step {metrics['steps']}: saved {ck}; resume with: "
+        ck, signum = metrics["checkpoint"], signals.first or signal.SIGINT
+        print(f"interrupted ({signal_name(signum)}) at step {metrics['steps']}: saved {ck}; resume with: "
               f"python train_minimal.py --resume {ck}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + signum
     return EXIT_OK
 
 
@@ -1370,14 +1585,16 @@ def _main_sample(args) -> int:
                         "(drop them, or train without --sample-only)")
     config = resolve_config(args.preset or "default", sample_length=args.sample_length,
                             temperature=args.temperature, seed=args.seed)
-    if not (isinstance(config["sample_length"], int) and config["sample_length"] > 0):
-        raise UserError(f"--length must be an integer > 0, got {config['sample_length']}")
-    for name in ("temperature", "seed"):
+    for name in ("sample_length", "temperature", "seed"):
         check_setting(name, config[name])
     prime = args.prime
     if args.prime_file:
         check_regular_file(args.prime_file, "--prime-file")
-        prime = safeio.read_text(args.prime_file)
+        try:
+            prime = safeio.read_text(args.prime_file, max_bytes=PRIME_MAX_BYTES)
+        except safeio.TextTooLargeError as e:
+            raise UserError(f"--prime-file {args.prime_file} is {e.size / 1e6:,.1f} MB; a prime is at most "
+                            f"{PRIME_MAX_BYTES / 1e6:g} MB") from None
     text = sample_from_checkpoint(args.checkpoint[0], prime, config["sample_length"], config["temperature"],
                                   config["seed"])
     sys.stdout.write(text + "\n")
@@ -1399,10 +1616,16 @@ def check_regular_file(path, flag: str) -> None:
 
 
 if __name__ == "__main__":
+    _signals = StopSignals()                        # takes over from the first lines' handler for good
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)    # from here on Ctrl-C is KeyboardInterrupt
-        status = main()
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        status = EXIT_INTERRUPTED
+        try:
+            _signals.__enter__()
+            status = main()
+        finally:                                    # the command is ending: a signal now changes nothing
+            _signals.hold()
+            for _s in STOP_SIGNALS:                 # (the interpreter's shutdown would restore the defaults,
+                signal.signal(_s, signal.SIG_IGN)   # which end the process: it keeps an ignored signal ignored)
+    except KeyboardInterrupt as _e:                 # a signal just before main() or just after it
+        print(f"error: interrupted ({signal_name(getattr(_e, 'signum', signal.SIGINT))})", file=sys.stderr)
+        status = getattr(_e, "status", EXIT_INTERRUPTED)
     sys.exit(status)

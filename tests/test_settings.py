@@ -140,3 +140,48 @@ def test_older_checkpoints_stand_for_valid_values():
     for name, value in settings.if_absent().items():
         assert settings.BY_NAME[name].problem(value) is None, f"{name}: {value!r} for older checkpoints is invalid"
     assert settings.if_absent()["dropout"] == 0.0 and "hidden_size" not in settings.if_absent()
+
+
+# -----------------------------------------------------------------------------
+# Limits: every count has one, stated, and the parser and the checkpoint schema keep it
+# -----------------------------------------------------------------------------
+
+def test_every_count_setting_states_an_upper_bound_that_the_parser_and_the_schema_keep():
+    """No setting typed by a user or read from a crafted checkpoint can make a run loop or allocate
+    without end: every whole-number setting, and the time budget, has a stated maximum."""
+    parser = tm.build_parser()
+    bounded = [(s, 2**53) for s in settings.SETTINGS if s.rule.parse is int]
+    bounded.append((settings.BY_NAME["time_budget"], settings.SECONDS_LIMIT))
+    assert len(bounded) >= 12
+    for s, too_big in bounded:
+        test, what = checkpoints.CONFIG_SCHEMA[s.name]
+        assert not s.rule.test(too_big) and not test(too_big), f"{s.name}: no upper bound below {too_big:g}"
+        assert " to " in what or "below" in what, f"{s.name}: the rule should state its bound: {what!r}"
+        with pytest.raises(SystemExit):
+            parser.parse_args([s.flag, str(too_big)])
+    sample = settings.BY_NAME["sample_length"]
+    assert sample.rule.test(settings.MAX_SAMPLE) and not sample.rule.test(settings.MAX_SAMPLE + 1)
+    assert f"at most {settings.MAX_SAMPLE:,}" in sample.help, "the flag's help says the limit"
+
+
+def test_the_limits_agree_with_what_checkpoints_and_logs_can_hold():
+    import runlog
+
+    assert settings.MAX_DIM == checkpoints.CHECKPOINT_MAX_DIM
+    assert settings.COUNT_LIMIT == checkpoints.META_MAX_COUNT
+    assert settings.SECONDS_LIMIT == checkpoints.META_MAX_SECONDS
+    assert settings.SEED_LIMIT <= runlog.MAX_COUNT, "a run's log must keep its seed exactly and read it back"
+    assert runlog.check_entry({"kind": "config", **tm.resolve_config(seed=settings.SEED_LIMIT - 1)}) is None
+    worst = runlog.json_line("sample", step=1, chars=1, text="\U0001F600" * settings.MAX_SAMPLE, prime="\n",
+                             temperature=1.0)
+    assert len(worst.encode("utf-8")) <= runlog.MAX_LINE_BYTES, \
+        "the longest sample, every character written as \\uXXXX\\uXXXX, must fit in one log line"
+
+
+@pytest.mark.parametrize("name, bad", [("vocab_size", settings.MAX_DIM + 1), ("vocab_size", 0),
+                                       ("train_chars", 10**12), ("chars_per_epoch", 10**400),
+                                       ("windows_per_epoch", -1), ("val_chars", 1.5)])
+def test_the_data_sizes_a_checkpoint_stores_are_checked_from_settings(name, bad):
+    test, what = checkpoints.CONFIG_SCHEMA[name]
+    assert what == settings.DATA_SIZES[name].what
+    assert test(1) and not test(bad), f"CONFIG_SCHEMA[{name!r}] ({what}) should refuse {bad!r:.40}"
