@@ -307,8 +307,9 @@ def check_sizes(config: dict, V: int, n_train: int = 0, n_val: int = 0) -> None:
     if ck > checkpoints.CHECKPOINT_MAX_BYTES:
         state = {"adagrad": "Adagrad's sums", "adam": "Adam's two moments"}[config["optimizer"]]
         raise UserError(f"{shape} make checkpoints of about {ck / 1e6:,.0f} MB in memory (the weights, {state}"
-                        f"{' and the average' if config['ema'] else ''} in {config['dtype']}), more than the {checkpoints.CHECKPOINT_MAX_BYTES / 1e6:,.0f} MB a "
-                        "checkpoint may hold; use a smaller --hidden-size or a text with fewer distinct characters")
+                        f"{' and the average' if config['ema'] else ''} in {config['dtype']}), more than the "
+                        f"{checkpoints.CHECKPOINT_MAX_BYTES / 1e6:,.0f} MB a checkpoint may hold; use a smaller "
+                        "--hidden-size or a text with fewer distinct characters")
     need, have = memory_needed(config, V, n_train, n_val), physical_memory()
     if have and need > MEMORY_SHARE * have:
         teacher = ", and the n-gram teacher" if config["distill"] or config["ngram_prior"] else ""
@@ -1456,9 +1457,9 @@ def add_run_flags(groups: dict, shown) -> None:
     g.add_argument("--no-progress", action="store_true", help=shown(
         "no progress bar (also off when stderr is not a terminal)"))
     g.add_argument("--threads", type=cli.integer(1, cli.MAX_THREADS), metavar="N", help=shown(
-        f"BLAS threads for NumPy, 1 to {cli.MAX_THREADS:,} (default: ${THREADS_ENV} or 1). One is the default because the matrices "
-        "here are small: a second thread gains little, and on a machine with other work running the "
-        "threads wait on each other and training gets many times slower"))
+        f"BLAS threads for NumPy, 1 to {cli.MAX_THREADS:,} (default: ${THREADS_ENV} or 1). One is the default "
+        "because the matrices here are small: a second thread gains little, and on a machine with other work "
+        "running the threads wait on each other and training gets many times slower"))
 
 
 def add_sampling_flags(p: argparse.ArgumentParser, shown) -> None:
