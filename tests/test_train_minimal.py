@@ -1207,16 +1207,21 @@ def test_a_storm_of_signals_while_saving_leaves_whole_checkpoints_and_one_line(t
     deadline = time.time() + 60
     while not (out / "last.npz").exists() and time.time() < deadline:
         time.sleep(0.005)
-    for _ in range(30):
-        try:
-            proc.send_signal(signum)
-        except ProcessLookupError:
-            break
-        time.sleep(0.007)
+    _storm(proc, signum)
     err = _communicate(proc)
     assert proc.returncode == 128 + signum, f"exit status {proc.returncode}: {err}"
     _assert_stopped_cleanly(err, out, f"a storm of {signal.Signals(signum).name}")
     assert checkpoints.load_checkpoint(out / "last.npz")["meta"]["step"] >= 1
+
+
+def _storm(proc, signum, count: int = 30, gap: float = 0.007) -> None:
+    """Send `count` signals `gap` seconds apart, as a held Ctrl-C or a looping kill does."""
+    for _ in range(count):
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            break
+        time.sleep(gap)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
@@ -1226,12 +1231,7 @@ def test_a_storm_of_signals_from_the_first_millisecond_prints_no_traceback(text_
         out = tmp_path / f"out{k}"
         proc = _training_child(text_file, out, "--eval-every", "1")
         time.sleep(delay)
-        for _ in range(30):
-            try:
-                proc.send_signal(signum)
-            except ProcessLookupError:
-                break
-            time.sleep(0.007)
+        _storm(proc, signum)
         err = _communicate(proc)
         what = f"{signal.Signals(signum).name} storm {delay}s after start"
         if signum == signal.SIGINT and err.strip().endswith("KeyboardInterrupt") and not re.search(
