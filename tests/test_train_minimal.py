@@ -1308,22 +1308,31 @@ def test_sizes_beyond_their_stated_limit_are_one_line_before_any_work(text_file,
     assert proc.returncode == 2 and not (tmp_path / "o").exists()
 
 
+# Runs train_minimal.py as __main__ and, at exit, writes the process's own peak resident memory
+# (VmHWM, in kB). Not ru_maxrss: on Linux a child spawned from a large test process (an xdist
+# worker that has run other tests) reports at least that process's peak.
+_PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+out = sys.argv.pop(1)
+def report():
+    with open('/proc/self/status') as f, open(out, 'w') as o:
+        o.write(next(line.split()[1] for line in f if line.startswith('VmHWM')))
+atexit.register(report)
+sys.argv = sys.argv[1:]                       # the script and its flags, as python SCRIPT ... sees them
+sys.path[0] = os.path.dirname(sys.argv[0])
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
 def _run_with_peak_memory(args, cwd: Path, logs: Path, timeout: float = 120) -> tuple:
     """(exit status, stdout, stderr, peak resident memory in bytes) of train_minimal.py run as a user would."""
     logs.mkdir(exist_ok=True)
-    with open(logs / "stdout", "w+", encoding="utf-8") as out, open(logs / "stderr", "w+", encoding="utf-8") as err:
-        proc = subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, stdout=out, stderr=err,
-                                env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return proc.returncode, out.read(), err.read(), usage.ru_maxrss * 1024
+    peak_file = logs / "peak_kb"
+    proc = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), str(SCRIPT), *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert peak_file.exists(), f"the run wrote no peak memory (exit status {proc.returncode}): {proc.stderr}"
+    return proc.returncode, proc.stdout, proc.stderr, int(peak_file.read_text()) * 1024
 
 
 def _many_characters(n_distinct: int, length: int) -> str:
@@ -1334,7 +1343,7 @@ def _many_characters(n_distinct: int, length: int) -> str:
     return "".join(map(chr, np.asarray(points)[ids]))
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory from wait4, Linux")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory from /proc, Linux")
 def test_a_vocabulary_of_70000_characters_is_refused_at_start_in_bounded_memory(tmp_path, monkeypatch, capsys):
     """The default preset on a text of 70,000 distinct characters once trained at a 10 GB peak; its
     checkpoints would be too large to load back: one line with the numbers, before anything is allocated."""
@@ -1388,7 +1397,7 @@ def test_memory_needed_is_an_upper_bound_of_a_large_vocabularys_peak(tmp_path):
     assert r["used"] > 100e6, "the test's vocabulary should make the run large enough to measure"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory from wait4, Linux")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory from /proc, Linux")
 def test_a_prime_file_of_5_mb_runs_in_bounded_memory_and_a_larger_one_is_one_line(checkpoint, tmp_path):
     chars = checkpoints.load_checkpoint(checkpoint)["chars"]
     prime = tmp_path / "prime.txt"
