@@ -160,7 +160,7 @@ try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 finally:
     with open(report, "w") as f:
-        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+        f.write(str(int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))) * 1024))
 """
 MEMORY_LIMIT = 2_000_000_000            # address space: a script that tried to allocate GBs fails in it
 PEAK_LIMIT = 600 * MB                   # resident memory the runs below stay under (they peak near 300 MB)

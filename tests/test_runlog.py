@@ -260,18 +260,19 @@ def test_thinning_still_lets_a_resumed_run_replace_its_replayed_steps(tmp_path):
 # Reads a log in a child process and prints how much its peak memory grew (kB): the
 # reader's own memory, apart from the interpreter and NumPy.
 _PEAK = """
-import resource, sys
+import sys
 sys.path.insert(0, sys.argv[1])
 import runlog
 runlog.MAX_POINTS, runlog.MAX_SAMPLES = 1000, 20
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak_kb = lambda: int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))
+before = peak_kb()
 if sys.argv[3] == "load":
     log = runlog.load_log(sys.argv[2])
     assert 500 <= len(log["train"]) <= 1000 and 10 <= len(log["sample"]) <= 20, (len(log["train"]), len(log["sample"]))
     assert log["train"][-1]["step"] == int(sys.argv[4]) and log["sample"][-1]["step"] == int(sys.argv[4])
 else:
     runlog.rewrite(sys.argv[2], runlog.plan_resume(sys.argv[2], int(sys.argv[4]) // 2, "", warn=print))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+print(peak_kb() - before)
 """
 
 

@@ -56,6 +56,14 @@ def load_exercise(request):
     return lambda number: load_exercise_module(number, solutions)
 
 
+@pytest.fixture(scope="module")
+def ex(request, load_exercise):
+    """The module under test for this test file's exercise: test_exercise_0N_*.py checks exercise N."""
+    match = re.match(r"test_exercise_0(\d)_", request.path.name)
+    assert match, f"ex: {request.path.name} does not name an exercise (test_exercise_0N_*.py)"
+    return load_exercise(int(match.group(1)))
+
+
 def _not_attempted(exc: BaseException):
     """The xfail reason if exc is a stub's NotImplementedError ("not attempted yet: ..." or, for the
     optional stretch part, "stretch, not attempted: ..."), else None."""

@@ -21,11 +21,6 @@ from textbook import textbook_run
 SHAPES = [(5, 4, 6), (11, 7, 13), (3, 16, 2), (26, 10, 25)]
 
 
-@pytest.fixture(scope="module")
-def ex(load_exercise):
-    return load_exercise(1)
-
-
 def make_problem(V, H, T, seed=0, scale=0.5):
     """Random float64 params (non-zero biases), inputs, targets and hprev: never zeros."""
     rng = np.random.default_rng(seed)

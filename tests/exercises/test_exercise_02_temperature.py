@@ -21,11 +21,6 @@ WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "its"
 
 
 @pytest.fixture(scope="module")
-def ex(load_exercise):
-    return load_exercise(2)
-
-
-@pytest.fixture(scope="module")
 def word_model():
     """A small model trained on random sentences over 13 words: (params, chars, text)."""
     rng = np.random.default_rng(0)

@@ -17,11 +17,6 @@ from visualization import real_word_share, words
 from .exercise_checks import check_close, fail, needs, run_main
 
 
-@pytest.fixture(scope="module")
-def ex(load_exercise):
-    return load_exercise(3)
-
-
 def code_corpus(n_blocks=120, seed=0):
     """Python-like text with 4-space indentation and balanced brackets."""
     rng = np.random.default_rng(seed)

@@ -19,11 +19,6 @@ SETTINGS = dict(hidden_size=48, seq_length=16, batch_size=8, steps=200, eval_eve
 
 
 @pytest.fixture(scope="module")
-def ex(load_exercise):
-    return load_exercise(4)
-
-
-@pytest.fixture(scope="module")
 def small_text():
     """1,500 characters from a random Markov source: easy to memorise, hard to generalise."""
     rng = np.random.default_rng(0)

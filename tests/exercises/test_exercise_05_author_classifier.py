@@ -24,11 +24,6 @@ TINY = dict(hidden_size=24, base_steps=150, finetune_steps=100)
 
 
 @pytest.fixture(scope="module")
-def ex(load_exercise):
-    return load_exercise(5)
-
-
-@pytest.fixture(scope="module")
 def papers(ex, federalist_path):
     return ex.parse_federalist(safeio.read_text(federalist_path))
 
@@ -341,7 +336,7 @@ def test_main_quick_run_ends_with_the_disputed_table(ex, federalist_path, capsys
     rows = [line.split() for line in table]
     if [int(r[0]) for r in rows if r and r[0].isdigit()] != DISPUTED:
         fail("main() must end with a table of the 12 disputed papers, one row each, the paper's number "
-             f"first; the last lines were:\n" + "\n".join(table))
+             "first; the last lines were:\n" + "\n".join(table))
     for r in rows:
         if r[1] not in ("Hamilton", "Madison"):
             fail(f"each row of the disputed table gives the attributed author second, got {r}")
