@@ -146,16 +146,16 @@ def read_data(path, corpus: str | None = None, flag: str = "--data", max_bytes: 
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a UTF-8 text file")
-    if not p.is_file():
+    if not p.exists():
         raise UserError(f"{flag} {path}: no such file")
-    try:
+    try:                                             # read_text refuses a FIFO or a device, saying which
         text = read_text(p, max_bytes=TEXT_MAX_BYTES if max_bytes is None else max_bytes)
     except TextTooLargeError as e:
         raise UserError(f"{flag} {path} is {e.size / 1e6:,.1f} MB; this script reads at most "
                         f"{e.limit / 1e6:,.0f} MB of text (a limit that keeps a wrong file from filling "
                         f"the memory)" + (f": raise it with {limit_flag} {-(-e.size // 1_000_000)}"
                                           if limit_flag else "")) from None
-    except ValueError as e:                          # binary or not UTF-8
+    except ValueError as e:                          # a FIFO or a device, binary, or not UTF-8
         raise UserError(f"{flag} {e}") from None
     if not text:
         raise UserError(f"{flag} {path} is empty; the model needs text to learn from")

@@ -100,3 +100,13 @@ def test_read_data_reads_within_the_limit(tmp_path):
     with pytest.raises(cli.UserError, match="raise it with --max-text-mb 1"):
         cli.read_data(path, max_bytes=100, limit_flag="--max-text-mb")
     assert os.fspath(cli.read_data(path, max_bytes=6000)[1]) == os.fspath(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_read_data_names_a_fifo_or_a_device_and_never_waits_on_it(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)                                  # nobody writes to it: reading would wait for ever
+    for path, kind in [(fifo, "a named pipe (FIFO)"), ("/dev/zero", "a device"), (tmp_path / "nope", "no such file")]:
+        with pytest.raises(cli.UserError) as info:
+            cli.read_data(path)
+        assert kind in str(info.value) and "\n" not in str(info.value), f"read_data({path}): {info.value}"

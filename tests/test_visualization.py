@@ -646,7 +646,7 @@ def test_save_figure_interrupted_keeps_the_earlier_file(tmp_path, monkeypatch, w
     fig = viz.training_samples([1], ["a new plot"])
     if where == "drawing":
         monkeypatch.setattr(fig, "savefig", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    else:                                                        # inside cli.atomic_write_bytes
+    else:                                                        # inside safeio.atomic_write_bytes
         monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         viz.save_figure(fig, target, dpi=20)
