@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -246,3 +248,27 @@ def limit_threads(threads: int | None = None) -> int:
                         f"got {threads!r:.40}")
     threadpool_limits(limits=threads, user_api="blas")
     return threads
+
+
+# -----------------------------------------------------------------------------
+# Exercises
+# -----------------------------------------------------------------------------
+
+_STUB_GAP = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
+
+
+def not_written_yet(names, namespace: dict) -> list[str]:
+    """The functions among `names` (looked up in `namespace`, an exercise's globals()) whose
+    body still raises the stub's NotImplementedError: the ones not written yet, in order."""
+    return [name for name in names if _STUB_GAP.search(inspect.getsource(namespace[name]))]
+
+
+def write_next(number: int, name: str, script) -> int:
+    """Say in one line on stderr which function of exercise `number` to write next, where its
+    hint is and how to check it; returns the exit status, 1."""
+    root = Path(__file__).resolve().parent
+    tests = sorted((root / "tests" / "exercises").glob(f"test_exercise_{number:02d}_*.py"))
+    check = tests[0].relative_to(root).as_posix() if tests else "tests/exercises"
+    print(f"exercise {number}: write {name} in {Path(script).name} next (hint: exercises/HINTS.md, "
+          f"exercise {number}; check: python -m pytest {check})", file=sys.stderr)
+    return 1

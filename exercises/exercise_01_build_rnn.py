@@ -25,8 +25,6 @@ Run this file:       python exercises/exercise_01_build_rnn.py
 """
 
 import argparse
-import inspect
-import re
 import sys
 from pathlib import Path
 
@@ -37,7 +35,8 @@ import numpy as np  # noqa: E402
 
 from implementation import (PARAM_NAMES, adagrad_update, build_vocab, encode,  # noqa: E402
                             init_params, numerical_grad, rel_error, zeros_like_params)
-from cli import ArgumentParser, UserError, integer, number, one_line_errors, setup_numpy  # noqa: E402
+from cli import (ArgumentParser, UserError, integer, number, one_line_errors, not_written_yet,  # noqa: E402
+                setup_numpy, write_next)
 
 
 def get_batch(data, p, seq_length):
@@ -122,12 +121,6 @@ CORE = ("get_batch", "rnn_step_forward", "forward_loss", "rnn_backward", "clip_g
 STRETCH = ()                                                      # the optional part (none here)
 
 
-def not_written_yet(names):
-    """The functions among `names` whose body still raises this file's NotImplementedError."""
-    gap = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
-    return [name for name in names if gap.search(inspect.getsource(globals()[name]))]
-
-
 @one_line_errors(UserError, OSError)
 def main(argv=None):
     """Gradient-check your functions, then train them min-char-rnn style on a short text."""
@@ -142,10 +135,8 @@ def main(argv=None):
     g.add_argument("--learning-rate", type=number(0), default=0.1, help="Adagrad learning rate")
     g.add_argument("--seed", type=integer(0), default=0, help="seed of the random generator")
     args = parser.parse_args(argv)
-    if todo := not_written_yet(CORE):
-        print(f"exercise 1: write {todo[0]} in {Path(__file__).name} next (hint: exercises/HINTS.md, exercise 1; "
-              "check: python -m pytest tests/exercises/test_exercise_01_build_rnn.py)", file=sys.stderr)
-        return 1
+    if todo := not_written_yet(CORE, globals()):
+        return write_next(1, todo[0], __file__)
     print("settings:", vars(args))
     rng = np.random.default_rng(args.seed)
 

@@ -35,9 +35,7 @@ Run this file:       python exercises/exercise_02_temperature.py   (trains for a
 """
 
 import argparse
-import inspect
 import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -51,7 +49,8 @@ from checkpoints import CheckpointError, load_checkpoint  # noqa: E402
 from implementation import (Trainer, build_vocab, encode, evaluate, forward,  # noqa: E402
                             init_params, train_val_split)
 from analysis import words  # noqa: E402
-from cli import ArgumentParser, UserError, integer, number, one_line_errors, read_data, setup_numpy  # noqa: E402
+from cli import (ArgumentParser, UserError, integer, number, one_line_errors, read_data, not_written_yet,  # noqa: E402
+                setup_numpy, write_next)
 
 
 def softmax_temperature(y, temperature):
@@ -153,12 +152,6 @@ MAX_VOCAB = 1000            # distinct characters: the output layer, Adam's stat
 MAX_TEMPERATURES = 20
 
 
-def not_written_yet(names):
-    """The functions among `names` whose body still raises this file's NotImplementedError."""
-    gap = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
-    return [name for name in names if gap.search(inspect.getsource(globals()[name]))]
-
-
 def model_to_sample(args, text, rng):
     """The --checkpoint's model, or a new one with its Trainer, set up (and checked) before any training.
 
@@ -232,10 +225,8 @@ def main(argv=None):
     text, args.data = read_data(args.data, "tiny_shakespeare", max_bytes=MAX_TEXT_MB * 1_000_000)
     model = model_to_sample(args, text, rng)
     params, chars = model["params"], model["chars"]
-    if todo := not_written_yet(CORE):
-        print(f"exercise 2: write {todo[0]} in {Path(__file__).name} next (hint: exercises/HINTS.md, exercise 2; "
-              "check: python -m pytest tests/exercises/test_exercise_02_temperature.py)", file=sys.stderr)
-        return 1
+    if todo := not_written_yet(CORE, globals()):
+        return write_next(2, todo[0], __file__)
     print("settings:", vars(args))
     start = time.time()
     if model["trainer"] is None:
@@ -248,7 +239,7 @@ def main(argv=None):
               f"validation {val['nats']:.3f} nats/char (uniform guess ln V = {np.log(len(chars)):.3f})")
 
     prime = text[0] if text[0] in chars else chars[0]             # a checkpoint may not know the text's first character
-    stretch = not not_written_yet(STRETCH)
+    stretch = not not_written_yet(STRETCH, globals())
     if stretch:
         rows = temperature_sweep(params, chars, text, args.temperatures, args.chars, rng, prime=prime)
     else:                                                          # the core part alone: entropies and samples

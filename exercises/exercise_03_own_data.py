@@ -34,9 +34,7 @@ Run this file:       python exercises/exercise_03_own_data.py [--data any.txt]  
 """
 
 import argparse
-import inspect
 import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -50,7 +48,8 @@ from implementation import (Trainer, build_vocab, encode, evaluate, init_params,
                             sample_text, train_val_split)
 from safeio import read_text  # noqa: E402
 from analysis import words  # noqa: E402
-from cli import ArgumentParser, UserError, integer, number, one_line_errors, read_data, setup_numpy  # noqa: E402
+from cli import (ArgumentParser, UserError, integer, number, one_line_errors, read_data, not_written_yet,  # noqa: E402
+                setup_numpy, write_next)
 
 
 def collect_source(root, pattern="*.py"):
@@ -177,12 +176,6 @@ MAX_TEXT_MB = 5             # --data: tiny Shakespeare is 1.1 MB, War and Peace 
 MAX_VOCAB = 1000            # distinct characters: the output layer, Adam's state and evaluate() grow with each
 
 
-def not_written_yet(names):
-    """The functions among `names` whose body still raises this file's NotImplementedError."""
-    gap = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
-    return [name for name in names if gap.search(inspect.getsource(globals()[name]))]
-
-
 def check_corpus(text, args):
     """`text` if this script can train on it with these settings, else UserError (one line)."""
     source = f"--data {args.data}" if args.data else f"the *.py files under {REPO_ROOT}"
@@ -204,7 +197,7 @@ def check_corpus(text, args):
 def report(text, run, args):
     """Sample the model and print it; with the stretch part, the three measures on three texts."""
     rng = np.random.default_rng(args.seed + 1)
-    if not_written_yet(STRETCH):
+    if not_written_yet(STRETCH, globals()):
         prime = "\n" if "\n" in run["chars"] else text[0]
         sample = sample_text(run["params"], run["chars"], prime, args.sample_chars, args.temperature, rng)
         rep = None
@@ -248,10 +241,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.data:
         text = check_corpus(read_data(args.data, max_bytes=MAX_TEXT_MB * 1_000_000)[0], args)
-    if todo := not_written_yet(CORE):
-        print(f"exercise 3: write {todo[0]} in {Path(__file__).name} next (hint: exercises/HINTS.md, exercise 3; "
-              "check: python -m pytest tests/exercises/test_exercise_03_own_data.py)", file=sys.stderr)
-        return 1
+    if todo := not_written_yet(CORE, globals()):
+        return write_next(3, todo[0], __file__)
     print("settings:", vars(args))
     start = time.time()
     if not args.data:

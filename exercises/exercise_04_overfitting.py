@@ -26,9 +26,7 @@ Run this file:       python exercises/exercise_04_overfitting.py   (about ten se
 """
 
 import argparse
-import inspect
 import io
-import re
 import sys
 import time
 from pathlib import Path
@@ -42,7 +40,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from implementation import (Trainer, build_vocab, encode, evaluate, init_params,  # noqa: E402
                             train_val_split)
 from safeio import UnsafeOutputError, atomic_write_bytes, check_output_path  # noqa: E402
-from cli import ArgumentParser, UserError, integer, number, one_line_errors, read_data, setup_numpy  # noqa: E402
+from cli import (ArgumentParser, UserError, integer, number, one_line_errors, read_data, not_written_yet,  # noqa: E402
+                setup_numpy, write_next)
 
 
 def train_with_validation(train_ids, val_ids, vocab_size, hidden_size=256, seq_length=32,
@@ -125,12 +124,6 @@ MAX_VOCAB = 1000            # distinct characters: the output layer, Adam's stat
 PLOT_FORMATS = ("png", "pdf", "svg")
 
 
-def not_written_yet(names):
-    """The functions among `names` whose body still raises this file's NotImplementedError."""
-    gap = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
-    return [name for name in names if gap.search(inspect.getsource(globals()[name]))]
-
-
 def check_plot_path(plot):
     """--plot checked before any training: a new or regular file named .png, .pdf or .svg, in a folder (or none yet)."""
     if not plot:
@@ -209,10 +202,8 @@ def main(argv=None):
     if len(train_ids) < need or len(val_ids) < 2:
         raise UserError(f"--data {args.data}: {len(text)} characters (after --chars) is too short; "
                         f"training needs {need} and validation 2 (10% of the text)")
-    if todo := not_written_yet(CORE):
-        print(f"exercise 4: write {todo[0]} in {Path(__file__).name} next (hint: exercises/HINTS.md, exercise 4; "
-              "check: python -m pytest tests/exercises/test_exercise_04_overfitting.py)", file=sys.stderr)
-        return 1
+    if todo := not_written_yet(CORE, globals()):
+        return write_next(4, todo[0], __file__)
     print("settings:", vars(args))
     start = time.time()
     print(f"{len(train_ids):,} training and {len(val_ids):,} validation characters, V={len(chars)}")
@@ -220,7 +211,7 @@ def main(argv=None):
                                 eval_every=args.eval_every, learning_rate=args.learning_rate, seed=args.seed)
     best = find_best_step(log["eval_steps"], log["val_eval"], args.patience)
     print_log(log, best, args)
-    if args.plot and not_written_yet(STRETCH):
+    if args.plot and not_written_yet(STRETCH, globals()):
         print(f"(the figure is the optional stretch part: {', '.join(STRETCH)}; see HINTS.md, exercise 4)")
     elif args.plot:
         save_figure(plot_curves(log, best), args.plot)

@@ -45,7 +45,6 @@ Run this file:       python exercises/exercise_05_author_classifier.py   (about 
 """
 
 import argparse
-import inspect
 import re
 import sys
 import time
@@ -58,7 +57,8 @@ import numpy as np  # noqa: E402
 
 from implementation import (Trainer, build_vocab, encode, evaluate, forward,  # noqa: E402
                             init_params)
-from cli import ArgumentParser, UserError, integer, one_line_errors, read_data, setup_numpy  # noqa: E402
+from cli import (ArgumentParser, UserError, integer, one_line_errors, read_data, not_written_yet,  # noqa: E402
+                setup_numpy, write_next)
 
 
 def parse_federalist(text):
@@ -236,12 +236,6 @@ MAX_VOCAB = 1000            # distinct characters: the output layer, Adam's stat
 METHODS = {"loss": "by loss (lower cross-entropy)", "hidden": "by mean hidden state + logistic regression"}
 
 
-def not_written_yet(names):
-    """The functions among `names` whose body still raises this file's NotImplementedError."""
-    gap = re.compile(r'^\s*raise NotImplementedError\("exercise', flags=re.M)
-    return [name for name in names if gap.search(inspect.getsource(globals()[name]))]
-
-
 def read_papers(args):
     """The 85 papers of --data (cut to --max-chars) and their vocabulary, or UserError (one line)."""
     text, args.data = read_data(args.data, "federalist", max_bytes=MAX_TEXT_MB * 1_000_000)
@@ -325,16 +319,14 @@ def main(argv=None):
     m.add_argument("--seed", type=integer(0), default=0, help="seed of the folds, the sampling and the weights")
     args = parser.parse_args(argv)
     text = read_papers(args)
-    if todo := not_written_yet(CORE):
-        print(f"exercise 5: write {todo[0]} in {Path(__file__).name} next (hint: exercises/HINTS.md, exercise 5; "
-              "check: python -m pytest tests/exercises/test_exercise_05_author_classifier.py)", file=sys.stderr)
-        return 1
+    if todo := not_written_yet(CORE, globals()):
+        return write_next(5, todo[0], __file__)
     print("settings:", vars(args))
     start = time.time()
     papers, chars = split_papers(text, args)
     attribution = standard_attribution()
     labels = {n: a for n, a in attribution.items() if a in ("Hamilton", "Madison")}
-    by_state = not not_written_yet(STRETCH)
+    by_state = not not_written_yet(STRETCH, globals())
     print(f"{len(papers)} papers, vocabulary of {len(chars)} characters; undisputed: "
           f"{sum(a == 'Hamilton' for a in labels.values())} Hamilton, {sum(a == 'Madison' for a in labels.values())} "
           "Madison")
