@@ -19,7 +19,7 @@ import numpy as np
 
 from implementation import PARAM_NAMES
 from safeio import open_regular_file, write_atomically
-from settings import config_schema
+from settings import config_schema, is_int as _is_int, is_number as _is_number
 
 # A checkpoint is a .npz file: a zip archive of .npy arrays, never a pickle.
 #
@@ -75,14 +75,6 @@ def _show(value, width: int = 60) -> str:
     """A value from a file, for an error message: its repr, cut short."""
     r = repr(value)
     return r if len(r) <= width else r[: width - 3] + "..."
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)          # JSON's true is not a count
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # --- The RNG state -----------------------------------------------------------
@@ -157,12 +149,7 @@ def rng_from_json(s: str) -> np.random.Generator:
 _STEPS = (lambda v: _is_int(v) and 0 <= v < META_MAX_COUNT, "an integer in [0, 10**12)")
 _SECONDS = (lambda v: _is_number(v) and 0 <= v < META_MAX_SECONDS, "a number of seconds in [0, 1e9)")
 _NUMBER = (_is_number, "a finite number")
-_POSITIVE = (lambda v: _is_number(v) and v > 0, "a finite number > 0")
-_NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
-_FRACTION = (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
-_UNIT = (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
 _TEXT = (lambda v: isinstance(v, str), "a string")
-_FLAG = (lambda v: isinstance(v, bool), "true or false")
 _OBJECT = (lambda v: isinstance(v, dict), "a JSON object")
 
 

@@ -48,7 +48,7 @@ DISTILL_ORDER = 7
 # --ngram-prior's teacher is cross-fitted on ten parts of the training split: each part's
 # counts come from the other 90% of the text. Fewer parts made worse partners (two and five,
 # measured), twenty a little better than ten for more fitting time (31 s against 18-25 s on
-# tiny Shakespeare): see the README.
+# tiny Shakespeare): see docs/ngram.md.
 PRIOR_FOLDS = 10
 
 DEFAULT_DATA = "data/tiny_shakespeare.txt"
