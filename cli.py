@@ -13,6 +13,8 @@ the same way and fail the same way; this file is the one place that says how:
 * ``one_line_errors`` and ``read_data``: a script's main() reports bad input (a
   missing, empty, binary or folder --data, a bad checkpoint) as one line and
   exit status 2, and Ctrl-C as one line and 130.
+* ``not_written_yet`` / ``write_next``: an exercise script whose functions are not
+  written yet says in one line which to write next, and where the hint is.
 
 It holds no model code (implementation.py) and no file handling (safeio.py).
 """
@@ -26,6 +28,8 @@ import os
 import re
 import sys
 from pathlib import Path
+
+from safeio import TEXT_MAX_BYTES, TextTooLargeError, read_text
 
 # Exit codes, the same in every script.
 EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -144,7 +148,6 @@ def read_data(path, corpus: str | None = None, flag: str = "--data", max_bytes: 
             path = ensure_corpus(corpus)
         except DownloadError as e:
             raise UserError("; ".join(str(e).splitlines())) from None
-    from safeio import TEXT_MAX_BYTES, TextTooLargeError, read_text
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a UTF-8 text file")
