@@ -674,6 +674,21 @@ def test_trainer_ema_is_the_running_average_and_does_not_change_training(tmp_pat
 # Dropout (a training option; off at the textbook settings)
 # -----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_options_path_without_options_is_the_textbook_loss_bit_for_bit(dtype):
+    """loss_and_grads_options with no mask, teacher or prior is the same model as loss_and_grads:
+    the same loss, gradients and last state to the bit (the Trainer takes one path or the other)."""
+    params, inputs, targets, hprev = random_problem(9, 7, 11, 3, seed=21, scale=0.5)
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    hprev = hprev.astype(dtype)
+    loss, grads, h = rnn.loss_and_grads(params, inputs, targets, hprev)
+    loss_o, grads_o, h_o = rnn.loss_and_grads_options(params, inputs, targets, hprev)
+    assert loss_o == loss, f"loss_and_grads_options: loss {loss_o!r} != loss_and_grads' {loss!r}"
+    np.testing.assert_array_equal(h_o, h)
+    for k in rnn.PARAM_NAMES:
+        np.testing.assert_array_equal(grads_o[k], grads[k], err_msg=f"d{k} differs between the two paths")
+
+
 def test_dropout_gradients_match_central_differences_with_fixed_masks():
     params, inputs, targets, hprev = random_problem(7, 6, 5, 3, seed=11, scale=0.5)
     masks = rnn.dropout_masks(np.random.default_rng(2), 0.3, 5, 3, 6)
