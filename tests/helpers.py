@@ -234,3 +234,9 @@ def snapshot(folder) -> dict:
         else:
             out[str(path.relative_to(folder))] = (stat.filemode(mode)[0], None)
     return out
+
+
+def changed_since(before: dict, folder) -> list[str]:
+    """The paths under `folder` added, removed or changed since snapshot(folder) gave `before`."""
+    after = snapshot(folder)
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from helpers import EXERCISES, load_module
+from helpers import EXERCISES, changed_since, load_module, snapshot
 
 NUMBERS = sorted(EXERCISES)
 PATHS = [(n, kind) for n in NUMBERS for kind in ("stub", "solution")]
@@ -184,17 +184,6 @@ def run_bounded(path, args, cwd, file_size=0, timeout=120):
     return proc.returncode, out, err, peak
 
 
-def snapshot(folder):
-    """{name: (size, mtime_ns)} of everything in `folder`, to show nothing changed."""
-    return {p.name: (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.iterdir()}
-
-
-def changes(before, folder):
-    """The names in `folder` added, removed or changed since snapshot `before`."""
-    after = snapshot(folder)
-    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-
-
 def vocabulary_text(distinct=70_000):
     """One line holding `distinct` different characters (code points from U+0021 on, no surrogates)."""
     codes = [c for c in range(0x21, 0x21 + distinct + 0x800) if not 0xD800 <= c <= 0xDFFF][:distinct]
@@ -232,7 +221,7 @@ def test_seventy_thousand_distinct_characters_are_refused_in_one_line(n, tmp_pat
     code, out, err, peak = run_bounded(EXERCISES[n].solution_path, args, tmp_path)
     assert_one_line_exit_2(code, err, "distinct characters", f"exercise {n} on 70,000 distinct characters")
     assert "1,000" in err and peak < PEAK_LIMIT, f"the limit is stated ({err!r}); peak memory {peak / MB:.0f} MB"
-    assert not changes(before, tmp_path), f"changed or left behind: {changes(before, tmp_path)}"
+    assert not changed_since(before, tmp_path), f"changed or left behind: {changed_since(before, tmp_path)}"
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
@@ -252,7 +241,7 @@ def test_a_long_single_line_runs_in_bounded_memory(n, tmp_path):
     code, out, err, peak = run_bounded(EXERCISES[n].solution_path, ["--data", "line.txt", *SMALL_RUNS[n]], tmp_path)
     assert code == 0 and not err, f"exercise {n} on a 4.9 MB line: exit {code}, stderr {err[-600:]!r}"
     assert peak < PEAK_LIMIT, f"exercise {n} on a 4.9 MB line peaked at {peak / MB:.0f} MB"
-    assert not changes(before, tmp_path), f"changed or left behind: {changes(before, tmp_path)}"
+    assert not changed_since(before, tmp_path), f"changed or left behind: {changed_since(before, tmp_path)}"
 
 
 def test_exercise_5_at_its_limits_still_runs(tmp_path, federalist_path):
@@ -280,5 +269,5 @@ def test_a_full_disk_leaves_the_old_figure_and_no_temporary_file(existing, tmp_p
     code, out, err, _ = run_bounded(EXERCISES[4].solution_path, args, tmp_path, file_size=4096)
     assert "validation stops improving" in out, f"the run should get as far as the figure: {err[-600:]!r}"
     assert_one_line_exit_2(code, err, "File too large", "exercise 4 saving its figure on a full disk")
-    assert not changes(before, tmp_path), f"changed or left behind: {changes(before, tmp_path)}"
+    assert not changed_since(before, tmp_path), f"changed or left behind: {changed_since(before, tmp_path)}"
     assert not existing or (tmp_path / "curves.png").read_bytes() == old
